@@ -1,0 +1,33 @@
+# Two commands a newcomer needs:  `make repro`  and  `make test`.  Both install everything first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DVC := $(VENV)/bin/dvc
+STAMP := $(VENV)/.gcseg-installed
+
+.PHONY: install repro test test-fast bench benchmarks report clean-venv
+
+$(STAMP): requirements.txt pyproject.toml scripts/install.sh scripts/build_minkowski.sh
+	VENV=$(VENV) bash scripts/install.sh
+	touch $@
+
+install: $(STAMP)
+
+## make repro: install, run the whole method on the embedded synthetic default, print the metrics
+repro: install
+	$(DVC) repro
+	$(DVC) metrics show
+
+## make test: install, run the whole test suite (CPU only, no weights, no network)
+test: install
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+
+test-fast: install
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
+
+## make bench: the benchmark suite -> metrics/bench.json, then BENCHMARKS.md
+bench: install
+	OPENBLAS_NUM_THREADS=1 $(PY) -m bench run --out metrics/bench.json
+	$(PY) -m bench report --bench metrics/bench.json --out BENCHMARKS.md
+
+clean-venv:
+	rm -rf $(VENV)

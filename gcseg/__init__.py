@@ -1,0 +1,4 @@
+"""gcseg: class-agnostic 3D instance segmentation from posed RGB-D scans by granularity-consistent
+2D mask tracking (arXiv 2511.00785). The library never reads params.yaml; `stages/` does."""
+
+__version__ = "0.1.0"

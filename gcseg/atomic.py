@@ -1,0 +1,65 @@
+"""Atomic outputs: write to a temporary sibling, then rename, so a killed stage never leaves a
+half-written file or folder that a later stage (or DVC) could pick up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from gcseg.errors import InputError
+
+
+def _check_writable(parent: Path) -> None:
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise InputError("output folder is not writable", path=parent,
+                         fix="choose another output path or fix its permissions")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` atomically.
+
+    Works for files and folders alike (the caller creates what it needs at the yielded path).
+    On any exception the temporary is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    _check_writable(path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write UTF-8 text with '\\n' line endings (DVC hashes bytes)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def clean_stale_temporaries(folder: str | Path) -> None:
+    """Remove temporaries a killed run left behind (`.<name>.*.tmp`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for p in folder.glob(".*.tmp"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

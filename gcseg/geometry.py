@@ -1,0 +1,92 @@
+"""Camera geometry: back-projection, projection, pose checks. Vectorised numpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gcseg.errors import InputError
+
+
+def check_pose(pose: np.ndarray, path: str | Path | None = None, tol: float = 1e-3) -> np.ndarray:
+    """Validate a 4x4 camera-to-world pose: finite, last row (0,0,0,1), rotation orthonormal with det +1."""
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (4, 4):
+        raise InputError(f"pose must be a 4x4 matrix, got shape {pose.shape}", path=path,
+                         fix="write 4 rows of 4 numbers (camera-to-world)")
+    if not np.all(np.isfinite(pose)):
+        raise InputError("pose has non-finite values (inf/nan)", path=path,
+                         fix="drop this frame or fix the tracking; ScanNet marks lost frames with -inf")
+    if not np.allclose(pose[3], [0, 0, 0, 1], atol=tol):
+        raise InputError(f"pose's last row is {pose[3].tolist()}, not [0, 0, 0, 1]", path=path,
+                         fix="write a homogeneous camera-to-world matrix")
+    r = pose[:3, :3]
+    err = np.abs(r @ r.T - np.eye(3)).max()
+    if err > 1e-2 or abs(np.linalg.det(r) - 1.0) > 1e-2:
+        raise InputError(f"pose is not rigid (|R R^T - I| = {err:.3g}, det R = {np.linalg.det(r):.3g})", path=path,
+                         fix="poses must be rotations + translations (no scale, shear or reflection)")
+    return pose
+
+
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    v, u = np.mgrid[0:h, 0:w]
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def backproject(depth: np.ndarray, intrinsics: np.ndarray, pose: np.ndarray | None = None,
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Back-project valid depth pixels (optionally restricted to `mask`) to 3D.
+
+    Returns (points float32 (M, 3) in world if pose is given else camera frame, flat pixel indices int64 (M,)).
+    """
+    h, w = depth.shape
+    valid = depth > 0
+    if mask is not None:
+        valid &= mask
+    idx = np.flatnonzero(valid)
+    z = depth.reshape(-1)[idx].astype(np.float64)
+    u = (idx % w).astype(np.float64)
+    v = (idx // w).astype(np.float64)
+    fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
+    pts = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=1)
+    if pose is not None:
+        pts = pts @ pose[:3, :3].T + pose[:3, 3]
+    return pts.astype(np.float32), idx.astype(np.int64)
+
+
+def project(points: np.ndarray, intrinsics: np.ndarray, pose: np.ndarray, hw: tuple[int, int]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Project world points into a camera. Returns (u int, v int, z float, in_view bool) per point;
+    u, v are nearest pixel indices (valid only where in_view)."""
+    w2c = np.linalg.inv(pose)
+    pc = points.astype(np.float64) @ w2c[:3, :3].T + w2c[:3, 3]
+    z = pc[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = intrinsics[0, 0] * pc[:, 0] / z + intrinsics[0, 2]
+        v = intrinsics[1, 1] * pc[:, 1] / z + intrinsics[1, 2]
+    finite = np.isfinite(u) & np.isfinite(v)
+    ui = np.where(finite, np.floor(np.nan_to_num(u) + 0.5), -1).astype(np.int64)
+    vi = np.where(finite, np.floor(np.nan_to_num(v) + 0.5), -1).astype(np.int64)
+    h, w = hw
+    in_view = (z > 1e-6) & (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+    return ui, vi, z.astype(np.float32), in_view
+
+
+def scale_intrinsics(k: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    """K for an image resized from src_hw to dst_hw (pixel-centre convention)."""
+    sy = dst_hw[0] / src_hw[0]
+    sx = dst_hw[1] / src_hw[1]
+    k2 = np.array(k, dtype=np.float64, copy=True)
+    k2[0, 0] *= sx
+    k2[1, 1] *= sy
+    k2[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    k2[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return k2
+
+
+def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Indices of one point per occupied voxel (the first in input order; deterministic)."""
+    keys = np.floor(points / voxel).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return np.sort(first)

@@ -1,0 +1,1 @@
+"""Readers and writers of gcseg's own artifacts (HDF5, PLY, JSON)."""

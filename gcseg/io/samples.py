@@ -1,0 +1,75 @@
+"""Point-label training samples: the one layout that Stage 1, 2 and 3 supervision share.
+
+A file holds one scene's samples under ``samples/<name>`` (Stage 1: one per keyframe, partial single-view
+clouds; Stage 2 and 3: one full-scene sample). Each sample group has
+
+  coord     float32 (N, 3)  world metres
+  color     uint8   (N, 3)
+  instance  int32   (N,)    pseudo-label instance id; -1 = unlabelled (ignored by the loss)
+
+plus optional per-sample datasets a stage adds (e.g. ``score`` float32 (K,) per instance id, ``frame`` int32).
+Root attributes: ``schema`` (which stage wrote it), ``schema_version``, ``scene_id``.
+Readers accept any of POINT_SAMPLE_SCHEMAS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gcseg.errors import ArtifactError
+from gcseg.io.h5 import open_h5, write_h5
+
+SCHEMA_VERSION = 1
+POINT_SAMPLE_SCHEMAS = ("gcseg.sam_keyframes", "gcseg.sam2_track", "gcseg.full_scene_pseudolabel")
+REQUIRED = ("coord", "color", "instance")
+
+
+def write_point_samples(path: str | Path, samples: Mapping[str, Mapping[str, Any]], *, schema: str, scene_id: str,
+                        extra: Mapping[str, Any] | None = None) -> None:
+    """Write samples (name -> {coord, color, instance, ...}) plus optional extra top-level datasets."""
+    if schema not in POINT_SAMPLE_SCHEMAS:
+        raise ValueError(f"unknown point-sample schema {schema}")
+    tree: dict[str, Any] = {"samples": {}}
+    for name, s in samples.items():
+        for k in REQUIRED:
+            if k not in s:
+                raise ValueError(f"sample {name} lacks {k}")
+        n = len(s["coord"])
+        tree["samples"][name] = {
+            **{k: v for k, v in s.items() if k not in REQUIRED},
+            "coord": np.asarray(s["coord"], np.float32).reshape(n, 3),
+            "color": np.asarray(s["color"], np.uint8).reshape(n, 3),
+            "instance": np.asarray(s["instance"], np.int32).reshape(n),
+        }
+    if extra:
+        tree.update(extra)
+    write_h5(path, tree, schema=schema, version=SCHEMA_VERSION, attrs={"scene_id": scene_id})
+
+
+def read_point_samples(path: str | Path, schemas: tuple[str, ...] = POINT_SAMPLE_SCHEMAS
+                       ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Yield (sample name, {coord, color, instance, ...}) in sorted name order, lazily."""
+    path = Path(path)
+    last_exc: ArtifactError | None = None
+    for schema in schemas:
+        try:
+            f = open_h5(path, schema=schema, version=SCHEMA_VERSION)
+            break
+        except ArtifactError as exc:
+            last_exc = exc
+            if "expected a" not in exc.message:
+                raise
+    else:
+        assert last_exc is not None
+        raise ArtifactError(f"not a point-sample artifact (expected one of {list(schemas)})", path=path,
+                            fix="pass the output folder of sam_keyframes, sam2_track or full_scene_pseudolabel")
+    with f:
+        if "samples" not in f:
+            raise ArtifactError("artifact has no 'samples' group", path=path, fix="rerun the stage that wrote it")
+        for name in sorted(f["samples"]):
+            g = f["samples"][name]
+            yield name, {k: g[k][()] for k in g}

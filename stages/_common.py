@@ -1,0 +1,102 @@
+"""What every stage command shares: loading its params keys into a pydantic model, sharding, and turning
+gcseg's errors into one line on stderr and exit code 2 (never a traceback, never a partial artifact)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gcseg.errors import ConfigError, GcsegError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("params file not found", path=path, fix="run from the project root or pass --params PATH")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file is not valid YAML ({exc})", path=path, fix="fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("params file must be a mapping of keys", path=path, fix="see the params.yaml in the repository")
+    return data
+
+
+def load_params(path: str | Path, model: type[T]) -> T:
+    """Load exactly the top-level keys `model` declares (the stage's `params:` in dvc.yaml) and validate."""
+    data = read_params_file(path)
+    keys = list(model.model_fields)
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ConfigError(f"missing key(s) {missing}", path=path, fix="add them (see the repository's params.yaml)")
+    try:
+        return model.model_validate({k: data[k] for k in keys})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{loc}: {err['msg']} (got {err.get('input')!r})", path=path,
+                          fix=f"set '{loc}' to a valid value in {Path(path).name} or with `dvc exp run -S {loc}=...`") from exc
+
+
+def param_keys(model: type[BaseModel]) -> tuple[str, ...]:
+    """The top-level params keys a stage reads; the DVC contract test compares them with dvc.yaml."""
+    return tuple(model.model_fields)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """`--shard i/n` (0-based), else torchrun's RANK/WORLD_SIZE, else (0, 1)."""
+    if shard:
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+        except ValueError as exc:
+            raise ConfigError(f"--shard must look like i/n, got {shard!r}", fix="e.g. --shard 0/4") from exc
+        if not (n >= 1 and 0 <= i < n):
+            raise ConfigError(f"--shard {shard}: need 0 <= i < n", fix="e.g. --shard 0/4 ... --shard 3/4")
+        return i, n
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Report GcsegError (bad input, params, artifacts) as one line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GcsegError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: no partial artifact was written; rerun to continue", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def make_app(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=False, add_completion=False,
+                       pretty_exceptions_enable=False)
+
+
+def run_module(app: typer.Typer) -> None:
+    """Entry for `python -m stages.<name>` (what dvc.yaml calls, so queued experiments run their own copy)."""
+    sys.exit(app())
