@@ -26,6 +26,7 @@ class Frame:
     intrinsics: np.ndarray  # float64 (3, 3)
     pose: np.ndarray  # float64 (4, 4) camera-to-world
     instance: np.ndarray | None = None  # int32 (H, W) GT instance ids, 0 = none (synthetic / projected GT)
+    part: np.ndarray | None = None  # int32 (H, W) GT part ids, 0 = none (synthetic scenes only; for gt_sim)
     name: str = ""  # source file stem (e.g. "125" or "frame_000125")
 
     @property

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 import yaml
@@ -23,6 +23,13 @@ class Section(BaseModel):
     """Base of every params section: unknown keys are errors (a typo must not be silently ignored)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSection(Section):
+    """`data:` in params.yaml: where the scans come from (gcseg.readers)."""
+
+    source: Literal["synth", "posed_rgbd", "scannet", "scannetpp"] = "synth"
+    root: str = "data/scenes"
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
