@@ -1,0 +1,53 @@
+"""The `gcseg` console script: every DVC stage as a command, plus the tools that work without DVC.
+
+Commands are the stage modules' own Typer commands (kebab-case names); `dvc.yaml` calls the same code as
+`python -m stages.<name>` so that queued experiments run their own copy of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# (command name, module under stages/, one-line help): pipeline order first, then standalone tools.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("synth", "synth", "Generate the embedded default: synthetic indoor scenes with GT (first DVC stage)."),
+    ("sam-keyframes", "sam_keyframes", "Stage 1 data: keyframe mask proposals, containment filter, lifting."),
+    ("stage1-train", "stage1_train", "Train the sparse-conv UNet + query decoder on Stage 1 labels."),
+    ("sam2-track", "sam2_track", "Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting."),
+    ("stage2-train", "stage2_train", "Fine-tune the Stage 1 model on tracked multi-view labels."),
+    ("full-scene-pseudolabel", "full_scene_pseudolabel", "Stage 3 data: full-scene pseudo-labels above tau_conf."),
+    ("stage3-train", "stage3_train", "Fine-tune the Stage 2 model on full-scene pseudo-labels."),
+    ("eval", "eval", "Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."),
+    ("report", "report", "Write the HTML report with tables, curves and 3D views."),
+    ("predict", "predict", "Segment a scan or point cloud with a trained model (no DVC needed)."),
+    ("evaluate", "evaluate", "Score ScanNet-format predictions against GT files (no DVC needed)."),
+    ("sweep", "sweep", "Threshold study: queue DVC experiments over values of a tau and plot AP."),
+)
+
+app = typer.Typer(
+    name="gcseg",
+    help="Class-agnostic 3D instance segmentation from posed RGB-D scans (arXiv 2511.00785) as a DVC pipeline. "
+    "Run the whole method with `dvc repro`; each command below is one stage or tool.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _name, _module, _help in COMMANDS:
+    try:
+        _mod = importlib.import_module(f"stages.{_module}")
+    except ModuleNotFoundError as _exc:  # a stage not installed in this checkout
+        if _exc.name != f"stages.{_module}":
+            raise
+        continue
+    app.command(name=_name, help=(_mod.main.__doc__ or _help))(_mod.main)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
