@@ -138,6 +138,18 @@ def read_scene_pseudolabel(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """Only the ``summary`` group of a pseudo-label file (cheap: no points, no masks)."""
+    from gcseg.io.h5 import _read_group, open_h5
+    from gcseg.io.samples import SCHEMA_VERSION
+
+    with open_h5(path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
+        if "summary" not in f:
+            raise ArtifactError("pseudo-label file lacks 'summary'", path=path,
+                                fix="rerun full_scene_pseudolabel (`dvc repro -f full_scene_pseudolabel`)")
+        return _plain(_read_group(f["summary"]))
+
+
 def _plain(tree: dict[str, Any]) -> dict[str, Any]:
     """HDF5-read summary back to JSON-able Python values."""
     out: dict[str, Any] = {}
