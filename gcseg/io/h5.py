@@ -27,6 +27,9 @@ def _write_group(group: h5py.Group, tree: Tree) -> None:
         if isinstance(value, Mapping):
             _write_group(group.create_group(key, track_order=False), value)
             continue
+        if hasattr(value, "write_h5_dataset"):  # streamed dataset (e.g. per-frame maps too large for memory)
+            value.write_h5_dataset(group, key)
+            continue
         arr = np.asarray(value)
         if arr.dtype.kind in "US":
             group.create_dataset(key, data=arr.astype(h5py.string_dtype()) if arr.ndim else str(arr),
