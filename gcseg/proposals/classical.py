@@ -1,0 +1,268 @@
+"""`classical`: a weight-free RGB-D mask proposer (the CPU default) at several granularities.
+
+1. Oversegment: Felzenszwalb graph segmentation of a feature image (CIE-Lab colour, surface normals, log depth).
+2. Boundary strength of every 4-neighbour pixel pair from three cues: colour difference, depth discontinuity
+   (point-to-tangent-plane distance in units of the pixel footprint, so slanted planes are not edges) and
+   surface creases (normal angle; concave creases, where objects touch their support, count fully, convex
+   ones, the edges of one object, count less: the local-convexity criterion of LCCP, Stein et al. 2014).
+3. Agglomerate adjacent regions by ascending mean boundary strength (a hierarchy, like a UCM). Every node of
+   the hierarchy is a candidate; its score is its persistence (strength at which it is absorbed minus strength
+   at which it formed), i.e. how clearly its boundary stands out. Nodes of moderate size with the highest
+   persistence are proposed: overlapping masks, from parts to whole objects to object groups.
+"""
+
+from __future__ import annotations
+
+import heapq
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from gcseg.errors import ConfigError, InputError
+from gcseg.proposals.base import Proposals
+from gcseg.scene import Frame
+
+
+@dataclass(frozen=True)
+class ClassicalConfig:
+    felzenszwalb_scale: float = 60.0  # oversegmentation scale (larger = fewer, larger superpixels)
+    felzenszwalb_sigma: float = 0.5  # Gaussian pre-smoothing (pixels)
+    superpixel_min_px: int = 12  # smallest superpixel (pixels); scaled with image area above 640x480
+    w_color: float = 1.0  # weight of the colour cue (Lab distance / 100)
+    w_depth: float = 1.0  # weight of the depth-discontinuity cue
+    w_crease: float = 1.0  # weight of the crease cue (1 - cos angle between normals)
+    convex_factor: float = 0.3  # convex creases count this fraction of a concave one
+    depth_edge_px: float = 3.0  # a plane distance of this many pixel footprints counts as a full edge
+    max_area_frac: float = 0.6  # proposals cover at most this fraction of the image
+    min_area_px: int = 30  # proposals below this many pixels are not emitted
+    max_masks: int = 80  # at most this many proposals per frame (highest score first)
+    min_persistence: float = 0.02  # hierarchy nodes whose boundary stands out less are not proposed
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_area_frac <= 1:
+            raise ConfigError(f"classical.max_area_frac must lie in (0, 1], got {self.max_area_frac}", fix="e.g. 0.6")
+        if self.max_masks < 1 or self.min_area_px < 1:
+            raise ConfigError("classical.max_masks and min_area_px must be >= 1", fix="e.g. 80 and 30")
+        if min(self.w_color, self.w_depth, self.w_crease) < 0:
+            raise ConfigError("classical cue weights must be >= 0", fix="e.g. w_color: 1.0")
+
+    @classmethod
+    def from_mapping(cls, cfg: Any) -> "ClassicalConfig":
+        data = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(cfg or {})
+        names = {f.name for f in fields(cls)}
+        if set(data) - names:
+            raise ConfigError(f"unknown classical option(s) {sorted(set(data) - names)}", fix=f"use only {sorted(names)}")
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------------------- geometry cues
+def camera_points(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(H, W, 3) camera-frame points (z = depth)."""
+    h, w = depth.shape
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    z = depth.astype(np.float64)
+    return np.stack([(u - k[0, 2]) * z / k[0, 0], (v - k[1, 2]) * z / k[1, 1], z], axis=-1)
+
+
+def _one_sided_diff(p: np.ndarray, valid: np.ndarray, axis: int) -> np.ndarray:
+    """Derivative of points along `axis` using the neighbour (forward or backward) with the smaller depth
+    change, so that normals next to a depth discontinuity come from the pixel's own surface."""
+    fwd = np.zeros_like(p)
+    bwd = np.zeros_like(p)
+    sl_a = [slice(None)] * 2
+    sl_b = [slice(None)] * 2
+    sl_a[axis], sl_b[axis] = slice(1, None), slice(None, -1)
+    d = p[tuple(sl_a)] - p[tuple(sl_b)]
+    ok = valid[tuple(sl_a)] & valid[tuple(sl_b)]
+    d[~ok] = np.inf
+    fwd[tuple(sl_b)] = d
+    bwd[tuple(sl_a)] = d
+    edge_f = [slice(None)] * 2
+    edge_f[axis] = slice(-1, None)
+    fwd[tuple(edge_f)] = np.inf
+    edge_b = [slice(None)] * 2
+    edge_b[axis] = slice(0, 1)
+    bwd[tuple(edge_b)] = np.inf
+    use_fwd = np.abs(fwd[..., 2]) <= np.abs(bwd[..., 2])
+    out = np.where(use_fwd[..., None], fwd, bwd)
+    out[~np.isfinite(out).all(-1)] = 0.0
+    return out
+
+
+def surface_normals(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Unit normals (H, W, 3) oriented towards the camera; zero where undefined."""
+    n = np.cross(_one_sided_diff(points, valid, 1), _one_sided_diff(points, valid, 0))
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 1e-12, n / np.maximum(norm, 1e-12), 0.0)
+    flip = (n * points).sum(-1) > 0  # must face the camera: n . p < 0
+    n[flip] *= -1
+    n[~valid] = 0.0
+    return n
+
+
+def pair_strength(frame: Frame, lab: np.ndarray, points: np.ndarray, normals: np.ndarray, valid: np.ndarray,
+                  cfg: ClassicalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary strength of horizontal (H, W-1) and vertical (H-1, W) neighbour pairs."""
+    fx = float(frame.intrinsics[0, 0])
+    out = []
+    for axis in (1, 0):
+        a = [slice(None)] * 2
+        b = [slice(None)] * 2
+        a[axis], b[axis] = slice(None, -1), slice(1, None)
+        a, b = tuple(a), tuple(b)
+        color = np.linalg.norm(lab[a] - lab[b], axis=-1) / 100.0
+        both = valid[a] & valid[b]
+        pa, pb, na, nb = points[a], points[b], normals[a], normals[b]
+        footprint = np.maximum(np.minimum(pa[..., 2], pb[..., 2]), 1e-6) / fx
+        dist = np.maximum(np.abs((na * (pb - pa)).sum(-1)), np.abs((nb * (pa - pb)).sum(-1)))
+        depth_edge = np.clip(dist / footprint / cfg.depth_edge_px, 0.0, 1.0)
+        # normals one pixel further out on each side, so a crease smeared over two pixels is still seen
+        n2a = _shift(normals, axis, -1)[a]
+        n2b = _shift(normals, axis, +1)[b]
+        bend = np.clip(1.0 - (n2a * n2b).sum(-1), 0.0, 1.0)
+        concave = ((n2a - n2b) * (pa - pb)).sum(-1) < 0
+        crease = bend * np.where(concave, 1.0, cfg.convex_factor)
+        geo = cfg.w_depth * depth_edge + cfg.w_crease * crease
+        s = cfg.w_color * color + np.where(both, geo, 0.0)
+        out.append(s.astype(np.float64))
+    return out[0], out[1]
+
+
+def _shift(x: np.ndarray, axis: int, step: int) -> np.ndarray:
+    """x shifted by `step` along `axis` with edge replication (x[i+step])."""
+    idx = np.clip(np.arange(x.shape[axis]) + step, 0, x.shape[axis] - 1)
+    return np.take(x, idx, axis=axis)
+
+
+# ----------------------------------------------------------------------------------------------- hierarchy
+@dataclass
+class Hierarchy:
+    """Agglomeration result: node i < n_leaves is superpixel i; later nodes are merges (children, birth, death)."""
+
+    n_leaves: int
+    children: list[tuple[int, int]]  # of node n_leaves + j
+    birth: np.ndarray  # float64 (nodes,)
+    death: np.ndarray  # float64 (nodes,); inf for roots
+    area: np.ndarray  # int64 (nodes,)
+
+
+def agglomerate(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> Hierarchy:
+    """Merge adjacent regions by ascending mean boundary strength until every connected part is one node."""
+    n = int(labels.max()) + 1
+    area = list(np.bincount(labels.ravel(), minlength=n).astype(np.int64))
+    la = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
+    lb = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
+    s = np.concatenate([sh.ravel(), sv.ravel()])
+    diff = la != lb
+    lo, hi, s = np.minimum(la, lb)[diff], np.maximum(la, lb)[diff], s[diff]
+    key = lo.astype(np.int64) * n + hi
+    uniq, inv = np.unique(key, return_inverse=True)
+    ssum = np.bincount(inv, weights=s)
+    cnt = np.bincount(inv).astype(np.float64)
+    adj: list[dict[int, list[float]]] = [dict() for _ in range(n)]
+    heap: list[tuple[float, int, int]] = []
+    for kk, sm, c in zip(uniq.tolist(), ssum.tolist(), cnt.tolist()):
+        i, j = divmod(kk, n)
+        adj[i][j] = [sm, c]
+        adj[j][i] = [sm, c]
+        heap.append((sm / c, i, j))
+    heapq.heapify(heap)
+    alive = [True] * n
+    birth = [0.0] * n
+    death = [np.inf] * n
+    children: list[tuple[int, int]] = []
+    while heap:
+        cost, i, j = heapq.heappop(heap)
+        if not (alive[i] and alive[j]):
+            continue
+        new = len(alive)
+        alive[i] = alive[j] = False
+        death[i] = death[j] = cost
+        alive.append(True)
+        birth.append(cost)
+        death.append(np.inf)
+        area.append(area[i] + area[j])
+        children.append((i, j))
+        merged: dict[int, list[float]] = {}
+        for src in (i, j):
+            for nb, (sm, c) in adj[src].items():
+                if nb in (i, j):
+                    continue
+                e = merged.setdefault(nb, [0.0, 0.0])
+                e[0] += sm
+                e[1] += c
+                del adj[nb][src]
+            adj[src] = {}
+        adj.append(merged)
+        for nb, (sm, c) in merged.items():
+            adj[nb][new] = [sm, c]
+            heapq.heappush(heap, (sm / c, min(nb, new), max(nb, new)))
+    return Hierarchy(n, children, np.asarray(birth), np.asarray(death), np.asarray(area, np.int64))
+
+
+def node_leaves(h: Hierarchy, node: int) -> list[int]:
+    stack, out = [node], []
+    while stack:
+        x = stack.pop()
+        if x < h.n_leaves:
+            out.append(x)
+        else:
+            stack.extend(h.children[x - h.n_leaves])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- proposer
+class ClassicalProposer:
+    """Multi-granularity RGB-D proposals from a boundary-strength region hierarchy (no learned weights)."""
+
+    name = "classical"
+
+    def __init__(self, cfg: ClassicalConfig | Any = None, seed: int = 0):
+        self.cfg = cfg if isinstance(cfg, ClassicalConfig) else ClassicalConfig.from_mapping(cfg)
+        self.seed = seed  # deterministic algorithm; kept for a uniform constructor
+
+    def oversegment(self, frame: Frame, lab: np.ndarray, normals: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        from skimage.segmentation import felzenszwalb
+
+        valid = depth > 0
+        logd = np.log(np.where(valid, depth, np.median(depth[valid]) if valid.any() else 1.0))
+        feats = np.concatenate([lab / 100.0 * np.array([0.5, 1.0, 1.0]), normals * 0.7, (logd * 2.0)[..., None]],
+                               axis=-1)
+        h, w = depth.shape
+        min_size = max(2, int(round(self.cfg.superpixel_min_px * max(1.0, h * w / (640 * 480)))))
+        with warnings.catch_warnings():  # skimage warns about > 4 channels; a feature image is intended
+            warnings.simplefilter("ignore", RuntimeWarning)
+            labels = felzenszwalb(feats, scale=self.cfg.felzenszwalb_scale / 255.0,
+                                  sigma=self.cfg.felzenszwalb_sigma, min_size=min_size, channel_axis=-1)
+        _, labels = np.unique(labels, return_inverse=True)
+        return labels.reshape(h, w).astype(np.int64)
+
+    def __call__(self, frame: Frame) -> Proposals:
+        from skimage.color import rgb2lab
+
+        h, w = frame.hw
+        if frame.color.shape != (h, w, 3):
+            raise InputError(f"frame {frame.index}: colour {frame.color.shape} does not match depth {(h, w)}",
+                             fix="readers must resize colour to the depth resolution")
+        cfg = self.cfg
+        depth = np.nan_to_num(np.asarray(frame.depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        valid = depth > 0
+        lab = rgb2lab(frame.color)
+        points = camera_points(depth, np.asarray(frame.intrinsics, np.float64))
+        normals = surface_normals(points, valid)
+        labels = self.oversegment(frame, lab, normals, depth)
+        sh, sv = pair_strength(frame, lab, points, normals, valid, cfg)
+        hier = agglomerate(labels, sh, sv)
+        finite_death = np.where(np.isfinite(hier.death), hier.death, hier.birth.max(initial=0.0) + 1.0)
+        persistence = finite_death - hier.birth
+        cand = np.flatnonzero((hier.area >= cfg.min_area_px) & (hier.area <= cfg.max_area_frac * h * w)
+                              & (persistence >= cfg.min_persistence))
+        if len(cand) == 0:
+            return Proposals.empty(h, w)
+        # highest persistence first; ties: smaller node id (deterministic)
+        cand = cand[np.lexsort((cand, -persistence[cand]))][: cfg.max_masks]
+        masks = np.stack([np.isin(labels, node_leaves(hier, int(c))) for c in cand])
+        scores = (1.0 - np.exp(-persistence[cand] / 0.1)).astype(np.float32)  # map to (0, 1)
+        return Proposals(masks, scores)
