@@ -1,0 +1,195 @@
+"""Segment one new scan with a trained model, without DVC: ``gcseg predict --input PATH --checkpoint model.pt``.
+
+Input: any scan the readers support (a posed RGB-D folder -> its reference.ply or a fused cloud; a ScanNet or
+ScanNet++ scene folder -> its mesh vertices) or a bare point-cloud PLY (x, y, z [+ red, green, blue]).
+Output, in one folder (several scenes may share it, as in the ScanNet benchmark):
+
+  <scene>.txt                     ScanNet benchmark prediction list (``predicted_masks/<scene>_NNN.txt 1 <conf>``)
+  predicted_masks/<scene>_NNN.txt one 0/1 per point per mask (masks may overlap; the evaluator allows it)
+  <scene>_instances.ply           points coloured by instance (overlaps given to the higher score;
+                                  property ``instance``: 1..M in score order, 0 = no instance)
+  <scene>_summary.json            scene id, source, point count, and per mask its file, score and size
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gcseg.errors import ArtifactError, InputError
+from gcseg.scene import PointCloud
+
+Source = Literal["auto", "posed_rgbd", "scannet", "scannetpp", "ply"]
+SOURCES: tuple[str, ...] = ("auto", "posed_rgbd", "scannet", "scannetpp", "ply")
+SUPPORTED = ("a posed RGB-D folder (color/, depth/, pose/, intrinsic/; ScanNet exported layout), a ScanNet scene "
+             "folder (<scene>_vh_clean_2.ply), a ScanNet++ scene folder (scans/mesh_aligned_0.05.ply), or a "
+             "point-cloud .ply file with vertex x, y, z (+ red, green, blue)")
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """A scan resolved to the points that get labels."""
+
+    scene_id: str
+    source: str  # the reader used: posed_rgbd | scannet | scannetpp | ply
+    cloud: PointCloud
+
+
+def detect_source(path: Path) -> str:
+    """Which reader handles `path` (``auto``). Raises InputError naming what is supported."""
+    if path.is_file():
+        if path.suffix.lower() == ".ply":
+            return "ply"
+        raise InputError(f"unsupported file type '{path.suffix or path.name}'", path=path,
+                         fix=f"give {SUPPORTED}")
+    if not path.exists():
+        raise InputError("input not found", path=path, fix=f"give {SUPPORTED}")
+    if any(path.glob("*_vh_clean_2.ply")):
+        return "scannet"
+    if (path / "scans" / "mesh_aligned_0.05.ply").is_file():
+        return "scannetpp"
+    if (path / "color").is_dir() and (path / "depth").is_dir():
+        return "posed_rgbd"
+    raise InputError("folder is not a scan gcseg can read", path=path, fix=f"give {SUPPORTED}")
+
+
+def mesh_path(scene_dir: Path, source: str) -> Path:
+    """The benchmark mesh of a ScanNet (``<scene>_vh_clean_2.ply``) or ScanNet++ (``scans/mesh_aligned_0.05.ply``)
+    scene folder, as the readers (gcseg.readers.scannet / scannetpp) load it."""
+    if source == "scannet":
+        found = sorted(scene_dir.glob("*_vh_clean_2.ply"))
+        mesh = scene_dir / f"{scene_dir.name}_vh_clean_2.ply"
+        if not mesh.is_file() and len(found) == 1:
+            mesh = found[0]
+        if not mesh.is_file():
+            raise InputError("ScanNet scene folder has no <scene>_vh_clean_2.ply mesh", path=scene_dir,
+                             fix="download the scene's _vh_clean_2.ply (the benchmark mesh)")
+        return mesh
+    mesh = scene_dir / "scans" / "mesh_aligned_0.05.ply"
+    if not mesh.is_file():
+        raise InputError("ScanNet++ scene folder has no scans/mesh_aligned_0.05.ply", path=scene_dir,
+                         fix="download the scene's scans/ folder (the benchmark mesh)")
+    return mesh
+
+
+def read_cloud_ply(path: Path) -> PointCloud:
+    """A bare point-cloud (or mesh) PLY -> PointCloud (colours optional; mesh faces ignored)."""
+    from gcseg.io.ply import read_ply
+
+    d = read_ply(path)  # InputError for missing / corrupt / no x, y, z
+    return PointCloud(coord=np.ascontiguousarray(d["coord"], dtype=np.float32), color=d.get("color"))
+
+
+def load_scan(path: str | Path, *, source: str = "auto", scene_id: str | None = None) -> ScanInput:
+    """Resolve `path` to the point cloud to segment. Checks that it is non-empty and finite."""
+    path = Path(path)
+    if source not in SOURCES:
+        raise InputError(f"unknown source {source!r}", fix=f"use one of {', '.join(SOURCES)}")
+    if source == "auto":
+        source = detect_source(path)
+    if source == "ply":
+        if not path.is_file():
+            raise InputError("PLY file not found", path=path, fix="give a .ply file with vertex x, y, z")
+        cloud = read_cloud_ply(path)
+        sid = scene_id or path.stem
+    else:
+        if not path.is_dir():
+            raise InputError(f"a {source} scan must be a folder", path=path, fix=f"give {SUPPORTED}")
+        sid = scene_id or path.name
+        if source == "posed_rgbd":
+            from gcseg.readers.posed_rgbd import open_posed_rgbd
+
+            cloud = open_posed_rgbd(path, scene_id=sid).reference()  # reference.ply, else fused depth
+        else:
+            # the benchmark labels mesh vertices: read the mesh alone (no frames or label tables needed)
+            cloud = read_cloud_ply(mesh_path(path, source))
+    check_cloud(cloud, path)
+    return ScanInput(scene_id=_safe_scene_id(sid, path), source=source, cloud=cloud)
+
+
+def _safe_scene_id(scene_id: str, path: Path) -> str:
+    """Scene ids name output files: no separators or leading dots."""
+    if not scene_id or "/" in scene_id or "\\" in scene_id or scene_id.startswith("."):
+        raise InputError(f"scene id {scene_id!r} cannot name output files", path=path,
+                         fix="pass --scene-id NAME (letters, digits, _ and -)")
+    return scene_id
+
+
+def check_cloud(cloud: PointCloud, path: Path) -> None:
+    if len(cloud) == 0:
+        raise InputError("the scan has no points (empty cloud)", path=path,
+                         fix="give a scan with points (for RGB-D: frames with valid depth)")
+    if not np.all(np.isfinite(cloud.coord)):
+        raise InputError("the point cloud has non-finite coordinates (nan/inf)", path=path,
+                         fix="remove invalid points before predicting")
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
+    """(model, config) from a gcseg checkpoint; wrong architecture or a corrupt file -> ArtifactError."""
+    from gcseg.models.mask_model import load_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path,
+                         fix="pass --checkpoint data/models/stage3/model.pt (or another stage's model.pt)")
+    try:
+        return load_model(path)
+    except (ArtifactError, InputError):
+        raise
+    except Exception as exc:  # torch.load raises many types for truncated / foreign pickles
+        raise ArtifactError(f"cannot load the checkpoint ({type(exc).__name__}: {exc})", path=path,
+                            fix="the file is corrupt or not a gcseg model: re-download it or retrain") from exc
+
+
+def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Masks bool (K, N) and scores float32 (K,) with score > tau_conf and at least one point, best first."""
+    from gcseg.models.inference import predict_points
+    from gcseg.pseudolabel.select import select_masks
+
+    color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, dtype=np.uint8)
+    masks, scores = predict_points(model, cloud.coord, color)
+    keep = select_masks(masks, scores, top_k=0, tau_conf=tau_conf, min_points=1)
+    return np.asarray(masks, bool)[keep], np.asarray(scores, np.float32)[keep]
+
+
+def write_prediction(out: str | Path, scan: ScanInput, masks: np.ndarray, scores: np.ndarray, *,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the benchmark files, the instance PLY and the summary JSON for one scene; returns the summary."""
+    from gcseg.atomic import write_text
+    from gcseg.eval.benchmark_io import write_scene_predictions
+    from gcseg.io.ply import write_instance_ply
+    from gcseg.pseudolabel.resolve import assign_points
+
+    out = Path(out)
+    sid = scan.scene_id
+    files = write_scene_predictions(out, sid, masks, scores)
+    labels, _ = assign_points(masks, scores)
+    write_instance_ply(out / f"{sid}_instances.ply", scan.cloud.coord, labels + 1)
+    summary: dict[str, Any] = {
+        "scene_id": sid,
+        "source": scan.source,
+        "num_points": len(scan.cloud),
+        "num_masks": int(masks.shape[0]),
+        "labelled_points": int((labels >= 0).sum()),
+        **(extra or {}),
+        "masks": [{"file": f, "score": round(float(s), 6), "num_points": int(m.sum())}
+                  for f, s, m in zip(files, scores, masks, strict=True)],
+    }
+    write_text(out / f"{sid}_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
+                 tau_conf: float = 0.0, scene_id: str | None = None) -> dict[str, Any]:
+    """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary."""
+    if not 0.0 <= tau_conf < 1.0:
+        raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
+    scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
+    model, _cfg = load_checkpoint(checkpoint)
+    masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf)
+    return write_prediction(out, scan, masks, scores,
+                            extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf)})

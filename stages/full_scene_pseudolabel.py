@@ -1,0 +1,151 @@
+"""DVC stage `full_scene_pseudolabel` (Stage 3 data): run the Stage 2 model on every full training scene, keep
+masks with score > tau_conf (top-k queries, min size), split disconnected masks with DBSCAN, give each point to
+the highest-scoring mask, and write one HDF5 per scene (gcseg.io.samples layout) plus a metrics JSON."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import Field
+
+from gcseg.models.mask_model import ModelConfig
+from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+
+app = make_app(__doc__ or "")
+
+
+class DbscanSection(Section):
+    """`full_scene_pseudolabel.dbscan`: split spatially disconnected masks (Mask3D / Segment3D inference)."""
+
+    enabled: bool = True
+    eps: float = Field(0.1, gt=0)  # metres
+    min_samples: int = Field(5, ge=1)
+
+
+class FullScenePseudolabelSection(Section):
+    """`full_scene_pseudolabel:` in params.yaml."""
+
+    top_k: int = Field(150, ge=0)  # 0 = every query
+    dbscan: DbscanSection = DbscanSection()
+    min_points: int = Field(100, ge=1)
+    split: str = "train"
+
+
+class Params(Section):
+    """The top-level params.yaml keys this stage reads (= its `params:` in dvc.yaml)."""
+
+    seed: int
+    tau_conf: float = Field(ge=0.0, le=1.0)
+    data: DataSection
+    model: ModelConfig
+    full_scene_pseudolabel: FullScenePseudolabelSection
+
+
+def scene_seed(seed: int, scene_id: str) -> int:
+    """Per-scene seed: results do not depend on which worker or in which order a scene is processed."""
+    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
+
+
+def is_finished(path: Path) -> bool:
+    """A scene file from an earlier (possibly interrupted) run that is complete and of the current schema."""
+    from gcseg.errors import ArtifactError
+    from gcseg.io.h5 import open_h5
+    from gcseg.io.samples import SCHEMA_VERSION
+    from gcseg.pseudolabel.full_scene import SCHEMA
+
+    if not path.is_file():
+        return False
+    try:
+        open_h5(path, schema=SCHEMA, version=SCHEMA_VERSION).close()
+    except ArtifactError:
+        return False
+    return True
+
+
+def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[str, Any]:
+    """Totals over scenes plus the per-scene summaries (sorted by scene id)."""
+    n = len(summaries)
+    kept = [s["num_kept"] for s in summaries.values()]
+    hist = None
+    for s in summaries.values():
+        counts = s["score_histogram"]["counts"]
+        hist = list(counts) if hist is None else [a + b for a, b in zip(hist, counts, strict=True)]
+    first = next(iter(summaries.values()), None)
+    return {
+        "tau_conf": p.tau_conf,
+        "scenes": n,
+        "masks_kept": int(sum(kept)),
+        "masks_per_scene": round(sum(kept) / n, 4) if n else 0.0,
+        "labelled_fraction": round(sum(s["labelled_fraction"] for s in summaries.values()) / n, 6) if n else 0.0,
+        "score_histogram": {"edges": first["score_histogram"]["edges"] if first else [], "counts": hist or []},
+        "per_scene": {sid: summaries[sid] for sid in sorted(summaries)},
+    }
+
+
+@app.command()
+@user_errors
+def main(
+    scenes: Annotated[Path, typer.Option("--scenes", help="Data root holding the scenes (data.root).")],
+    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    model: Annotated[Path, typer.Option("--model", help="Stage 2 checkpoint.")] = Path("data/models/stage2/model.pt"),
+    out: Annotated[Path, typer.Option("--out", help="Folder of per-scene HDF5 pseudo-labels.")] = Path("data/pseudolabel"),
+    metrics: Annotated[Path, typer.Option("--metrics", help="Metrics JSON.")] = Path("metrics/full_scene_pseudolabel.json"),
+    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+) -> None:
+    """Stage 3 data: full-scene pseudo-labels above tau_conf."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.errors import InputError
+    from gcseg.models.mask_model import load_model
+    from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
+    from gcseg.readers import list_scenes, open_scene
+
+    p = load_params(params, Params)
+    cfg = p.full_scene_pseudolabel
+    rank, world = parse_shard(shard)
+    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
+    if not scene_ids:
+        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
+                         fix="run the synth stage or point --scenes at the data root")
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        clean_stale_temporaries(out)
+    net, _ = load_model(model, expected_cfg=p.model)
+    if torch.cuda.is_available():
+        net = net.cuda()
+    mine = scene_ids[rank::world]
+    todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
+    if len(todo) < len(mine):
+        typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
+    for sid in tqdm(todo, desc=f"pseudolabel {rank}/{world}", unit="scene", disable=None):
+        s = scene_seed(p.seed, sid)
+        torch.manual_seed(s)
+        np.random.seed(s)
+        cloud = open_scene(p.data.source, scenes, sid).reference()
+        if cloud is None:
+            raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
+                             fix="the scene needs a mesh, reference.ply or frames to fuse")
+        labels, kept, scores, summary = pseudolabel_scene(
+            net, cloud, top_k=cfg.top_k, tau_conf=p.tau_conf,
+            dbscan_eps=cfg.dbscan.eps if cfg.dbscan.enabled else None, dbscan_min_samples=cfg.dbscan.min_samples,
+            min_points=cfg.min_points)
+        write_scene_pseudolabel(out / f"{sid}.h5", sid, cloud, labels, kept, scores, summary)
+
+    # metrics from the files (every worker's): written by whichever worker sees every scene finished
+    if not all(is_finished(out / f"{s}.h5") for s in scene_ids):
+        typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
+        return
+    summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
+    write_text(metrics, json.dumps(aggregate_metrics(summaries, p), indent=2, sort_keys=True) + "\n")
+    typer.echo(f"{len(scene_ids)} scenes pseudo-labelled -> {out}; metrics -> {metrics}")
+
+
+if __name__ == "__main__":
+    run_module(app)

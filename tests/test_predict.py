@@ -1,0 +1,122 @@
+"""`gcseg predict`: input detection, bad inputs, checkpoints, and end-to-end prediction files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plyfile import PlyData, PlyElement
+from typer.testing import CliRunner
+
+from gcseg.errors import ArtifactError, InputError
+from gcseg.predict import detect_source, load_checkpoint, load_scan
+
+HOLOLENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hololens_000"
+
+
+def _write_vertex_ply(path: Path, fields: dict[str, np.ndarray]) -> Path:
+    n = len(next(iter(fields.values())))
+    rec = np.empty(n, dtype=[(k, v.dtype.str) for k, v in fields.items()])
+    for k, v in fields.items():
+        rec[k] = v
+    PlyData([PlyElement.describe(rec, "vertex")], text=False).write(str(path))
+    return path
+
+
+def _blob_cloud(n_per=300, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """Two coloured boxes of points 1 m apart (a point cloud with two obvious objects)."""
+    rng = np.random.default_rng(seed)
+    a = rng.random((n_per, 3)) * 0.4
+    b = rng.random((n_per, 3)) * 0.4 + [1.0, 0.0, 0.0]
+    coord = np.concatenate([a, b]).astype(np.float32)
+    color = np.concatenate([np.tile([200, 30, 30], (n_per, 1)), np.tile([30, 30, 200], (n_per, 1))]).astype(np.uint8)
+    return coord, color
+
+
+def _cloud_ply(path: Path, with_color: bool = True) -> Path:
+    coord, color = _blob_cloud()
+    fields = {"x": coord[:, 0], "y": coord[:, 1], "z": coord[:, 2]}
+    if with_color:
+        fields.update(red=color[:, 0], green=color[:, 1], blue=color[:, 2])
+    return _write_vertex_ply(path, fields)
+
+
+def test_detect_source(tmp_path):
+    assert detect_source(_cloud_ply(tmp_path / "c.ply")) == "ply"
+    rgbd = tmp_path / "cap"
+    (rgbd / "color").mkdir(parents=True)
+    (rgbd / "depth").mkdir()
+    assert detect_source(rgbd) == "posed_rgbd"
+    sn = tmp_path / "scene0000_00"
+    sn.mkdir()
+    _cloud_ply(sn / "scene0000_00_vh_clean_2.ply")
+    assert detect_source(sn) == "scannet"
+    spp = tmp_path / "0a5c013435"
+    (spp / "scans").mkdir(parents=True)
+    _cloud_ply(spp / "scans" / "mesh_aligned_0.05.ply")
+    assert detect_source(spp) == "scannetpp"
+    # the meshes are what gets labelled
+    assert len(load_scan(sn).cloud) == 600 and load_scan(spp).scene_id == "0a5c013435"
+
+
+def test_unsupported_inputs_say_what_is_supported(tmp_path):
+    obj = tmp_path / "mesh.obj"
+    obj.write_text("v 0 0 0\n")
+    with pytest.raises(InputError, match="unsupported file type '.obj'.*point-cloud .ply"):
+        detect_source(obj)
+    empty_dir = tmp_path / "nothing"
+    empty_dir.mkdir()
+    with pytest.raises(InputError, match="not a scan gcseg can read"):
+        load_scan(empty_dir)
+    with pytest.raises(InputError, match="input not found"):
+        load_scan(tmp_path / "missing")
+    with pytest.raises(InputError, match="unknown source"):
+        load_scan(obj, source="obj")
+
+
+def test_ply_without_xyz_and_empty_and_nonfinite(tmp_path):
+    bad = _write_vertex_ply(tmp_path / "uv.ply", {"u": np.zeros(5, np.float32), "v": np.zeros(5, np.float32)})
+    with pytest.raises(InputError, match="lacks x, y, z"):
+        load_scan(bad)
+    empty = _write_vertex_ply(tmp_path / "empty.ply", {k: np.zeros(0, np.float32) for k in "xyz"})
+    with pytest.raises(InputError, match="empty cloud"):
+        load_scan(empty)
+    nan = _write_vertex_ply(tmp_path / "nan.ply", {"x": np.array([0, np.nan], np.float32),
+                                                     "y": np.zeros(2, np.float32), "z": np.zeros(2, np.float32)})
+    with pytest.raises(InputError, match="non-finite"):
+        load_scan(nan)
+    garbage = tmp_path / "garbage.ply"
+    garbage.write_bytes(b"not a ply at all")
+    with pytest.raises(InputError, match="not a readable PLY"):
+        load_scan(garbage)
+    nocolor = load_scan(_cloud_ply(tmp_path / "plain.ply", with_color=False))
+    assert nocolor.cloud.color is None and nocolor.scene_id == "plain"
+
+
+def test_corrupt_or_foreign_checkpoint(tmp_path):
+    import torch
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ArtifactError, match="not a readable torch checkpoint"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ArtifactError, match="not a gcseg model checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+def test_cli_reports_one_line_and_exit_2(tmp_path):
+    from stages.predict import app
+
+    obj = tmp_path / "mesh.obj"
+    obj.write_text("v 0 0 0\n")
+    res = CliRunner().invoke(app, ["--input", str(obj), "--checkpoint", str(tmp_path / "m.pt"),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert "unsupported file type" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()
