@@ -14,6 +14,7 @@ Output, in one folder (several scenes may share it, as in the ScanNet benchmark)
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,7 +114,7 @@ def load_scan(path: str | Path, *, source: str = "auto", scene_id: str | None = 
 
 def _safe_scene_id(scene_id: str, path: Path) -> str:
     """Scene ids name output files: no separators or leading dots."""
-    if not scene_id or "/" in scene_id or "\\" in scene_id or scene_id.startswith("."):
+    if not scene_id or re.search(r"[\s/\\]", scene_id) or scene_id.startswith("."):
         raise InputError(f"scene id {scene_id!r} cannot name output files", path=path,
                          fix="pass --scene-id NAME (letters, digits, _ and -)")
     return scene_id
@@ -160,13 +161,14 @@ def write_prediction(out: str | Path, scan: ScanInput, masks: np.ndarray, scores
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the benchmark files, the instance PLY and the summary JSON for one scene; returns the summary."""
     from gcseg.atomic import write_text
-    from gcseg.eval.benchmark_io import write_scene_predictions
+    from gcseg.eval.benchmark_io import write_predictions
     from gcseg.io.ply import write_instance_ply
     from gcseg.pseudolabel.resolve import assign_points
 
     out = Path(out)
     sid = scan.scene_id
-    files = write_scene_predictions(out, sid, masks, scores)
+    scene_file = write_predictions(out, sid, masks, scores)  # label id 1: one class-agnostic class
+    files = [line.split()[0] for line in scene_file.read_text().splitlines() if line.strip()]
     labels, _ = assign_points(masks, scores)
     write_instance_ply(out / f"{sid}_instances.ply", scan.cloud.coord, labels + 1)
     summary: dict[str, Any] = {
