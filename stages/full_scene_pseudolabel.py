@@ -5,6 +5,7 @@ the highest-scoring mask, and write one HDF5 per scene (gcseg.io.samples layout)
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +44,9 @@ class Params(Section):
     data: DataSection
     model: ModelConfig
     full_scene_pseudolabel: FullScenePseudolabelSection
+
+
+PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
 
 
 def scene_seed(seed: int, scene_id: str) -> int:
@@ -118,8 +122,8 @@ def main(
     if rank == 0:
         clean_stale_temporaries(out)
     net, _ = load_model(model, expected_cfg=p.model)
-    if torch.cuda.is_available():
-        net = net.cuda()
+    if torch.cuda.is_available():  # one GPU per torchrun worker
+        net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     mine = scene_ids[rank::world]
     todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
     if len(todo) < len(mine):

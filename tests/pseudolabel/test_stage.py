@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from gcseg.io.samples import read_point_samples
 from stages._common import param_keys
-from stages.full_scene_pseudolabel import Params, app
+from stages.full_scene_pseudolabel import PARAMS_MODEL, Params, app
 
 
 def _params(tmp_path: Path, model: dict, **overrides) -> Path:
@@ -31,6 +31,7 @@ def _run(params, scenes, ckpt, out, metrics, *extra):
 
 
 def test_params_keys():
+    assert PARAMS_MODEL is Params
     assert param_keys(Params) == ("seed", "tau_conf", "data", "model", "full_scene_pseudolabel")
 
 
