@@ -1,0 +1,55 @@
+"""`gcseg evaluate`: class-agnostic AP / AP50 / AP25 of ScanNet benchmark-format predictions against GT files,
+by the official ScanNet protocol (gcseg.eval.ap). Needs nothing but the two folders. Not a DVC stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stages._common import make_app, run_module, user_errors
+
+app = make_app(__doc__ or "")
+
+
+@app.command()
+@user_errors
+def main(
+    gt: Annotated[Path, typer.Option("--gt", help="Folder of GT <scene>.txt files (label*1000+instance per vertex).")],
+    pred: Annotated[Path, typer.Option("--pred", help="Folder of prediction <scene>.txt files and their masks.")],
+    gt_classes: Annotated[str, typer.Option(
+        "--gt-classes", help="Which GT instances count: synthetic | scannet200 | scannetv2_18 | scannetpp_84.")
+    ] = "synthetic",
+    out: Annotated[Path | None, typer.Option("--out", help="Write metrics JSON here (e.g. metrics.json).")] = None,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Score a GT scene without prediction file as an empty prediction.")] = False,
+    label_list: Annotated[Path | None, typer.Option(
+        "--label-list", help="scannetpp_84: the dataset's metadata/semantic_classes.txt (names -> ids).")] = None,
+    ignore_dir: Annotated[Path | None, typer.Option(
+        "--ignore-dir", help="ScanNet++: folder of <scene>.txt vertex indices to leave out.")] = None,
+    min_region_size: Annotated[int, typer.Option(
+        "--min-region-size", help="GT instances and masks below this many vertices are ignored.")] = 100,
+    no_scores: Annotated[bool, typer.Option(
+        "--no-scores", help="Every confidence 1.0 (Open3DIS's mistake; only to reproduce their numbers).")] = False,
+) -> None:
+    """Score ScanNet-format predictions against GT files (no DVC needed)."""
+    from gcseg.eval.classes import GT_CLASS_MODES
+    from gcseg.eval.folders import evaluate_folders, format_table, read_label_list, write_metrics
+    from gcseg.errors import ConfigError
+
+    if gt_classes not in GT_CLASS_MODES:
+        raise ConfigError(f"--gt-classes {gt_classes!r} is not a GT class mode",
+                          fix=f"use one of {', '.join(GT_CLASS_MODES)}")
+    labels = read_label_list(label_list) if label_list is not None else None
+    result = evaluate_folders(gt, pred, gt_classes=gt_classes, label_list=labels, allow_missing=allow_missing,
+                              ignore_dir=ignore_dir, min_region_size=min_region_size, use_scores=not no_scores)
+    typer.echo(format_table(result))
+    if out is not None:
+        write_metrics(out, result, gt_classes=gt_classes, min_region_size=min_region_size,
+                      use_scores=not no_scores)
+        typer.echo(f"metrics -> {out}")
+
+
+if __name__ == "__main__":
+    run_module(app)
