@@ -1,0 +1,1 @@
+"""Networks: sparse UNet backbone, transformer query decoder, losses, inference."""
