@@ -51,7 +51,7 @@ def masks_to_id_map(masks: np.ndarray, order: np.ndarray | list[int] | None = No
     k, h, w = masks.shape
     out = np.zeros((h, w), np.int32)
     if order is None:
-        order = np.argsort(-masks.reshape(k, -1).sum(1), kind="stable")
+        order = np.argsort(-masks.reshape(k, h * w).sum(1), kind="stable")
     for m in np.asarray(order, dtype=np.int64):
         out[masks[m]] = int(m) + 1
     return out

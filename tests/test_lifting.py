@@ -1,0 +1,137 @@
+"""Lifting and voting: exact back-projection of a known box, majority voting across frames, size filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gcseg.geometry import backproject
+from gcseg.lifting import VoteAccumulator, lift_frame, masks_to_id_map
+from gcseg.scene import Frame
+
+H, W, F = 24, 32, 30.0
+K = np.array([[F, 0, 15.5], [0, F, 11.5], [0, 0, 1.0]])
+
+
+def _frame(depth: np.ndarray, pose: np.ndarray | None = None, index: int = 0) -> Frame:
+    color = np.stack([*np.meshgrid(np.arange(W), np.arange(H)), np.zeros((H, W), int)], -1).astype(np.uint8)
+    return Frame(index=index, color=color, depth=depth.astype(np.float32), intrinsics=K,
+                 pose=np.eye(4) if pose is None else pose)
+
+
+def _box_scene() -> tuple[Frame, np.ndarray]:
+    """Wall at 2 m, a box face at 1.5 m on pixels [8:16, 10:22] (id 3), one invalid pixel."""
+    depth = np.full((H, W), 2.0)
+    depth[8:16, 10:22] = 1.5
+    depth[0, 0] = 0
+    ids = np.zeros((H, W), np.int32)
+    ids[8:16, 10:22] = 3
+    pose = np.eye(4)
+    pose[:3, 3] = [0.3, -0.2, 0.1]
+    return _frame(depth, pose), ids
+
+
+def test_box_lifts_to_exactly_its_points():
+    frame, ids = _box_scene()
+    coord, color, inst = lift_frame(frame, ids)
+    assert coord.dtype == np.float32 and color.dtype == np.uint8 and inst.dtype == np.int32
+    assert coord.shape == (H * W - 1, 3)  # every valid-depth pixel, the invalid one dropped
+    box = inst == 3
+    assert box.sum() == 8 * 12 and set(np.unique(inst)) == {-1, 3}
+    # the box points: z = 1.5 in the camera = 1.6 in the world (pose translates z by 0.1), on the right pixels
+    np.testing.assert_allclose(coord[box, 2], 1.6, atol=1e-6)
+    v, u = np.mgrid[8:16, 10:22]
+    expect_x = (u.ravel() - 15.5) * 1.5 / F + 0.3
+    np.testing.assert_allclose(np.sort(coord[box, 0]), np.sort(expect_x), atol=1e-6)
+    assert set(map(tuple, color[box][:, :2])) == {(x, y) for y in range(8, 16) for x in range(10, 22)}
+
+
+def test_box_votes_onto_reference_exactly():
+    frame, ids = _box_scene()
+    ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)  # reference = the lifted points themselves
+    for voxel in (None, 0.005):
+        acc = VoteAccumulator(ref, max_dist=0.01, voxel=voxel)
+        acc.add(frame, ids)
+        out = acc.result(min_share=0.5, min_points=1)
+        assert out.dtype == np.int32 and out.shape == (ref.shape[0],)
+        expect = np.where(np.abs(ref[:, 2] - 1.6) < 1e-4, 3, -1)
+        np.testing.assert_array_equal(out, expect)
+
+
+def test_conflicting_votes_resolve_by_majority():
+    ref = np.array([[0, 0, 2.0], [0.5, 0, 2.0], [5, 5, 5]], np.float32)  # the third point is never seen
+    depth = np.zeros((H, W))
+    depth[11, 15] = 2.0  # pixel (15, 11) sees (0, 0, 2) ... (cx 15.5: x = -0.5/30*2 = -0.033)
+    depth[11, 23] = 2.0  # pixel (23, 11) sees (0.5, 0, 2)
+    acc = VoteAccumulator(ref, max_dist=0.05)
+    votes_a = [5, 5, 7, 5, 7]  # point 0: id 5 wins 3:2
+    votes_b = [7, 9, 9, 7, 0]  # point 1: 7 and 9 tie 2:2 (+1 background) -> share 0.4 < 0.5 -> -1
+    for a, b in zip(votes_a, votes_b):
+        ids = np.zeros((H, W), np.int32)
+        ids[11, 15], ids[11, 23] = a, b
+        acc.add(_frame(depth), ids)
+    assert acc.num_frames == 5
+    assert acc.result(min_share=0.5, min_points=1).tolist() == [5, -1, -1]
+    assert acc.result(min_share=0.4, min_points=1).tolist() == [5, 7, -1]  # tie -> smaller id
+    point, ident, count = acc.votes()
+    assert dict(zip(zip(point.tolist(), ident.tolist()), count.tolist())) == {
+        (0, 5): 3, (0, 7): 2, (1, 0): 1, (1, 7): 2, (1, 9): 2}
+
+
+def test_background_votes_option():
+    ref = np.array([[0, 0, 2.0]], np.float32)
+    depth = np.zeros((H, W))
+    depth[11, 15] = 2.0
+    for bg, expect in ((True, -1), (False, 4)):
+        acc = VoteAccumulator(ref, background_votes=bg)
+        for v in (4, 0, 0):
+            ids = np.zeros((H, W), np.int32)
+            ids[11, 15] = v
+            acc.add(_frame(depth), ids)
+        assert acc.result(min_points=1).tolist() == [expect]
+
+
+def test_min_points_drops_small_ids_and_far_points_do_not_vote():
+    frame, ids = _box_scene()
+    ids[8:10, 10:12] = 8  # a 4-pixel id inside the box
+    ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)
+    far = ref + np.array([0, 0, 1.0], np.float32)  # a copy 1 m away: beyond max_dist
+    acc = VoteAccumulator(np.concatenate([ref, far]), max_dist=0.05)
+    acc.add(frame, ids)
+    out = acc.result(min_share=0.5, min_points=5)
+    n = ref.shape[0]
+    assert (out[:n] == 3).sum() == 8 * 12 - 4 and (out[:n] == 8).sum() == 0  # id 8 had 4 points < 5
+    assert np.all(out[n:] == -1)
+    assert (acc.result(min_share=0.5, min_points=4)[:n] == 8).sum() == 4
+
+
+def test_compression_keeps_counts_and_memory_bounded():
+    frame, ids = _box_scene()
+    ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)
+    a = VoteAccumulator(ref, max_dist=0.01, compress_at=50)
+    b = VoteAccumulator(ref, max_dist=0.01)
+    for _ in range(6):
+        a.add(frame, ids)
+        b.add(frame, ids)
+    assert len(a._keys) <= 2  # merged as it goes
+    for x, y in zip(a.votes(), b.votes()):
+        np.testing.assert_array_equal(x, y)
+    assert a.votes()[2].max() == 6
+
+
+def test_masks_to_id_map_small_on_top_and_deterministic():
+    masks = np.zeros((3, H, W), bool)
+    masks[0, :, :] = True  # large
+    masks[1, 5:10, 5:10] = True  # small, inside
+    masks[2, 4:12, 4:12] = True  # medium, contains mask 1
+    m = masks_to_id_map(masks)
+    assert m.dtype == np.int32 and m[0, 0] == 1 and m[7, 7] == 2 and m[4, 4] == 3
+    np.testing.assert_array_equal(m, masks_to_id_map(masks))
+    assert masks_to_id_map(masks, order=[1, 2, 0])[7, 7] == 1  # explicit paint order: last painted wins
+    assert masks_to_id_map(np.zeros((0, H, W), bool)).sum() == 0
+
+
+def test_shape_mismatch_is_an_error():
+    frame, _ = _box_scene()
+    with pytest.raises(ValueError, match="id_map shape"):
+        lift_frame(frame, np.zeros((H + 1, W), np.int32))
