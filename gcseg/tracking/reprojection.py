@@ -63,9 +63,11 @@ class ReprojectionPropagator:
     def propagate(self, window: Sequence[Frame]) -> Iterator[dict[int, np.ndarray]]:
         ids = self.held_ids()
         pts = np.concatenate([self._points[i] for i in ids]) if ids else np.zeros((0, 3), np.float32)
-        lab = np.concatenate([np.full(len(self._points[i]), i, np.int64) for i in ids]) if ids else np.zeros(0, np.int64)
+        # internal labels 1..T (0 = empty pixel), whatever the object ids are
+        lab = (np.concatenate([np.full(len(self._points[i]), k + 1, np.int64) for k, i in enumerate(ids)])
+               if ids else np.zeros(0, np.int64))
         for f in window[1:]:
-            yield self._render(f, pts, lab)
+            yield {ids[k - 1]: m for k, m in self._render(f, pts, lab).items()}
 
     def _tol(self, depth: np.ndarray) -> np.ndarray:
         return self.tol_abs + self.tol_rel * depth

@@ -223,3 +223,57 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
         **counts,
     }
     return TrackResult(scene_id=scene.scene_id, id_maps=id_maps, keyframes=keyframes, stats=stats, timing=timing)
+
+
+@dataclass
+class LiftConfig:
+    """Voting of the tracked id maps onto the reference cloud (method.md "Lifting/voting")."""
+
+    max_dist: float = 0.05  # metres: a pixel votes for its nearest reference point within this distance
+    voxel: float | None = 0.01  # association cache grid (None = exact nearest neighbour per pixel)
+    min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
+    min_points: int = 100  # ids on fewer points are dropped (Segment3D)
+    every: int = 1  # vote with every n-th frame
+
+
+def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propagator: Propagator,
+                   policy: TrackingPolicy, *, keyframe_stride: int, tau_contain: float, min_area: int = 0,
+                   save_every: int = 1, lift: LiftConfig | None = None, consistency_iou: float = 0.5,
+                   progress: bool = False) -> tuple[TrackResult, Any, np.ndarray, dict[str, dict[str, float | int]]]:
+    """Track a scene, vote the per-frame id maps onto its reference cloud and measure temporal consistency.
+
+    Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, consistency) where
+    consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes, "stage1_keyframes":
+    per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame GT).
+    """
+    from gcseg.lifting import VoteAccumulator
+    from gcseg.tracking.consistency import ConsistencyMeter
+
+    lift = lift or LiftConfig()
+    cloud = scene.reference()
+    if cloud is None:
+        from gcseg.readers.fusion import fuse_reference
+
+        cloud = fuse_reference(scene)
+    if len(cloud) == 0:
+        raise InputError(f"scene {scene.scene_id} has an empty reference cloud", path=scene.root or None,
+                         fix="the scene needs a mesh, reference.ply or valid depth to fuse")
+    acc = VoteAccumulator(cloud.coord, max_dist=lift.max_dist, voxel=lift.voxel)
+    tracked, tracked_kf, stage1 = (ConsistencyMeter(iou_thresh=consistency_iou) for _ in range(3))
+
+    def on_frame(frame: Frame, id_map: np.ndarray) -> None:
+        if frame.index % max(1, lift.every) == 0:
+            acc.add(frame, id_map)
+        tracked.add(frame, id_map)
+
+    def on_keyframe(frame: Frame, props: Proposals, step: StepResult) -> None:
+        stage1.add(frame, proposals_to_id_map(props), namespace=frame.index)
+        tracked_kf.add(frame, masks_to_id_map(step.masks, frame.hw))  # = the id map emitted for this keyframe
+
+    result = track_scene(scene, proposer, propagator, policy, keyframe_stride=keyframe_stride,
+                         tau_contain=tau_contain, min_area=min_area, save_every=save_every,
+                         on_frame=[on_frame], on_keyframe=[on_keyframe], progress=progress)
+    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
+    summary = {"tracked": tracked.summary(), "tracked_keyframes": tracked_kf.summary(),
+               "stage1_keyframes": stage1.summary()}
+    return result, cloud, labels, summary

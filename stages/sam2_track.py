@@ -1,0 +1,195 @@
+"""DVC stage `sam2_track` (Stage 2 data): granularity-consistent 2D mask tracking (Algorithm 1 reconstruction)
+over every scan, lifted to the reference cloud by voting; one HDF5 per scene (gcseg.io.samples layout plus
+per-frame id maps and track tables) and a metrics JSON with track statistics and the temporal-consistency
+comparison against per-keyframe (Stage 1 style) labels."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from pydantic import Field
+
+from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+
+app = make_app(__doc__ or "")
+
+
+class ProposalsSection(Section):
+    """`sam2_track.proposals`: the keyframe mask proposer (gcseg.proposals.factory.build_proposer)."""
+
+    backend: Literal["classical", "sam", "gt_sim"] = "classical"
+    options: dict[str, Any] = {}  # that backend's options (same keys as sam_keyframes.<backend>); {} = defaults
+    min_area: int = Field(0, ge=0)  # pixels: smaller proposals are dropped before the containment filter
+
+
+class ReprojectionSection(Section):
+    """`sam2_track.reprojection`: gcseg.tracking.reprojection.ReprojectionPropagator."""
+
+    voxel: float = Field(0.005, gt=0)
+    tol_abs: float = Field(0.03, gt=0)
+    tol_rel: float = Field(0.02, ge=0)
+    fill_px: float = Field(1.5, ge=0)
+    accumulate: bool = True
+
+
+class Sam2Section(Section):
+    """`sam2_track.sam2`: the SAM2 video predictor."""
+
+    config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
+    checkpoint: str = "data/weights/sam2.1_hiera_tiny.pt"
+    image_size: int = Field(1024, ge=64)
+
+
+class LiftSection(Section):
+    """`sam2_track.lift`: voting of id maps onto the reference cloud (gcseg.lifting.VoteAccumulator)."""
+
+    max_dist: float = Field(0.05, gt=0)
+    voxel: float | None = Field(0.01, gt=0)
+    min_share: float = Field(0.5, gt=0, le=1)
+    min_points: int = Field(100, ge=1)
+    every: int = Field(1, ge=1)
+
+
+class Sam2TrackSection(Section):
+    """`sam2_track:` in params.yaml."""
+
+    backend: Literal["reprojection", "sam2"] = "reprojection"
+    split: Literal["train", "val", "all"] = "train"
+    keyframe_stride: int = Field(5, ge=1)
+    gate_uncovered: float = Field(0.5, ge=0, lt=1)
+    min_new_area: int = Field(100, ge=1)
+    min_visible_area: int = Field(1, ge=1)
+    recondition: bool = True
+    save_every: int = Field(1, ge=1)
+    consistency_iou: float = Field(0.5, gt=0, le=1)
+    proposals: ProposalsSection = ProposalsSection()
+    reprojection: ReprojectionSection = ReprojectionSection()
+    sam2: Sam2Section = Sam2Section()
+    lift: LiftSection = LiftSection()
+
+
+class Params(Section):
+    """The top-level params.yaml keys this stage reads (= its `params:` in dvc.yaml)."""
+
+    seed: int
+    tau_iou: float = Field(ge=0.0, lt=1.0)
+    tau_dorm: int = Field(ge=0)
+    tau_contain: float = Field(ge=0.0, le=1.0)
+    data: DataSection
+    sam2_track: Sam2TrackSection
+
+
+def scene_seed(seed: int, scene_id: str) -> int:
+    """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
+    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
+
+
+def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
+    from gcseg.tracking.propagators import build_propagator
+
+    if cfg.backend == "reprojection":
+        return build_propagator("reprojection", **cfg.reprojection.model_dump())
+    import torch
+
+    return build_propagator("sam2", config=cfg.sam2.config, checkpoint=cfg.sam2.checkpoint,
+                            image_size=cfg.sam2.image_size, seed=seed,
+                            device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | int]:
+    """Consistency summaries of several scenes pooled, each scene weighted by its number of GT instances."""
+    rows = [s[key] for s in summaries if key in s and int(s[key].get("instances", 0)) > 0]
+    n = sum(int(r["instances"]) for r in rows)
+    if n == 0:
+        return {"instances": 0}
+    return {"instances": n, **{m: round(sum(float(r[m]) * int(r["instances"]) for r in rows) / n, 6)
+                                for m in ("consistency", "ids_per_instance", "coverage")}}
+
+
+def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[str, Any]:
+    stats = [s["track_stats"] for s in summaries.values()]
+    total = {k: int(sum(int(s[k]) for s in stats)) for k in (
+        "frames", "keyframes", "objects_created", "objects_terminated", "dormant_events", "reactivations",
+        "proposals", "matched", "rejected_part_or_union", "rejected_small", "labelled_points",
+        "lifted_instances")} if stats else {}
+    lengths = [float(s["mean_track_length_frames"]) * int(s["objects_created"]) for s in stats]
+    created = total.get("objects_created", 0)
+    cons = [s["consistency"] for s in summaries.values()]
+    comparison = {k: _weighted(cons, k) for k in ("tracked", "tracked_keyframes", "stage1_keyframes")}
+    a, b = comparison["tracked_keyframes"], comparison["stage1_keyframes"]
+    if "consistency" in a and "consistency" in b:
+        comparison["gain_over_stage1"] = round(float(a["consistency"]) - float(b["consistency"]), 6)
+    return {
+        "backend": p.sam2_track.backend,
+        "scenes": len(summaries),
+        "track_stats": {**total, "mean_track_length_frames": round(sum(lengths) / created, 4) if created else 0.0},
+        "consistency": comparison,
+        "per_scene": {sid: summaries[sid] for sid in sorted(summaries)},
+    }
+
+
+@app.command()
+@user_errors
+def main(
+    scenes: Annotated[Path, typer.Option("--scenes", help="Data root holding the scenes (data.root).")],
+    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    out: Annotated[Path, typer.Option("--out", help="Folder of per-scene HDF5 tracks.")] = Path("data/sam2_track"),
+    metrics: Annotated[Path, typer.Option("--metrics", help="Metrics JSON.")] = Path("metrics/sam2_track.json"),
+    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+) -> None:
+    """Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.errors import InputError
+    from gcseg.proposals.factory import build_proposer
+    from gcseg.readers import list_scenes, open_scene
+    from gcseg.tracking.artifact import is_finished, read_summary, write_track_artifact
+    from gcseg.tracking.policy import TrackingPolicy
+    from gcseg.tracking.run import LiftConfig, track_and_lift
+
+    p = load_params(params, Params)
+    cfg = p.sam2_track
+    rank, world = parse_shard(shard)
+    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
+    if not scene_ids:
+        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
+                         fix="run the synth stage or point --scenes at the data root")
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        clean_stale_temporaries(out)
+    mine = scene_ids[rank::world]
+    todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
+    if len(todo) < len(mine):
+        typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
+    propagator = build_propagator_from(cfg, p.seed) if todo else None  # checks the checkpoint up front
+    lift = LiftConfig(**cfg.lift.model_dump())
+    for sid in tqdm(todo, desc=f"sam2_track {rank}/{world}", unit="scene", disable=None):
+        s = scene_seed(p.seed, sid)
+        np.random.seed(s)
+        scene = open_scene(p.data.source, scenes, sid)
+        proposer = build_proposer(cfg.proposals.backend, cfg.proposals.options, seed=s)
+        policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
+                                min_new_area=cfg.min_new_area, min_visible_area=cfg.min_visible_area,
+                                recondition=cfg.recondition)
+        result, cloud, labels, consistency = track_and_lift(
+            scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
+            min_area=cfg.proposals.min_area, save_every=cfg.save_every, lift=lift,
+            consistency_iou=cfg.consistency_iou)
+        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, consistency)
+
+    if not all(is_finished(out / f"{s}.h5") for s in scene_ids):
+        typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
+        return
+    summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
+    write_text(metrics, json.dumps(aggregate_metrics(summaries, p), indent=2, sort_keys=True) + "\n")
+    typer.echo(f"{len(scene_ids)} scenes tracked -> {out}; metrics -> {metrics}")
+
+
+if __name__ == "__main__":
+    run_module(app)
