@@ -108,13 +108,15 @@ def _summary_tree(summary: dict[str, Any]) -> dict[str, Any]:
 
 def write_scene_pseudolabel(path: str | Path, scene_id: str, cloud: PointCloud, labels: np.ndarray,
                             masks: np.ndarray, scores: np.ndarray, summary: dict[str, Any]) -> None:
-    """One HDF5 per scene in the shared point-sample layout (sample ``scene``: coord, color, instance = labels)
-    plus ``scores`` float32 (M,), ``masks`` (bit-packed kept masks) and ``summary``."""
+    """One HDF5 per scene in the shared point-sample layout (sample ``scene``: coord, color, instance = labels,
+    score = float32 (M,) per instance id) plus top-level ``scores`` (the same), ``masks`` (bit-packed kept
+    masks, before overlap resolution) and ``summary``."""
     from gcseg.io.samples import write_point_samples
 
     color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, dtype=np.uint8)
     write_point_samples(
-        path, {SAMPLE_NAME: {"coord": cloud.coord, "color": color, "instance": labels}},
+        path, {SAMPLE_NAME: {"coord": cloud.coord, "color": color, "instance": labels,
+                             "score": np.asarray(scores, np.float32)}},  # per instance id (samples.py layout)
         schema=SCHEMA, scene_id=scene_id,
         extra={"scores": np.asarray(scores, np.float32), "masks": pack_masks(masks),
                "summary": _summary_tree(summary)})

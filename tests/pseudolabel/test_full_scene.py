@@ -72,6 +72,7 @@ def test_write_read_is_deterministic(tmp_path):
     [(name, sample)] = list(read_point_samples(p1))
     assert name == "scene" and sample["instance"].dtype == np.int32
     np.testing.assert_array_equal(sample["instance"], labels)
+    np.testing.assert_array_equal(sample["score"], kept_scores)
 
 
 def test_foreign_file_rejected(tmp_path):
