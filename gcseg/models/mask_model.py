@@ -1,0 +1,197 @@
+"""The class-agnostic mask model: sparse Res16UNet backbone + Mask3D-style query decoder, its config, builder
+and checkpoint format.
+
+Checkpoint (`torch.save` of a dict, written atomically, byte-deterministic for identical content):
+    {"schema_version": 1, "config": ModelConfig dict, "model": state_dict, "epoch": int,
+     "optimizer": ..., "scheduler": ..., "rng": ..., ...}  (the last three only in training checkpoints)
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from torch import Tensor, nn
+
+from gcseg.atomic import write_bytes
+from gcseg.errors import ArtifactError, ConfigError
+from gcseg.models.decoder import MaskDecoder, Prediction
+
+CHECKPOINT_SCHEMA_VERSION = 1
+# fields that change no weight: a checkpoint trained with other values loads fine
+RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout")
+
+
+class ModelConfig(BaseModel):
+    """Architecture of the mask model (params.yaml `model:`; Segment3D `conf/model/mask3d.yaml` for the GPU values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["auto", "minkowski", "torch"] = "auto"
+    voxel_size: float = Field(0.05, gt=0)
+    in_channels: int = 3
+    planes: tuple[int, ...] = (16, 32, 48, 64, 64, 48, 32, 32)  # RES16UNET_TINY
+    layers: tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1, 1)
+    bn_momentum: float = Field(0.02, gt=0, le=1)
+    hidden_dim: int = Field(64, gt=0)
+    num_queries: int = Field(20, gt=0)
+    num_heads: int = Field(4, gt=0)
+    hlevels: tuple[int, ...] = (0, 1, 2, 3)
+    num_decoders: int = Field(1, ge=1)
+    ffn_dim: int = Field(128, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    max_attn_voxels: int = Field(800, gt=0)
+    non_parametric_queries: bool = False
+
+    @field_validator("in_channels")
+    @classmethod
+    def _in_channels(cls, v: int) -> int:
+        if v not in (3, 6):
+            raise ValueError("in_channels must be 3 (rgb) or 6 (rgb + xyz)")
+        return v
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelConfig:
+        if self.hidden_dim % self.num_heads or self.hidden_dim % 2:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be even and divisible by num_heads {self.num_heads}")
+        return self
+
+    def architecture(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
+
+
+def point_features(coord: np.ndarray | Tensor, color: np.ndarray | Tensor, in_channels: int) -> Tensor:
+    """Per-point input features: colour scaled to [-0.5, 0.5] (+ xyz centred on the cloud's mean if 6 channels)."""
+    c = torch.as_tensor(np.asarray(color), dtype=torch.float32) / 255.0 - 0.5
+    if in_channels == 3:
+        return c
+    xyz = torch.as_tensor(np.asarray(coord), dtype=torch.float32)
+    return torch.cat([c, xyz - xyz.mean(0, keepdim=True)], 1)
+
+
+class MaskModel(nn.Module):
+    """Backbone + decoder. `forward(coords [V,4], feats [V,C], seeds) -> list[Prediction]` (last = output)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        from gcseg.models.backbone import Res16UNet
+        from gcseg.sparse import resolve_backend
+
+        self.cfg = cfg
+        self.backend = resolve_backend(cfg.backend)
+        self.backbone = Res16UNet(cfg.in_channels, list(cfg.planes), list(cfg.layers), self.backend,
+                                  bn_momentum=cfg.bn_momentum)
+        p = cfg.planes
+        # BackboneOutput.levels: strides 16, 8, 4, 2, 1 with channels planes[3..7] (gcseg.models.backbone)
+        level_channels, mask_channels = [p[3], p[4], p[5], p[6], p[7]], p[7]
+        try:
+            self.decoder = MaskDecoder(level_channels=level_channels, mask_channels=mask_channels,
+                                       hlevels=list(cfg.hlevels), num_decoders=cfg.num_decoders,
+                                       hidden_dim=cfg.hidden_dim, num_queries=cfg.num_queries,
+                                       num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
+                                       max_attn_voxels=cfg.max_attn_voxels,
+                                       non_parametric_queries=cfg.non_parametric_queries)
+        except ValueError as exc:
+            raise ConfigError(f"model: {exc}", fix="set model.hlevels to levels the backbone has") from exc
+
+    def forward(self, coords: Tensor, feats: Tensor, seeds: list[int]) -> list[Prediction]:
+        bo = self.backbone(coords, feats)
+        # the backbone gives level coords in the level's own units (floor(c / stride)); the decoder wants them in
+        # finest-voxel units (MinkowskiEngine's convention: multiples of the stride)
+        levels = [(f, torch.cat([c[:, :1], c[:, 1:] * s], 1)) for (f, c), s in zip(bo.levels, bo.strides)]
+        return self.decoder(levels, list(bo.strides), bo.out, coords, seeds)
+
+
+def build_model(cfg: ModelConfig) -> MaskModel:
+    return MaskModel(cfg)
+
+
+def _tensor_tree_bytes(obj: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()  # saving to a buffer: the zip's record names never depend on a temp file name
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, *, epoch: int,
+                    **extra: Any) -> None:
+    """Write a checkpoint atomically (see the module docstring); extra = optimizer, scheduler, rng, ..."""
+    m = model.module if hasattr(model, "module") else model
+    obj = {"schema_version": CHECKPOINT_SCHEMA_VERSION, "config": cfg.model_dump(mode="json"),
+           "model": {k: v.detach().cpu() for k, v in m.state_dict().items()}, "epoch": int(epoch)}
+    obj.update(extra)
+    write_bytes(path, _tensor_tree_bytes(obj))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError("model checkpoint not found", path=path, fix="run the training stage that writes it")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: torch raises many types
+        raise ArtifactError(f"not a readable torch checkpoint ({type(exc).__name__}: {exc})", path=path,
+                            fix="rerun the training stage that writes it") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ArtifactError("not a gcseg model checkpoint (no 'model'/'config')", path=path,
+                            fix="pass a model.pt written by a gcseg training stage")
+    if ckpt.get("schema_version") != CHECKPOINT_SCHEMA_VERSION:
+        raise ArtifactError(f"checkpoint schema version {ckpt.get('schema_version')} is not "
+                            f"{CHECKPOINT_SCHEMA_VERSION}", path=path, fix="retrain (`dvc repro -f <stage>`)")
+    return ckpt
+
+
+def check_architecture(ckpt_cfg: dict[str, Any], expected: ModelConfig, path: str | Path) -> ModelConfig:
+    """The checkpoint's config, with the runtime fields of `expected`; ArtifactError naming every differing
+    architecture field."""
+    try:
+        got = ModelConfig.model_validate(ckpt_cfg)
+    except ValidationError as exc:
+        raise ArtifactError(f"checkpoint config is invalid ({exc.errors()[0]['msg']})", path=path,
+                            fix="retrain with the current code") from exc
+    a, b = got.architecture(), expected.architecture()
+    diff = [f"{k}: checkpoint {a[k]!r} != expected {b[k]!r}" for k in sorted(a) if a[k] != b[k]]
+    if diff:
+        raise ArtifactError("checkpoint has another architecture (" + "; ".join(diff) + ")", path=path,
+                            fix="use params `model:` equal to the checkpoint's, or retrain the upstream stage")
+    return expected
+
+
+def load_state_strict_into(model: MaskModel, sd: dict[str, Tensor], path: str | Path) -> None:
+    res = model.load_state_dict(sd, strict=False)
+    if res.missing_keys or res.unexpected_keys:
+        raise ArtifactError(f"checkpoint weights do not fit the model (missing {res.missing_keys[:5]}, "
+                            f"unexpected {res.unexpected_keys[:5]})", path=path,
+                            fix="the checkpoint comes from another backbone backend or version: retrain")
+
+
+def load_model(path: str | Path, expected_cfg: ModelConfig | None = None, *, backend: str | None = None
+               ) -> tuple[MaskModel, dict[str, Any]]:
+    """Load a checkpoint into a fresh MaskModel (eval mode). Returns (model, checkpoint dict).
+
+    With `expected_cfg`, a checkpoint of another architecture is rejected (ArtifactError naming the fields);
+    runtime fields (backend, max_attn_voxels, dropout) then come from `expected_cfg`.
+    """
+    ckpt = read_checkpoint(path)
+    if expected_cfg is not None:
+        cfg = check_architecture(ckpt["config"], expected_cfg, path)
+    else:
+        try:
+            cfg = ModelConfig.model_validate(ckpt["config"])
+        except ValidationError as exc:
+            raise ArtifactError(f"checkpoint config is invalid ({exc.errors()[0]['msg']})", path=path,
+                                fix="retrain with the current code") from exc
+    if backend is not None:
+        cfg = cfg.model_copy(update={"backend": backend})
+    model = build_model(cfg)
+    try:
+        load_state_strict_into(model, ckpt["model"], path)
+    except RuntimeError as exc:  # size mismatch
+        raise ArtifactError(f"checkpoint weights do not fit the model ({str(exc)[:300]})", path=path,
+                            fix="retrain the stage that wrote it") from exc
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,1 @@
+"""Training: datasets and augmentation, the resumable training loop, data-parallel helpers, quick metrics."""

@@ -1,0 +1,217 @@
+"""Training samples from point-sample folders (gcseg.io.samples), augmentation, and voxel batches.
+
+Every random choice is drawn from a generator seeded by (seed, epoch, sample index), so a sample gets the same
+augmentation whichever process, rank or batch position handles it: a resumed or distributed run sees exactly the
+data an uninterrupted single-process run sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.interpolate import RegularGridInterpolator
+from scipy.ndimage import convolve1d
+
+from gcseg.errors import ArtifactError, InputError
+from gcseg.io.h5 import check_schema
+from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSION
+from gcseg.models.loss import SceneTarget
+from gcseg.models.mask_model import point_features
+from gcseg.models.voxelize import scatter_mean, voxelize
+
+
+class AugmentConfig(BaseModel):
+    """Training augmentation (Mask3D/Segment3D: scale +-10 %, z rotation +-pi, flips, elastic distortion,
+    colour jitter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rotate_z: bool = True
+    flip: bool = True
+    scale: float = Field(0.1, ge=0, lt=1)
+    elastic: tuple[tuple[float, float], ...] = ()
+    color_jitter: float = Field(0.05, ge=0)
+
+
+def list_sample_files(folder: str | Path) -> list[Path]:
+    """Sorted *.h5 files of a point-sample folder; InputError if there is none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("labels folder not found", path=folder,
+                         fix="run the upstream stage (sam_keyframes, sam2_track or full_scene_pseudolabel) first")
+    files = sorted(folder.glob("*.h5"))
+    if not files:
+        raise InputError("labels folder holds no .h5 point-sample files", path=folder,
+                         fix="run the upstream stage that writes it")
+    return files
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ArtifactError(f"not a readable HDF5 file ({exc})", path=path, fix="rerun the stage that wrote it") from exc
+    got = f.attrs.get("schema")
+    got = got.decode() if isinstance(got, bytes) else got
+    schema = got if got in POINT_SAMPLE_SCHEMAS else POINT_SAMPLE_SCHEMAS[0]
+    try:
+        check_schema(f, path, schema, SCHEMA_VERSION)
+    except ArtifactError:
+        f.close()
+        raise
+    if "samples" not in f:
+        f.close()
+        raise ArtifactError("artifact has no 'samples' group", path=path, fix="rerun the stage that wrote it")
+    return f
+
+
+def elastic_distortion(coord: np.ndarray, granularity: float, magnitude: float, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """Smooth random displacement field (Mask3D/SpatioTemporalSegmentation `elastic_distortion`), in metres."""
+    lo = coord.min(0)
+    dim = ((coord - lo).max(0) // granularity).astype(int) + 3
+    noise = rng.standard_normal((*dim, 3)).astype(np.float32)
+    k = np.ones(3, np.float32) / 3
+    for _ in range(2):
+        for ax in range(3):
+            noise = convolve1d(noise, k, axis=ax, mode="constant")
+    axes = [np.linspace(a - granularity, a + granularity * (d - 2), d) for a, d in zip(lo, dim)]
+    interp = RegularGridInterpolator(axes, noise, bounds_error=False, fill_value=0.0)
+    return coord + interp(coord).astype(np.float32) * magnitude
+
+
+def augment(coord: np.ndarray, color: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
+    coord = coord - coord.mean(0)
+    if cfg.rotate_z:
+        a = rng.uniform(-np.pi, np.pi)
+        c, s = np.cos(a), np.sin(a)
+        coord = coord @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32).T
+    if cfg.flip:
+        for ax in (0, 1):
+            if rng.random() < 0.5:
+                coord[:, ax] = -coord[:, ax]
+    if cfg.scale:
+        coord = coord * rng.uniform(1 - cfg.scale, 1 + cfg.scale)
+    for gran, mag in cfg.elastic:
+        coord = elastic_distortion(coord, gran, mag, rng)
+    if cfg.color_jitter:
+        col = color.astype(np.float32) * (1 + rng.normal(0, cfg.color_jitter)) + rng.normal(0, cfg.color_jitter * 255, 3)
+        color = np.clip(np.rint(col), 0, 255).astype(np.uint8)
+    return coord.astype(np.float32), color
+
+
+class PointSampleDataset:
+    """All labelled samples of a list of point-sample files, read lazily (h5py) by index.
+
+    Samples without a single labelled point are dropped; a file none of whose samples has a label is an error
+    (a scene without labels means the upstream stage failed on it).
+    """
+
+    def __init__(self, files: list[Path], *, augment_cfg: AugmentConfig | None, seed: int,
+                 max_points: int | None = None):
+        self.files = [Path(f) for f in files]
+        self.augment_cfg = augment_cfg
+        self.seed = seed
+        self.max_points = max_points
+        self.index: list[tuple[int, str]] = []
+        self.dropped = 0
+        for fi, path in enumerate(self.files):
+            kept = 0
+            with _open(path) as f:
+                names = sorted(f["samples"])
+                for name in names:
+                    g = f["samples"][name]
+                    missing = [k for k in REQUIRED if k not in g]
+                    if missing:
+                        raise ArtifactError(f"sample {name} lacks {missing}", path=path,
+                                            fix="rerun the stage that wrote it")
+                    if len(g["coord"]) and (g["instance"][()] >= 0).any():
+                        self.index.append((fi, name))
+                        kept += 1
+                    else:
+                        self.dropped += 1
+            if kept == 0:
+                raise InputError(f"no sample of this scene has any labelled point ({len(names)} samples)",
+                                 path=path, fix="check the upstream stage's thresholds (e.g. min points, "
+                                 "tau_conf) or remove the scene from the training set")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def raw(self, i: int) -> dict[str, np.ndarray]:
+        fi, name = self.index[i]
+        with _open(self.files[fi]) as f:
+            g = f["samples"][name]
+            return {k: g[k][()] for k in REQUIRED}
+
+    def get(self, i: int, epoch: int) -> dict[str, np.ndarray]:
+        """Sample i as augmented for `epoch`: coord float32 [N,3], color uint8 [N,3], instance int64 [N]
+        (contiguous 0..K-1, -1 unlabelled)."""
+        s = self.raw(i)
+        rng = np.random.default_rng([self.seed, epoch, i])
+        coord, color, inst = s["coord"].astype(np.float32), s["color"], s["instance"].astype(np.int64)
+        if self.max_points and len(coord) > self.max_points:
+            keep = np.sort(rng.choice(len(coord), self.max_points, replace=False))
+            coord, color, inst = coord[keep], color[keep], inst[keep]
+        if self.augment_cfg is not None:
+            coord, color = augment(coord, color, self.augment_cfg, rng)
+        else:
+            coord = coord - coord.mean(0)
+        ids, inv = np.unique(inst, return_inverse=True)
+        lab = np.where(ids >= 0, np.cumsum(ids >= 0) - 1, -1)[inv]
+        return {"coord": coord, "color": color, "instance": lab.astype(np.int64)}
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of one sample's random draws inside the model and loss (key subsample, matcher points)."""
+    return int(np.random.default_rng([seed, epoch, index, 1]).integers(0, 2**31 - 1))
+
+
+def voxel_labels(inverse: torch.Tensor, labels: torch.Tensor, num_voxels: int) -> torch.Tensor:
+    """Majority instance of each voxel's labelled points (ties -> smaller id), -1 if none is labelled."""
+    m = labels >= 0
+    out = torch.full((num_voxels,), -1, dtype=torch.long)
+    if not bool(m.any()):
+        return out
+    k = int(labels.max()) + 1
+    key = inverse[m] * k + labels[m]
+    uk, cnt = torch.unique(key, return_counts=True)
+    vox, lab = uk // k, uk % k
+    # order by voxel, then count descending, then label ascending; first row per voxel wins
+    order = np.lexsort((lab.numpy(), -cnt.numpy(), vox.numpy()))
+    vox, lab = vox[order], lab[order]
+    first = torch.ones(len(vox), dtype=torch.bool)
+    first[1:] = vox[1:] != vox[:-1]
+    out[vox[first]] = lab[first]
+    return out
+
+
+@dataclass
+class Batch:
+    coords: torch.Tensor  # [V, 4] (batch, x, y, z)
+    feats: torch.Tensor  # [V, C]
+    targets: list[SceneTarget]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [t.seed for t in self.targets]
+
+
+def make_batch(samples: list[dict[str, np.ndarray]], seeds: list[int], *, voxel_size: float, in_channels: int
+               ) -> Batch:
+    coords, feats, targets = [], [], []
+    for b, (s, seed) in enumerate(zip(samples, seeds)):
+        vox = voxelize(torch.from_numpy(s["coord"]), voxel_size, None)
+        c = vox.coords.clone()
+        c[:, 0] = b
+        v = len(c)
+        coords.append(c)
+        feats.append(scatter_mean(point_features(s["coord"], s["color"], in_channels), vox.inverse, v))
+        targets.append(SceneTarget(voxel_labels(vox.inverse, torch.from_numpy(s["instance"]), v), seed))
+    return Batch(torch.cat(coords), torch.cat(feats), targets)
