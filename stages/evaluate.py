@@ -22,6 +22,8 @@ def main(
         "--gt-classes", help="Which GT instances count: synthetic | scannet200 | scannetv2_18 | scannetpp_84.")
     ] = "synthetic",
     out: Annotated[Path | None, typer.Option("--out", help="Write metrics JSON here (e.g. metrics.json).")] = None,
+    pr_curves: Annotated[Path | None, typer.Option(
+        "--pr-curves", help="Write the precision-recall points at IoU 0.50 and 0.25 here (CSV).")] = None,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Score a GT scene without prediction file as an empty prediction.")] = False,
     label_list: Annotated[Path | None, typer.Option(
@@ -35,7 +37,8 @@ def main(
 ) -> None:
     """Score ScanNet-format predictions against GT files (no DVC needed)."""
     from gcseg.eval.classes import GT_CLASS_MODES
-    from gcseg.eval.folders import evaluate_folders, format_table, read_label_list, write_metrics
+    from gcseg.eval.folders import (evaluate_folders, format_table, read_label_list, write_metrics,
+                                    write_pr_curves)
     from gcseg.errors import ConfigError
 
     if gt_classes not in GT_CLASS_MODES:
@@ -49,6 +52,9 @@ def main(
         write_metrics(out, result, gt_classes=gt_classes, min_region_size=min_region_size,
                       use_scores=not no_scores)
         typer.echo(f"metrics -> {out}")
+    if pr_curves is not None:
+        write_pr_curves(pr_curves, result)
+        typer.echo(f"precision-recall curves -> {pr_curves}")
 
 
 if __name__ == "__main__":

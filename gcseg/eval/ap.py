@@ -14,6 +14,8 @@ class; every prediction is of that class. What the script does, and this module 
   IoU > t on the same GT is a FP, and the GT keeps the *higher* of the two confidences (so the TP carries the
   maximum confidence of all its candidates, the FPs the others). Such a duplicate is not marked as used, so at
   t = 0.25 (where one mask can exceed the threshold on several GTs) it may still match a later GT.
+  "File order" is the Python-3 ports' order (ScanNet++ ``eval_instance.py``, Mask3D); the original Python-2
+  script iterates a dict, i.e. hash order. Order matters only at t = 0.25 when a mask has several candidates.
 * A prediction with IoU > t on no GT instance of the set (small ones included) is a FP unless its share of
   ignored vertices exceeds t: ``(void + vertices of small GT instances) / |pred| > t``. Void = vertices whose
   label is outside the set (value < 1000 included). A prediction with IoU > t on a *small* GT is neither.

@@ -83,6 +83,14 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def write_pr_curves(path: str | Path, result: EvalResult) -> None:
+    """Precision-recall points at IoU 0.50 and 0.25 as CSV (``iou,recall,precision``) for ``dvc plots``."""
+    lines = ["iou,recall,precision"]
+    for th in sorted(result.pr_curves, reverse=True):
+        lines += [f"{th:.2f},{row['recall']:.6f},{row['precision']:.6f}" for row in result.pr_rows(th)]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def write_metrics(path: str | Path, result: EvalResult, **extra: object) -> None:
     """metrics.json for DVC: sorted keys, NaN written as null, no timestamps (deterministic bytes)."""
     data = {**result.to_dict(), **extra}

@@ -30,9 +30,14 @@ def folders(tmp_path):
 
 def test_evaluate_prints_table_and_writes_metrics(folders, tmp_path):
     gt_dir, pred_dir = folders
-    out = tmp_path / "metrics.json"
-    res = runner.invoke(app, ["--gt", str(gt_dir), "--pred", str(pred_dir), "--out", str(out)])
+    out, curves = tmp_path / "metrics.json", tmp_path / "pr.csv"
+    res = runner.invoke(app, ["--gt", str(gt_dir), "--pred", str(pred_dir), "--out", str(out),
+                              "--pr-curves", str(curves)])
     assert res.exit_code == 0, res.output
+    # Confidences 0.9, 0.8, 0.7 all TPs: recall 1/4, 2/4, 3/4 at precision 1, plus the artificial (0, 1).
+    points = [f"{r:.6f},1.000000" for r in (0, 0.25, 0.5, 0.75)]
+    assert curves.read_text().splitlines() == (["iou,recall,precision"] + [f"0.50,{p}" for p in points]
+                                                + [f"0.25,{p}" for p in points])
     assert "AP50" in res.output and "2 scenes" in res.output
     metrics = json.loads(out.read_text())
     # 4 GT, 3 exact masks: p 1 at recall 3/4 -> steps [3/8, 3/8] -> AP 3/4 at every threshold.
