@@ -7,10 +7,14 @@ learner on data whose right answer is known.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gcseg.io.samples import write_point_samples
+
+if TYPE_CHECKING:
+    from gcseg.models.mask_model import ModelConfig
 
 
 def box_scene(rng: np.random.Generator, *, n_boxes: int = 4, points_per_box: int = 300, floor_points: int = 400,
@@ -53,3 +57,13 @@ def write_box_samples(folder: str | Path, *, scenes: int = 2, samples_per_scene:
         write_point_samples(path, samples, schema=schema, scene_id=f"scene{s:04d}")
         paths.append(path)
     return paths
+
+
+def tiny_model_config(**overrides: object) -> ModelConfig:
+    """A very small model (torch backend) for tests and benchmarks on 2 CPU cores."""
+    from gcseg.models.mask_model import ModelConfig
+
+    kw: dict[str, object] = dict(backend="torch", voxel_size=0.05, hidden_dim=32, num_queries=8, num_heads=4,
+                                 ffn_dim=64, planes=(16, 16, 32, 32, 32, 32, 16, 16), max_attn_voxels=400)
+    kw.update(overrides)
+    return ModelConfig(**kw)  # type: ignore[arg-type]

@@ -1,0 +1,92 @@
+"""MaskModel build, checkpoint format and rejection, inference API contract."""
+
+import numpy as np
+import pytest
+import torch
+
+from gcseg.errors import ArtifactError, InputError
+from gcseg.models.inference import predict_points
+from gcseg.models.mask_model import ModelConfig, build_model, load_model, save_checkpoint
+from gcseg.train.toy import box_scene, tiny_model_config
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    cfg = tiny_model_config(hidden_dim=16, num_queries=6, ffn_dim=32, planes=(8, 8, 16, 16, 16, 16, 8, 8))
+    return cfg, build_model(cfg)
+
+
+def test_checkpoint_roundtrip_and_deterministic_bytes(tiny, tmp_path):
+    cfg, model = tiny
+    save_checkpoint(tmp_path / "a.pt", model, cfg, epoch=3)
+    save_checkpoint(tmp_path / "b.pt", model, cfg, epoch=3)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    loaded, ck = load_model(tmp_path / "a.pt", expected_cfg=cfg)
+    assert ck["epoch"] == 3 and ck["schema_version"] == 1 and ck["config"] == cfg.model_dump(mode="json")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_checkpoint_of_another_architecture_is_rejected(tiny, tmp_path):
+    cfg, model = tiny
+    save_checkpoint(tmp_path / "m.pt", model, cfg, epoch=0)
+    other = cfg.model_copy(update={"num_queries": 7, "hidden_dim": 32})
+    with pytest.raises(ArtifactError, match="hidden_dim: checkpoint 16 != expected 32") as ei:
+        load_model(tmp_path / "m.pt", expected_cfg=other)
+    assert "num_queries" in str(ei.value)
+    # runtime fields may differ
+    model2, _ = load_model(tmp_path / "m.pt", expected_cfg=cfg.model_copy(update={"max_attn_voxels": 50}))
+    assert model2.cfg.max_attn_voxels == 50
+
+
+def test_foreign_or_missing_checkpoint_is_an_artifact_error(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ArtifactError, match="not a readable torch checkpoint"):
+        load_model(tmp_path / "x.pt")
+    torch.save({"foo": 1}, tmp_path / "y.pt")
+    with pytest.raises(ArtifactError, match="not a gcseg model checkpoint"):
+        load_model(tmp_path / "y.pt")
+    with pytest.raises(ArtifactError, match="not found"):
+        load_model(tmp_path / "nothing.pt")
+
+
+def test_predict_points_contract(tiny):
+    _, model = tiny
+    s = box_scene(np.random.default_rng(0), n_boxes=3, points_per_box=150, floor_points=200)
+    masks, scores = predict_points(model, s["coord"], s["color"])
+    assert masks.dtype == bool and masks.shape[1] == len(s["coord"])
+    assert scores.dtype == np.float32 and scores.shape == (len(masks),)
+    assert np.all(np.diff(scores) <= 0) and np.all(masks.sum(1) >= 1)
+    m2, s2 = predict_points(model, s["coord"], s["color"])
+    assert np.array_equal(masks, m2) and np.array_equal(scores, s2)
+
+
+def test_predict_points_rejects_empty_and_bad_clouds(tiny):
+    _, model = tiny
+    with pytest.raises(InputError, match="empty point cloud"):
+        predict_points(model, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+    with pytest.raises(InputError, match="expected coord"):
+        predict_points(model, np.zeros((5, 2), np.float32), np.zeros((5, 3), np.uint8))
+    bad = np.zeros((4, 3), np.float32)
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        predict_points(model, bad, np.zeros((4, 3), np.uint8))
+
+
+def test_model_config_validation():
+    with pytest.raises(ValueError):
+        ModelConfig(in_channels=4)
+    with pytest.raises(ValueError):
+        ModelConfig(hidden_dim=30, num_heads=4)
+    with pytest.raises(ValueError):
+        ModelConfig(nonsense=1)
+
+
+def test_xyz_input_channels():
+    torch.manual_seed(0)
+    cfg = tiny_model_config(in_channels=6, hidden_dim=16, num_queries=4, ffn_dim=16, planes=(8,) * 8)
+    model = build_model(cfg)
+    s = box_scene(np.random.default_rng(1), n_boxes=2, points_per_box=100, floor_points=50)
+    masks, scores = predict_points(model, s["coord"], s["color"])
+    assert masks.shape[1] == len(s["coord"])
