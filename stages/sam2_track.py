@@ -107,7 +107,7 @@ def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | in
     if n == 0:
         return {"instances": 0}
     return {"instances": n, **{m: round(sum(float(r[m]) * int(r["instances"]) for r in rows) / n, 6)
-                                for m in ("consistency", "ids_per_instance", "coverage")}}
+                                for m in ("consistency", "purity", "ids_per_instance", "coverage")}}
 
 
 def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[str, Any]:

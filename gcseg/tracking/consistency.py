@@ -6,6 +6,8 @@ label id with the largest overlap *covers* it if their IoU >= ``iou_thresh`` or 
 
 * ``consistency``: fraction of its visible frames covered by its most frequent covering id (1.0 = one id
   followed it everywhere; independent per-frame ids give at most 1 / #frames);
+* ``purity``: the same fraction over the frames where it is covered at all (1.0 = never covered by another
+  id; frames where no id covers it, e.g. while its track is DORMANT, do not count);
 * ``ids``: how many distinct ids covered it (1 = never split over time).
 
 Summary: means over instances, plus ``coverage`` (fraction of (instance, frame) pairs covered at all).
@@ -64,14 +66,15 @@ class ConsistencyMeter:
             got = [c for c in covers if c is not None]
             top = Counter(got).most_common(1)[0][1] if got else 0
             out[g] = {"visible_frames": len(covers), "covered_frames": len(got),
-                      "consistency": top / len(covers), "ids": len(set(got))}
+                      "consistency": top / len(covers), "purity": top / len(got) if got else 0.0,
+                      "ids": len(set(got))}
         return out
 
     def summary(self) -> dict[str, float | int]:
         per = self.per_instance()
         if not per:
-            return {"frames": self.frames, "instances": 0, "consistency": 0.0, "ids_per_instance": 0.0,
-                    "coverage": 0.0}
+            return {"frames": self.frames, "instances": 0, "consistency": 0.0, "purity": 0.0,
+                    "ids_per_instance": 0.0, "coverage": 0.0}
         vis = sum(int(p["visible_frames"]) for p in per.values())
         cov = sum(int(p["covered_frames"]) for p in per.values())
         covered_inst = [p for p in per.values() if int(p["covered_frames"]) > 0]
@@ -79,6 +82,7 @@ class ConsistencyMeter:
             "frames": self.frames,
             "instances": len(per),
             "consistency": round(float(np.mean([p["consistency"] for p in per.values()])), 6),
+            "purity": round(float(np.mean([p["purity"] for p in covered_inst])), 6) if covered_inst else 0.0,
             "ids_per_instance": round(float(np.mean([p["ids"] for p in covered_inst])), 6) if covered_inst else 0.0,
             "coverage": round(cov / vis, 6),
         }
