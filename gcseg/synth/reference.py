@@ -10,6 +10,8 @@ from gcseg.synth.layout import Room
 from gcseg.synth.primitives import BOX, CYLINDER, PackedPrimitives
 from gcseg.synth.render import shade
 
+MAX_VIEWS = 24  # frames used for the visibility test of the reference cloud (evenly spaced)
+
 
 def _grid(n: int, extent: float, rng: np.random.Generator) -> np.ndarray:
     """n jittered cell centres on [-extent, extent]."""
@@ -157,7 +159,12 @@ def reference_cloud(packed: PackedPrimitives, room: Room, first_object: int, spa
     """Sample the reference cloud at `spacing` metres; with `visible_only`, keep only observed points.
     Any instance that shows in the images (or, without `visible_only`, any instance) but got fewer than
     `min_points` points is resampled denser (spacing halved, up to 4 times)."""
-    visible = dict(depth=depth, gt_instance=gt_instance, k=k, poses=poses) if visible_only else None
+    # the first pass checks visibility in at most MAX_VIEWS evenly spaced frames (neighbouring frames of a
+    # smooth path see the same surfaces); the densifying pass for small instances uses every frame
+    views = np.unique(np.linspace(0, poses.shape[0] - 1, min(MAX_VIEWS, poses.shape[0])).round().astype(int))
+    visible = dict(depth=depth[views], gt_instance=gt_instance[views], k=k, poses=poses[views]) if visible_only \
+        else None
+    visible_all = dict(depth=depth, gt_instance=gt_instance, k=k, poses=poses) if visible_only else None
     room_pts, room_idx = _room_points(packed, room, spacing, rng)
     if visible is not None:
         vis = _visible(room_pts, np.zeros(room_pts.shape[0], np.int32), **visible)
@@ -175,7 +182,7 @@ def reference_cloud(packed: PackedPrimitives, room: Room, first_object: int, spa
         step = spacing
         for _ in range(4):
             step /= 2.0
-            p, ix = _sample(packed, prim_ids, step, rng, visible)
+            p, ix = _sample(packed, prim_ids, step, rng, visible_all)
             if p.shape[0] >= min_points:
                 break
         if p.shape[0] > counts[i]:

@@ -32,27 +32,22 @@ def camera_rays(k: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1)
 
 
-def _slab(o: float, d: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
-    """Entry/exit ray parameters of the slab |x| <= h along one axis (inf/-inf where parallel)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / d
-        t1 = (-h - o) * inv
-        t2 = (h - o) * inv
-    return np.fmin(t1, t2), np.fmax(t1, t2)  # fmin/fmax skip the NaN of 0 * inf (ray inside a slab plane)
+def _intersect_box(o: tuple[float, float, float], inv: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   half: tuple[float, float, float]) -> np.ndarray:
+    """Slab test in the box frame: o = ray origin, inv = 1 / direction per axis (inf where parallel).
+    Entry t per ray, inf where missed or closer than NEAR (fmin/fmax skip the NaN of 0 * inf)."""
+    tn = tf = None
+    for j in range(3):
+        t1 = (-half[j] - o[j]) * inv[j]
+        t2 = (half[j] - o[j]) * inv[j]
+        lo, hi = np.fmin(t1, t2), np.fmax(t1, t2)
+        tn = lo if tn is None else np.maximum(tn, lo)
+        tf = hi if tf is None else np.minimum(tf, hi)
+    return np.where((tn <= tf) & (tn > NEAR), tn, np.float32(np.inf))
 
 
-def _intersect_box(o: np.ndarray, d: tuple[np.ndarray, np.ndarray, np.ndarray], half: np.ndarray) -> np.ndarray:
-    """Slab test in the box frame; o (3,), d = (dx, dy, dz) arrays. Entry t, inf where missed/behind NEAR."""
-    n0, f0 = _slab(o[0], d[0], half[0])
-    n1, f1 = _slab(o[1], d[1], half[1])
-    n2, f2 = _slab(o[2], d[2], half[2])
-    tn = np.maximum(np.maximum(n0, n1), n2)
-    tf = np.minimum(np.minimum(f0, f1), f2)
-    return np.where((tn <= tf) & (tn > NEAR), tn, np.inf)
-
-
-def _intersect_cylinder(o: np.ndarray, d: tuple[np.ndarray, np.ndarray, np.ndarray], half: np.ndarray
-                        ) -> np.ndarray:
+def _intersect_cylinder(o: tuple[float, float, float], d: tuple[np.ndarray, np.ndarray, np.ndarray],
+                        half: tuple[float, float, float]) -> np.ndarray:
     """Upright capped cylinder (radius half[0], half height half[2]) in its frame; camera outside it."""
     r, hh = half[0], half[2]
     dx, dy, dz = d
@@ -74,19 +69,18 @@ def _intersect_cylinder(o: np.ndarray, d: tuple[np.ndarray, np.ndarray, np.ndarr
     return t
 
 
-def _intersect_sphere(o: np.ndarray, d: tuple[np.ndarray, np.ndarray, np.ndarray], half: np.ndarray
-                      ) -> np.ndarray:
+def _intersect_sphere(o: tuple[float, float, float], d: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      half: tuple[float, float, float]) -> np.ndarray:
     r = half[0]
     dx, dy, dz = d
     a = dx * dx + dy * dy + dz * dz
     b = 2.0 * (o[0] * dx + o[1] * dy + o[2] * dz)
-    c = float(o @ o) - r * r
+    c = o[0] ** 2 + o[1] ** 2 + o[2] ** 2 - r * r
     disc = b * b - 4.0 * a * c
     ts = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2.0 * a)
     return np.where((disc >= 0) & (ts > NEAR), ts, np.inf)
 
 
-_INTERSECT = {BOX: _intersect_box, CYLINDER: _intersect_cylinder, SPHERE: _intersect_sphere}
 
 
 def _screen_rects(corners: np.ndarray, w2c: np.ndarray, k: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -171,45 +165,79 @@ def shade(packed: PackedPrimitives, room: Room, index: np.ndarray, points: np.nd
     return np.clip(base * (intensity[:, None] * f32(255.0)) + f32(0.5), 0, 255).astype(np.uint8)
 
 
+def _quarter_turn(c: float, s: float) -> int | None:
+    """0..3 if the yaw is a multiple of 90 degrees (then local ray components are signed world ones)."""
+    for q, (cq, sq) in enumerate(((1, 0), (0, 1), (-1, 0), (0, -1))):
+        if abs(c - cq) < 1e-9 and abs(s - sq) < 1e-9:
+            return q
+    return None
+
+
 def render_frame(packed: PackedPrimitives, room: Room, first_object: int, k: np.ndarray, pose: np.ndarray,
-                 h: int, w: int, rays_cam: np.ndarray | None = None) -> Render:
+                 h: int, w: int, rays_cam: np.ndarray | None = None, *, cull: bool = True) -> Render:
     """Ray-cast one frame. Primitives [0, first_object) are the 6 room slabs (floor, ceiling, 4 walls, in
-    the order layout._room_shell writes them); the rest are furniture."""
+    the order layout._room_shell writes them); the rest are furniture. `cull=False` tests every primitive
+    against every ray (the benchmark's brute-force reference)."""
     if rays_cam is None:
         rays_cam = camera_rays(k, h, w)
-    rot, eye = pose[:3, :3], pose[:3, 3]
+    rot, eye = pose[:3, :3], [float(x) for x in pose[:3, 3]]
     rx, ry = rays_cam[..., 0], rays_cam[..., 1]
-    # world ray directions per component (H, W); camera z = 1 so the hit parameter t is the z-depth
-    dirs = [rot[j, 0] * rx + rot[j, 1] * ry + rot[j, 2] for j in range(3)]
+    # world ray directions per component (H, W) float32; camera z = 1 so the hit parameter t is the z-depth
+    dirs = [(rot[j, 0] * rx + rot[j, 1] * ry + rot[j, 2]).astype(np.float32) for j in range(3)]
+    with np.errstate(divide="ignore"):
+        inv = [np.float32(1.0) / dj for dj in dirs]  # +-inf where a component is 0: the slab test copes
     w2c = np.linalg.inv(pose)
     # room shell: exit of the interior box [-L/2, L/2] x [-W/2, W/2] x [0, H]
     lo = (-room.length / 2, -room.width / 2, 0.0)
     hi = (room.length / 2, room.width / 2, room.height)
     texit = []
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(invalid="ignore"):
         for j in range(3):
-            tj = np.where(dirs[j] > 0, (hi[j] - eye[j]) / dirs[j], (lo[j] - eye[j]) / dirs[j])
-            texit.append(np.where(np.isfinite(tj), tj, np.inf))
+            tj = np.where(dirs[j] > 0, (hi[j] - eye[j]) * inv[j], (lo[j] - eye[j]) * inv[j])
+            texit.append(np.where(np.isfinite(tj), tj, np.float32(np.inf)))
     # slab order: 0 floor (z-), 1 ceiling (z+), 2 wall x-, 3 wall x+, 4 wall y-, 5 wall y+
     zbuf = np.minimum(np.minimum(texit[0], texit[1]), texit[2])
     ibuf = np.where(texit[2] <= zbuf, np.where(dirs[2] > 0, 1, 0),
                     np.where(texit[0] <= zbuf, np.where(dirs[0] > 0, 3, 2), np.where(dirs[1] > 0, 5, 4)))
     ibuf = ibuf.astype(np.int32)
-    rects = _screen_rects(packed.corners[first_object:], w2c, k, h, w)
+    if cull:
+        rects = _screen_rects(packed.corners[first_object:], w2c, k, h, w)
+    else:
+        rects = np.tile(np.array([0, h, 0, w]), (len(packed) - first_object, 1))
     for i in range(first_object, len(packed)):
         v0, v1, u0, u1 = (int(x) for x in rects[i - first_object])
         if v0 >= v1:
             continue
-        c, s = packed.cos[i], packed.sin[i]
-        dx, dy, dz = (dj[v0:v1, u0:u1] for dj in dirs)
-        rel = eye - packed.center[i]
-        o_local = np.array([c * rel[0] + s * rel[1], -s * rel[0] + c * rel[1], rel[2]])
-        t = _INTERSECT[int(packed.kind[i])](o_local, (c * dx + s * dy, -s * dx + c * dy, dz), packed.half[i])
-        sub = zbuf[v0:v1, u0:u1]
+        win = (slice(v0, v1), slice(u0, u1))
+        rel = [eye[j] - float(packed.center[i, j]) for j in range(3)]
+        half = tuple(float(x) for x in packed.half[i])
+        kind = int(packed.kind[i])
+        if kind == BOX:
+            c, s = float(packed.cos[i]), float(packed.sin[i])
+            o = (c * rel[0] + s * rel[1], -s * rel[0] + c * rel[1], rel[2])
+            ix, iy, iz = (a[win] for a in inv)
+            q = _quarter_turn(c, s)
+            if q == 0:
+                il = (ix, iy, iz)
+            elif q == 1:  # local x = world y, local y = -world x
+                il = (iy, -ix, iz)
+            elif q == 2:
+                il = (-ix, -iy, iz)
+            elif q == 3:
+                il = (-iy, ix, iz)
+            else:
+                dx, dy = dirs[0][win], dirs[1][win]
+                with np.errstate(divide="ignore"):
+                    il = (np.float32(1.0) / (c * dx + s * dy), np.float32(1.0) / (c * dy - s * dx), iz)
+            t = _intersect_box(o, il, half)
+        else:  # upright cylinders and spheres are symmetric about their z axis: no rotation needed
+            d = tuple(a[win] for a in dirs)
+            t = (_intersect_cylinder if kind == CYLINDER else _intersect_sphere)(tuple(rel), d, half)
+        sub = zbuf[win]
         closer = t < sub
         if closer.any():
             sub[closer] = t[closer]
-            ibuf[v0:v1, u0:u1][closer] = i
-    points = np.stack([eye[j] + dirs[j] * zbuf for j in range(3)], axis=-1).reshape(-1, 3)
+            ibuf[win][closer] = i
+    points = np.stack([eye[j] + dirs[j].astype(np.float64) * zbuf for j in range(3)], axis=-1).reshape(-1, 3)
     color = shade(packed, room, ibuf.reshape(-1), points).reshape(h, w, 3)
     return Render(depth=zbuf.astype(np.float32), index=ibuf, color=color)
