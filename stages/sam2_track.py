@@ -83,6 +83,9 @@ class Params(Section):
     sam2_track: Sam2TrackSection
 
 
+PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
+
+
 def scene_seed(seed: int, scene_id: str) -> int:
     """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
     return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
@@ -93,6 +96,9 @@ def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
 
     if cfg.backend == "reprojection":
         return build_propagator("reprojection", **cfg.reprojection.model_dump())
+    from gcseg.tracking.sam2_backend import check_checkpoint
+
+    check_checkpoint(cfg.sam2.checkpoint)  # before importing torch: a missing file fails in milliseconds
     import torch
 
     return build_propagator("sam2", config=cfg.sam2.config, checkpoint=cfg.sam2.checkpoint,
