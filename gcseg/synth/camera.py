@@ -56,7 +56,8 @@ def camera_path(rng: np.random.Generator, ring: CameraRing, num_frames: int, *, 
                     np.clip(h0 + 0.1 * wob[:, 2], height[0] - 0.05, height[1] + 0.1)], axis=1)
     tw = _smooth_noise(rng, t, 3) * jitter
     # look across the room through a point beyond the centre: the far side's walls and furniture fill the view
-    target = np.stack([-0.25 * ring.a * np.cos(theta) + 0.35 * tw[:, 0], -0.25 * ring.b * np.sin(theta) + 0.35 * tw[:, 1],
+    target = np.stack([-0.25 * ring.a * np.cos(theta) + 0.35 * tw[:, 0],
+                       -0.25 * ring.b * np.sin(theta) + 0.35 * tw[:, 1],
                        rng.uniform(0.55, 0.8) + 0.15 * tw[:, 2]], axis=1)
     roll = 0.03 * jitter * _smooth_noise(rng, t, 1)[:, 0]
     return np.stack([look_at(eye[i], target[i], float(roll[i])) for i in range(num_frames)])

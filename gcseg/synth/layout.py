@@ -223,12 +223,14 @@ def _build_item(ctx: _Context, kind: str, dims, origin, yaw: float, parent: int)
 
 
 def _fill_row(ctx: _Context, parent: SceneObject, kinds: list[str], x0: float, x1: float, y: float, z: float,
-              depth: float, max_h: float, frame_origin, frame_yaw: float, books_upright: bool = True) -> None:
-    """Place small items side by side along local x in [x0, x1] on a surface at height z (parent's frame)."""
+              depth: float, max_h: float, frame_origin, frame_yaw: float, max_items: int = 1000) -> None:
+    """Place up to `max_items` small items side by side along local x in [x0, x1] on a surface at height z
+    (in the parent's frame)."""
     rng = ctx.rng
     rot = yaw_matrix(frame_yaw)
     x = x0 + rng.uniform(0.01, 0.08)
-    while x < x1:
+    placed = 0
+    while x < x1 and placed < max_items:
         kind = kinds[int(rng.integers(len(kinds)))]
         w, d, h = _item_dims(rng, kind, max_h)
         d = min(d, depth - 0.02)
@@ -237,8 +239,9 @@ def _fill_row(ctx: _Context, parent: SceneObject, kinds: list[str], x0: float, x
         local = np.array([x + w / 2, y + rng.uniform(-0.01, 0.01), z])
         origin = rot @ local + np.asarray(frame_origin, dtype=np.float64)
         _build_item(ctx, kind, (w, d, h), tuple(origin), frame_yaw, parent.instance)
+        placed += 1
         # books come in runs; other items get some air around them
-        x += w + (rng.uniform(0.0, 0.006) if kind == "book" else rng.uniform(0.05, 0.15))
+        x += w + (rng.uniform(0.0, 0.006) if kind == "book" else rng.uniform(0.08, 0.3))
 
 
 # --- furniture -------------------------------------------------------------------------------------------------
@@ -276,7 +279,7 @@ def _build(ctx: _Context, kind: str, dims, origin, yaw: float) -> SceneObject:
         obj = b.finish((w / 2, d / 2), h)
         kinds = ["cup", "bottle", "book", "small_box", "vase"]
         _fill_row(ctx, obj, kinds, -w / 2 + 0.1, w / 2 - 0.1, rng.uniform(-d / 6, d / 6), h, d * 0.5, 0.3,
-                  origin, yaw)
+                  origin, yaw, max_items=int(rng.integers(1, 5)))
         return obj
     if kind == "chair":
         seat_h, t = rng.uniform(0.43, 0.48), 0.05

@@ -34,7 +34,8 @@ def test_layout_and_lossless_round_trip(tiny_scene, tmp_path):
     np.testing.assert_allclose(np.loadtxt(out / "pose" / "2.txt"), s.poses[2], atol=1e-7)
     k4 = np.loadtxt(out / "intrinsic" / "intrinsic_depth.txt")
     np.testing.assert_allclose(k4[:3, :3], s.intrinsics, atol=1e-7)
-    assert (out / "intrinsic" / "intrinsic_color.txt").read_bytes() == (out / "intrinsic" / "intrinsic_depth.txt").read_bytes()
+    intr = out / "intrinsic"
+    assert (intr / "intrinsic_color.txt").read_bytes() == (intr / "intrinsic_depth.txt").read_bytes()
     ply = PlyData.read(str(out / "reference.ply"))
     assert ply.header.splitlines()[1] == "format binary_little_endian 1.0"
     v = ply["vertex"].data
