@@ -1,0 +1,143 @@
+"""The eval stage end to end on a tiny labelled dataset with tiny random checkpoints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stages._common import param_keys
+from stages.eval import PARAMS_MODEL, Params, app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _data():
+    name = "gcseg_tests_eval_ablation_data"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "eval" / "ablation_data.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict[str, Path]:
+    d = _data()
+    base = tmp_path_factory.mktemp("evalstage")
+    scenes = d.write_dataset(base / "scenes", ids=("scene_a", "scene_b", "scene_c"), val=("scene_b", "scene_c"))
+    tracks = base / "tracks"
+    for sid in ("scene_a", "scene_b", "scene_c"):
+        d.write_tracks(tracks / f"{sid}.h5", sid, d.perfect_id_maps(2))
+    models = base / "models"
+    for i, row in enumerate(("stage1", "stage2", "stage3")):
+        d.save_tiny_model(models / row / "model.pt", seed=i)
+    return {"scenes": scenes, "tracks": tracks, "models": models}
+
+
+def _params(tmp_path: Path, **eval_overrides) -> Path:
+    ev = {"gt_classes": "synthetic", "min_region_size": 100, "use_scores": True, "split": "val",
+          "lift_only": {"max_dist": 0.05, "voxel": 0.01}}
+    ev.update(eval_overrides)
+    p = {"seed": 0, "tau_iou": 0.7, "data": {"source": "synth", "root": "unused"}, "eval": ev, "other": {"x": 1}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def _run(params: Path, ds: dict[str, Path], out: Path, models: Path | None = None):
+    return CliRunner().invoke(app, [
+        "--params", str(params), "--scenes", str(ds["scenes"]), "--tracks", str(ds["tracks"]),
+        "--models", str(models or ds["models"]), "--out", str(out / "eval.json"),
+        "--table", str(out / "eval" / "ablation.md"), "--plots", str(out / "eval" / "pr")])
+
+
+def test_params_keys():
+    assert PARAMS_MODEL is Params
+    assert param_keys(Params) == ("seed", "data", "eval")
+
+
+def test_repository_params_yaml_validates():
+    from stages._common import load_params
+
+    p = load_params(ROOT / "params.yaml", Params)
+    assert p.eval.split == "val" and p.eval.min_region_size == 100 and p.eval.gt_classes == "synthetic"
+
+
+def test_writes_four_rows_table_and_pr_csvs(tmp_path, dataset):
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path), dataset, out)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "eval.json").read_text())
+    assert list(m) == ["lift_only", "stage1", "stage2", "stage3"]  # sorted keys
+    assert m["lift_only"] == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0, "masks_per_scene": 2.0}  # perfect tracks
+    for row in ("stage1", "stage2", "stage3"):
+        assert set(m[row]) == {"AP", "AP50", "AP25", "masks_per_scene"}
+        for k in ("AP", "AP50", "AP25"):
+            assert 0.0 <= m[row][k] <= 1.0
+    table = (out / "eval" / "ablation.md").read_text()
+    assert "| Stage 1 + 2 + 3 |" in table and "2 val scene(s)" in table
+    assert table.strip() in r.output  # printed to stdout
+    for row in m:
+        lines = (out / "eval" / "pr" / f"{row}.csv").read_text().splitlines()
+        assert lines[0] == "recall,precision" and len(lines) >= 2
+    # deterministic bytes
+    out2 = tmp_path / "again"
+    assert _run(_params(tmp_path), dataset, out2).exit_code == 0
+    assert (out2 / "eval.json").read_bytes() == (out / "eval.json").read_bytes()
+    assert (out2 / "eval" / "pr" / "stage3.csv").read_bytes() == (out / "eval" / "pr" / "stage3.csv").read_bytes()
+
+
+def test_missing_model_is_named(tmp_path, dataset):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(dataset["models"], models)
+    (models / "stage2" / "model.pt").unlink()
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path), dataset, out, models=models)
+    assert r.exit_code == 2
+    assert "stage2 model checkpoint is missing" in r.output and str(models / "stage2" / "model.pt") in r.output
+    assert "stage2_train" in r.output
+    assert not (out / "eval.json").exists()
+
+
+def test_missing_val_tracks_is_named(tmp_path, dataset):
+    import shutil
+
+    tracks = tmp_path / "tracks"
+    shutil.copytree(dataset["tracks"], tracks)
+    (tracks / "scene_c.h5").unlink()
+    r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, tmp_path / "metrics")
+    assert r.exit_code == 2
+    assert "scene_c" in r.output and "sam2_track.split" in r.output
+
+
+def test_stale_tracks_rejected(tmp_path, dataset):
+    import shutil
+
+    d = _data()
+    tracks = tmp_path / "tracks"
+    shutil.copytree(dataset["tracks"], tracks)
+    labels = d.perfect_id_maps(1)[0].reshape(-1).astype(np.int32)[:-5]
+    from gcseg.io.samples import write_point_samples
+
+    coord, color = d.reference_points()
+    write_point_samples(tracks / "scene_b.h5", {"scene": {"coord": coord[:-5], "color": color[:-5],
+                                                          "instance": labels}},
+                        schema="gcseg.sam2_track", scene_id="scene_b",
+                        extra={"id_maps": d.perfect_id_maps(1), "frames": np.zeros(1, np.int32)})
+    r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, tmp_path / "metrics")
+    assert r.exit_code == 2 and "another reference cloud" in r.output
+
+
+def test_bad_gt_classes_is_a_config_error(tmp_path, dataset):
+    r = _run(_params(tmp_path, gt_classes="coco"), dataset, tmp_path / "metrics")
+    assert r.exit_code == 2 and "eval.gt_classes" in r.output
