@@ -135,3 +135,16 @@ def test_shape_mismatch_is_an_error():
     frame, _ = _box_scene()
     with pytest.raises(ValueError, match="id_map shape"):
         lift_frame(frame, np.zeros((H + 1, W), np.int32))
+
+
+def test_frames_that_see_nothing_near_the_reference():
+    frame, ids = _box_scene()
+    ref = np.array([[50.0, 50.0, 50.0], [51.0, 50.0, 50.0]], np.float32)
+    for voxel in (None, 0.01):
+        acc = VoteAccumulator(ref, voxel=voxel)
+        acc.add(frame, ids)
+        acc.add(_frame(np.zeros((H, W))), ids)  # no valid depth at all
+        assert acc.num_frames == 2 and acc.result(min_points=1).tolist() == [-1, -1]
+    empty = VoteAccumulator(np.zeros((0, 3), np.float32))
+    empty.add(frame, ids)
+    assert empty.result().shape == (0,)

@@ -7,6 +7,7 @@ exported layout, any capture), ``scannet`` (ScanNet v2 / ScanNet200), ``scannetp
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from gcseg.errors import ConfigError, InputError
@@ -76,6 +77,10 @@ def list_scenes(source: str, root: str | Path, split: str = "all") -> list[str]:
     else:
         wanted = _split_ids(root, split, source)
         ids = present if wanted is None else sorted(set(wanted) & set(present))
+        absent = [] if wanted is None else sorted(set(wanted) - set(present))
+        if absent:
+            warnings.warn(f"{root}: {len(absent)} scene(s) of split {split!r} are not present (e.g. {absent[0]}); "
+                          "using the others", stacklevel=2)
     if not ids:
         raise InputError(f"no {source} scenes found for split {split!r}", path=root,
                          fix="check data.root / data.source (and the split file, if any)")

@@ -44,7 +44,8 @@ def test_unannotated_scene_and_splits(scannet_root):
     assert open_scene("scannet", scannet_root, "scene0001_00").reference().instance is None  # test split: no GT
     assert list_scenes("scannet", scannet_root, "all") == ["scene0000_00", "scene0001_00"]
     assert list_scenes("scannet", scannet_root, "train") == ["scene0001_00"]
-    assert list_scenes("scannet", scannet_root, "val") == ["scene0000_00"]  # listed but absent scenes are skipped
+    with pytest.warns(UserWarning, match="1 scene.* not present"):
+        assert list_scenes("scannet", scannet_root, "val") == ["scene0000_00"]  # listed but absent: skipped
 
 
 def test_bad_annotation_files(scannet_root):
