@@ -1,0 +1,82 @@
+"""Point-sample dataset: label filtering, clear errors, seeded augmentation, voxel targets, batches."""
+
+import numpy as np
+import pytest
+import torch
+
+from gcseg.errors import InputError
+from gcseg.io.samples import write_point_samples
+from gcseg.train.dataset import (AugmentConfig, PointSampleDataset, augment, list_sample_files, make_batch,
+                                 voxel_labels)
+from gcseg.train.toy import box_scene, write_box_samples
+
+
+def _sample(inst):
+    n = len(inst)
+    return {"coord": np.random.default_rng(n).uniform(0, 1, (n, 3)).astype(np.float32),
+            "color": np.full((n, 3), 100, np.uint8), "instance": np.asarray(inst, np.int32)}
+
+
+def test_samples_without_labels_are_dropped(tmp_path):
+    write_point_samples(tmp_path / "a.h5", {"000": _sample([-1] * 5), "001": _sample([3, 3, -1, 7])},
+                        schema="gcseg.sam_keyframes", scene_id="a")
+    ds = PointSampleDataset(list_sample_files(tmp_path), augment_cfg=None, seed=0)
+    assert len(ds) == 1 and ds.dropped == 1
+    assert ds.get(0, 0)["instance"].tolist() == [0, 0, -1, 1]  # contiguous ids, -1 kept
+
+
+def test_scene_without_any_label_is_a_clear_error(tmp_path):
+    write_point_samples(tmp_path / "bad.h5", {"000": _sample([-1] * 5)}, schema="gcseg.sam2_track",
+                        scene_id="bad")
+    with pytest.raises(InputError, match="no sample of this scene has any labelled point") as ei:
+        PointSampleDataset(list_sample_files(tmp_path), augment_cfg=None, seed=0)
+    assert "bad.h5" in str(ei.value)
+
+
+def test_missing_or_empty_folder(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        list_sample_files(tmp_path / "nope")
+    with pytest.raises(InputError, match="no .h5"):
+        list_sample_files(tmp_path)
+
+
+def test_augmentation_is_seeded_per_sample_and_epoch(tmp_path):
+    files = write_box_samples(tmp_path, scenes=1, samples_per_scene=2, seed=0, n_boxes=2, points_per_box=50,
+                              floor_points=20)
+    cfg = AugmentConfig(elastic=((0.2, 0.4),))
+    ds = PointSampleDataset(files, augment_cfg=cfg, seed=5)
+    a, b, c = ds.get(1, 3), ds.get(1, 3), ds.get(1, 4)
+    assert np.array_equal(a["coord"], b["coord"]) and np.array_equal(a["color"], b["color"])
+    assert not np.array_equal(a["coord"], c["coord"])
+    assert np.array_equal(a["instance"], c["instance"])
+
+
+def test_augment_keeps_shapes_and_scale_bounds():
+    s = box_scene(np.random.default_rng(0), n_boxes=2, points_per_box=40, floor_points=10)
+    rng = np.random.default_rng(0)
+    coord, color = augment(s["coord"], s["color"], AugmentConfig(rotate_z=True, flip=True, scale=0.1), rng)
+    c0 = s["coord"] - s["coord"].mean(0)
+    r0, r1 = np.linalg.norm(c0, axis=1), np.linalg.norm(coord, axis=1)
+    ratio = r1[r0 > 0.1] / r0[r0 > 0.1]
+    assert np.allclose(ratio, ratio[0], atol=1e-4) and 0.9 - 1e-6 <= ratio[0] <= 1.1 + 1e-6
+    assert color.dtype == np.uint8 and color.shape == s["color"].shape
+
+
+def test_voxel_labels_majority_and_unlabelled():
+    inverse = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    labels = torch.tensor([1, 1, 0, -1, -1, 0, 1])
+    assert voxel_labels(inverse, labels, 4).tolist() == [1, -1, 0, -1]
+
+
+def test_make_batch_stacks_scenes_with_batch_column():
+    rng = np.random.default_rng(0)
+    ss = []
+    for _ in range(2):
+        s = box_scene(rng, n_boxes=2, points_per_box=60, floor_points=30)
+        s["instance"] = s["instance"].astype(np.int64)
+        ss.append(s)
+    b = make_batch(ss, [1, 2], voxel_size=0.05, in_channels=3)
+    assert set(b.coords[:, 0].tolist()) == {0, 1}
+    assert b.feats.shape == (len(b.coords), 3)
+    assert [t.num_instances for t in b.targets] == [2, 2] and b.seeds == [1, 2]
+    assert sum(len(t.labels) for t in b.targets) == len(b.coords)

@@ -1,0 +1,63 @@
+"""DDP with 2 CPU processes (gloo, torchrun) reproduces a single process with the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from gcseg.train.loop import TrainConfig, train
+from gcseg.train.toy import tiny_model_config, write_box_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = dict(hidden_dim=16, num_queries=4, ffn_dim=16, planes=(8,) * 8, max_attn_voxels=100)
+CFG = dict(epochs=2, lr=1.0e-3, batch_size=4, bn_recompute_batches=1)
+
+SCRIPT = """
+import sys, json, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from gcseg.train.loop import TrainConfig, train
+from gcseg.train.toy import tiny_model_config
+a = json.loads(sys.argv[1])
+res = train(TrainConfig(**a["cfg"]), [Path(f) for f in a["files"]], a["out"], model_cfg=tiny_model_config(**a["model"]),
+            seed=0, progress=False)
+if torch.distributed.get_rank() == 0:
+    Path(a["out"], "history.json").write_text(json.dumps(res.history))
+torch.distributed.destroy_process_group()
+"""
+
+
+def test_two_gloo_ranks_match_single_process(tmp_path):
+    files = write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=2, seed=2, n_boxes=3,
+                              points_per_box=100, floor_points=80)
+    torch.set_num_threads(1)
+    single = train(TrainConfig(**CFG), files, tmp_path / "single", model_cfg=tiny_model_config(**MODEL), seed=0,
+                   progress=False)
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    arg = json.dumps({"cfg": CFG, "model": MODEL, "files": [str(f) for f in files], "out": str(tmp_path / "ddp")})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), arg], env=env, cwd=ROOT, capture_output=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    hist = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    assert len(hist) == len(single.history) == CFG["epochs"]
+    for a, b in zip(hist, single.history):
+        for k in ("train/loss", "train/bce", "train/dice", "train/ce"):
+            assert abs(a[k] - b[k]) < 1e-4, (k, a[k], b[k])
+    sd_d = torch.load(tmp_path / "ddp" / "model.pt", weights_only=False)["model"]
+    sd_s = torch.load(single.model_path, weights_only=False)["model"]
+    for k in sd_s:
+        a, b = sd_d[k], sd_s[k]
+        if not b.is_floating_point():
+            continue
+        if k.endswith("attn.in_proj_bias"):
+            # the key bias has an exactly zero gradient (softmax is shift-invariant); Adam turns its float-noise
+            # gradient into steps of up to lr, which differ between the two runs: compare the rest exactly
+            h = b.numel() // 3
+            torch.testing.assert_close(a[h:2 * h], b[h:2 * h], atol=2 * CFG["lr"] * 4, rtol=0, msg=k)
+            a, b = torch.cat([a[:h], a[2 * h:]]), torch.cat([b[:h], b[2 * h:]])
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=k)
