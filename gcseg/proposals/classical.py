@@ -1,14 +1,22 @@
 """`classical`: a weight-free RGB-D mask proposer (the CPU default) at several granularities.
 
+0. Denoise depth with a small median filter (keeps steps); normals from one-sided differences (the side with
+   the smaller depth change, so normals next to an occluding contour come from the pixel's own surface).
 1. Oversegment: Felzenszwalb graph segmentation of a feature image (CIE-Lab colour, surface normals, log depth).
 2. Boundary strength of every 4-neighbour pixel pair from three cues: colour difference, depth discontinuity
-   (point-to-tangent-plane distance in units of the pixel footprint, so slanted planes are not edges) and
-   surface creases (normal angle; concave creases, where objects touch their support, count fully, convex
-   ones, the edges of one object, count less: the local-convexity criterion of LCCP, Stein et al. 2014).
+   (the step left after extrapolating each side's slope across the pair, relative to depth, so slanted planes
+   and creases are not edges) and concave creases (normal angle where surfaces meet concavely, as objects meet
+   their support; convex creases, the edges of one object, count `convex_factor`: the local-convexity
+   criterion of LCCP, Stein et al. 2014).
 3. Agglomerate adjacent regions by ascending mean boundary strength (a hierarchy, like a UCM). Every node of
    the hierarchy is a candidate; its score is its persistence (strength at which it is absorbed minus strength
    at which it formed), i.e. how clearly its boundary stands out. Nodes of moderate size with the highest
    persistence are proposed: overlapping masks, from parts to whole objects to object groups.
+
+Defaults were chosen on synthetic frames (160x120, depth noise 0.002, 2 % holes; 5 scenes x 3 frames, not the
+val scenes of the pipeline): GT instances >= 500 px matched at IoU >= 0.5 by some proposal: 0.95 (0.82 after
+the containment filter at 0.8). Heavier crease / normal weights measured worse there (e.g. w_crease 0.5 and
+feature_normal_weight 0.7: 0.3-0.7) because per-pixel normals of noisy depth are noisy.
 """
 
 from __future__ import annotations
@@ -29,12 +37,15 @@ from gcseg.scene import Frame
 class ClassicalConfig:
     felzenszwalb_scale: float = 60.0  # oversegmentation scale (larger = fewer, larger superpixels)
     felzenszwalb_sigma: float = 0.5  # Gaussian pre-smoothing (pixels)
+    feature_normal_weight: float = 0.1  # weight of normals in the oversegmentation features (Lab / 100 = 1)
+    feature_depth_weight: float = 2.0  # weight of log depth in the oversegmentation features
     superpixel_min_px: int = 12  # smallest superpixel (pixels); scaled with image area above 640x480
     w_color: float = 1.0  # weight of the colour cue (Lab distance / 100)
     w_depth: float = 1.0  # weight of the depth-discontinuity cue
-    w_crease: float = 1.0  # weight of the crease cue (1 - cos angle between normals)
-    convex_factor: float = 0.3  # convex creases count this fraction of a concave one
-    depth_edge_px: float = 3.0  # a plane distance of this many pixel footprints counts as a full edge
+    w_crease: float = 0.1  # weight of the crease cue (1 - cos angle between normals)
+    convex_factor: float = 0.0  # convex creases count this fraction of a concave one
+    depth_edge_rel: float = 0.05  # a depth step of this fraction of the depth counts as a full edge (5 cm at 1 m)
+    median_px: int = 3  # median filter on depth before the geometric cues (denoise, keep steps); 1 = off
     max_area_frac: float = 0.6  # proposals cover at most this fraction of the image
     min_area_px: int = 30  # proposals below this many pixels are not emitted
     max_masks: int = 80  # at most this many proposals per frame (highest score first)
@@ -64,6 +75,25 @@ def camera_points(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
     u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     z = depth.astype(np.float64)
     return np.stack([(u - k[0, 2]) * z / k[0, 0], (v - k[1, 2]) * z / k[1, 1], z], axis=-1)
+
+
+def smooth_depth(depth: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
+    """Edge-preserving denoising: median over the valid pixels of a size x size window (steps survive a
+    median, sensor noise does not); invalid pixels stay 0."""
+    if size <= 1:
+        return depth
+    med = _nan_median(np.where(valid, depth, np.nan), size)
+    return np.where(valid & np.isfinite(med), med, 0.0)
+
+
+def _nan_median(x: np.ndarray, size: int) -> np.ndarray:
+    """nan-aware median filter via a sliding-window view (vectorised)."""
+    r = size // 2
+    pad = np.pad(x, r, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, (size, size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan windows -> nan, handled by the caller
+        return np.nanmedian(win.reshape(*x.shape, size * size), axis=-1)
 
 
 def _one_sided_diff(p: np.ndarray, valid: np.ndarray, axis: int) -> np.ndarray:
@@ -102,10 +132,9 @@ def surface_normals(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return n
 
 
-def pair_strength(frame: Frame, lab: np.ndarray, points: np.ndarray, normals: np.ndarray, valid: np.ndarray,
+def pair_strength(lab: np.ndarray, points: np.ndarray, normals: np.ndarray, valid: np.ndarray,
                   cfg: ClassicalConfig) -> tuple[np.ndarray, np.ndarray]:
     """Boundary strength of horizontal (H, W-1) and vertical (H-1, W) neighbour pairs."""
-    fx = float(frame.intrinsics[0, 0])
     out = []
     for axis in (1, 0):
         a = [slice(None)] * 2
@@ -114,10 +143,8 @@ def pair_strength(frame: Frame, lab: np.ndarray, points: np.ndarray, normals: np
         a, b = tuple(a), tuple(b)
         color = np.linalg.norm(lab[a] - lab[b], axis=-1) / 100.0
         both = valid[a] & valid[b]
-        pa, pb, na, nb = points[a], points[b], normals[a], normals[b]
-        footprint = np.maximum(np.minimum(pa[..., 2], pb[..., 2]), 1e-6) / fx
-        dist = np.maximum(np.abs((na * (pb - pa)).sum(-1)), np.abs((nb * (pa - pb)).sum(-1)))
-        depth_edge = np.clip(dist / footprint / cfg.depth_edge_px, 0.0, 1.0)
+        pa, pb = points[a], points[b]
+        depth_edge = _jump_strength(points[..., 2], valid, axis, cfg)
         # normals one pixel further out on each side, so a crease smeared over two pixels is still seen
         n2a = _shift(normals, axis, -1)[a]
         n2b = _shift(normals, axis, +1)[b]
@@ -128,6 +155,24 @@ def pair_strength(frame: Frame, lab: np.ndarray, points: np.ndarray, normals: np
         s = cfg.w_color * color + np.where(both, geo, 0.0)
         out.append(s.astype(np.float64))
     return out[0], out[1]
+
+
+def _jump_strength(z: np.ndarray, valid: np.ndarray, axis: int, cfg: ClassicalConfig) -> np.ndarray:
+    """Depth-discontinuity strength of each neighbour pair along `axis`: the step left after extrapolating
+    each side's local slope (two-pixel baseline) across the pair, relative to depth. A slanted plane or a
+    crease leaves (almost) no step, an occluding contour leaves the whole jump."""
+    za, zb = np.moveaxis(z, axis, -1)[..., :-1], np.moveaxis(z, axis, -1)[..., 1:]
+    zl = np.moveaxis(_shift(z, axis, -2), axis, -1)[..., :-1]  # z[x-2] for pair (x, x+1)
+    zr = np.moveaxis(_shift(z, axis, +2), axis, -1)[..., 1:]  # z[x+3]
+    va = np.moveaxis(valid & _shift(valid, axis, -2), axis, -1)[..., :-1]
+    vb = np.moveaxis(valid & _shift(valid, axis, +2), axis, -1)[..., 1:]
+    step = np.abs(zb - za)
+    from_left = np.where(va, np.abs(zb - (za + (za - zl) / 2.0)), step)
+    from_right = np.where(vb, np.abs(za - (zb - (zr - zb) / 2.0)), step)
+    resid = np.minimum(np.minimum(from_left, from_right), step)
+    rel = resid / np.maximum(np.minimum(za, zb), 1e-6)
+    out = np.clip(rel / cfg.depth_edge_rel, 0.0, 1.0)
+    return np.moveaxis(out, -1, axis)
 
 
 def _shift(x: np.ndarray, axis: int, step: int) -> np.ndarray:
@@ -228,8 +273,9 @@ class ClassicalProposer:
 
         valid = depth > 0
         logd = np.log(np.where(valid, depth, np.median(depth[valid]) if valid.any() else 1.0))
-        feats = np.concatenate([lab / 100.0 * np.array([0.5, 1.0, 1.0]), normals * 0.7, (logd * 2.0)[..., None]],
-                               axis=-1)
+        c = self.cfg
+        feats = np.concatenate([lab / 100.0 * np.array([0.5, 1.0, 1.0]), normals * c.feature_normal_weight,
+                                (logd * c.feature_depth_weight)[..., None]], axis=-1)
         h, w = depth.shape
         min_size = max(2, int(round(self.cfg.superpixel_min_px * max(1.0, h * w / (640 * 480)))))
         with warnings.catch_warnings():  # skimage warns about > 4 channels; a feature image is intended
@@ -250,10 +296,11 @@ class ClassicalProposer:
         depth = np.nan_to_num(np.asarray(frame.depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         valid = depth > 0
         lab = rgb2lab(frame.color)
+        depth = smooth_depth(depth, valid, int(cfg.median_px))
         points = camera_points(depth, np.asarray(frame.intrinsics, np.float64))
         normals = surface_normals(points, valid)
         labels = self.oversegment(frame, lab, normals, depth)
-        sh, sv = pair_strength(frame, lab, points, normals, valid, cfg)
+        sh, sv = pair_strength(lab, points, normals, valid, cfg)
         hier = agglomerate(labels, sh, sv)
         finite_death = np.where(np.isfinite(hier.death), hier.death, hier.birth.max(initial=0.0) + 1.0)
         persistence = finite_death - hier.birth
