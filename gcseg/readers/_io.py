@@ -5,7 +5,9 @@ Every problem with the user's files becomes an InputError naming the file and th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -120,3 +122,18 @@ def check_size(arr: np.ndarray, expected_hw: tuple[int, int], path: Path, what: 
         raise InputError(f"{what} is {arr.shape[1]}x{arr.shape[0]} but the scene's first depth frame is "
                          f"{expected_hw[1]}x{expected_hw[0]}", path=path,
                          fix="all depth frames of a scene must have one size: re-export this frame")
+
+
+T = TypeVar("T")
+
+
+def once(fn: Callable[[], T]) -> Callable[[], T]:
+    """Compute on first call, then return the same object (a scene's reference cloud is read or fused once)."""
+    cache: list[T] = []
+
+    def get() -> T:
+        if not cache:
+            cache.append(fn())
+        return cache[0]
+
+    return get

@@ -175,5 +175,5 @@ def open_posed_rgbd(root: str | Path, *, scene_id: str | None = None, source: st
             return read_reference_ply(ref)
         return fuse_reference(scene, every=fuse_every, voxel=fuse_voxel)
 
-    scene.load_reference = load_reference
+    scene.load_reference = _io.once(load_reference)
     return scene

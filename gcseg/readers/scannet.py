@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gcseg.errors import InputError
 from gcseg.io.ply import read_ply
+from gcseg.readers import _io
 from gcseg.readers._gt import read_seg_groups, read_seg_indices, vertex_gt
 from gcseg.readers.posed_rgbd import open_posed_rgbd
 from gcseg.readers.scannet200_constants import INSTANCE_CLASS_IDS_200
@@ -67,5 +68,5 @@ def open_scannet(root: str | Path, scene_id: str, *, labels_tsv: str | Path | No
                          fix="check data.root (the folder holding scans/) and the scene id")
     tsv = Path(labels_tsv) if labels_tsv is not None else root / LABELS_TSV
     scene = open_posed_rgbd(scene_dir, scene_id=scene_id, source="scannet", skip_nonfinite_poses=True)
-    scene.load_reference = lambda: load_scannet_reference(scene_dir, scene_id, tsv)
+    scene.load_reference = _io.once(lambda: load_scannet_reference(scene_dir, scene_id, tsv))
     return scene

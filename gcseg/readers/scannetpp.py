@@ -98,5 +98,5 @@ def open_scannetpp(root: str | Path, scene_id: str) -> Scene:
                                depth_hw=depth_hw)
     class_list = root / CLASS_LIST
     return Scene(scene_id=scene_id, num_frames=len(stems), image_size=depth_hw, load_frame=loader,
-                 load_reference=lambda: load_scannetpp_reference(scene_dir, class_list),
+                 load_reference=_io.once(lambda: load_scannetpp_reference(scene_dir, class_list)),
                  source="scannetpp", root=str(scene_dir))
