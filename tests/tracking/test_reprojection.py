@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -125,3 +127,26 @@ def test_broken_pose_is_a_clear_error():
         list(prop.propagate([frames[0], broken]))
     with pytest.raises(InputError, match="non-finite"):
         prop.condition(broken, {1: broken.instance == 1})
+
+
+HOLOLENS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hololens_000"
+
+
+@pytest.mark.skipif(not HOLOLENS.is_dir(), reason="real capture ../shared/data/hololens_000 not present")
+def test_real_capture_masks_follow_the_camera():
+    """On a real posed RGB-D capture (no GT), a region reprojected one and two frames ahead keeps its size
+    within the change the camera motion explains and stays on valid depth."""
+    from gcseg.readers import open_scene
+
+    scene = open_scene("posed_rgbd", HOLOLENS.parent, HOLOLENS.name)
+    frames = [scene.frame(i) for i in range(3)]
+    m = np.zeros(frames[0].hw, bool)
+    h, w = m.shape
+    m[h // 4: h // 2, w // 4: 3 * w // 4] = True
+    m &= frames[0].depth > 0
+    prop = ReprojectionPropagator()
+    prop.condition(frames[0], {1: m})
+    for f, out in zip(frames[1:], prop.propagate(frames)):
+        got = out[1]
+        assert 0.7 < got.sum() / m.sum() < 1.5, (f.index, got.sum(), m.sum())
+        assert (f.depth[got] > 0).all()
