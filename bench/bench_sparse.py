@@ -17,6 +17,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before MinkowskiEngine loads OpenBLAS (see dependencies)
 
@@ -54,17 +55,21 @@ def room_voxels(target: int, seed: int = 0) -> torch.Tensor:
     return torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1)
 
 
-def _median_time(fn, reps: int) -> float:
-    fn()  # warm-up (allocator, first-call overheads)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
+def _interleaved_medians(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+    """Median seconds of each function; repetitions alternate between them so that load changes on a shared
+    machine hit every backend alike. One warm-up call each (allocator, first-call overheads)."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
-def _conv_figures(backend: str, coords: torch.Tensor, reps: int) -> dict[str, float]:
+def _conv_fns(backend: str, coords: torch.Tensor) -> dict[str, Callable[[], None]]:
     mod = get_backend(backend)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(coords.shape[0], 32, generator=g, requires_grad=True)
@@ -84,11 +89,10 @@ def _conv_figures(backend: str, coords: torch.Tensor, reps: int) -> dict[str, fl
         y = ctx.down_conv(ctx.input(x), wd)
         ctx.up_conv(SparseTensor(y, 1, ctx), wu).sum().backward()
 
-    return {"subm": _median_time(subm, reps), "subm_reused": _median_time(lambda: subm(shared), reps),
-            "downup": _median_time(downup, reps)}
+    return {"subm": subm, "subm_reused": lambda: subm(shared), "downup": downup}
 
 
-def _train_step(backend: str, coords: torch.Tensor, reps: int) -> float:
+def _train_step_fn(backend: str, coords: torch.Tensor) -> Callable[[], None]:
     torch.manual_seed(0)
     model = Res16UNet(3, RES16UNET_TINY["planes"], RES16UNET_TINY["layers"], backend)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -100,7 +104,7 @@ def _train_step(backend: str, coords: torch.Tensor, reps: int) -> float:
         out.out.square().mean().backward()
         opt.step()
 
-    return _median_time(step, reps)
+    return step
 
 
 def run(quick: bool) -> dict[str, float | int | str]:
@@ -112,15 +116,18 @@ def run(quick: bool) -> dict[str, float | int | str]:
         coords = room_voxels(target)
         tag = f"{target // 1000}k"
         res[f"voxels_{tag}"] = int(coords.shape[0])
-        per: dict[str, dict[str, float]] = {}
+        fns: dict[str, Callable[[], None]] = {}
         for b in backends:
-            per[b] = _conv_figures(b, coords, reps)
-            per[b]["train_step"] = _train_step(b, coords, max(2, reps // 2))
-            for k, v in per[b].items():
-                res[f"{k}_{tag}_{b}_s"] = round(v, 4)
-        if "minkowski" in per:
-            for k in per["torch"]:
-                res[f"{k}_{tag}_ratio_torch_over_minkowski"] = round(per["torch"][k] / per["minkowski"][k], 3)
+            fns.update({f"{k}_{tag}_{b}": fn for k, fn in _conv_fns(b, coords).items()})
+        med = _interleaved_medians(fns, reps)
+        med.update(_interleaved_medians({f"train_step_{tag}_{b}": _train_step_fn(b, coords) for b in backends},
+                                        max(2, reps // 2)))
+        for name, v in med.items():
+            res[f"{name}_s"] = round(v, 4)
+        if "minkowski" in backends:
+            for k in ("subm", "subm_reused", "downup", "train_step"):
+                res[f"{k}_{tag}_ratio_torch_over_minkowski"] = round(med[f"{k}_{tag}_torch"]
+                                                                     / med[f"{k}_{tag}_minkowski"], 3)
     if "minkowski" not in backends:
         res["minkowski"] = "not installed: torch figures only"
     return res

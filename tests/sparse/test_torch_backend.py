@@ -78,7 +78,11 @@ def test_kernel_maps_are_cached_per_level(ref):
     assert ctx.down_map(0) is ctx.down_map(0)
     assert ctx.coords(2).shape[0] <= ctx.coords(1).shape[0] <= 200
     km = ctx.subm_map(1, 3)
-    assert sum(km.sizes) == km.in_rows.shape[0] == km.out_rows.shape[0]
+    assert [k for k, _, _ in km.pairs] == sorted(k for k, _, _ in km.pairs) and km.center == 13
+    for k, in_rows, out_rows in km.pairs:  # offset k links out_row to in_row = out_row + offset
+        off = ref.offsets_me_order(3)[k]
+        c = ctx.coords(1)
+        assert torch.equal(c[in_rows, 1:] - c[out_rows, 1:], torch.tensor(off).expand(len(in_rows), 3))
 
 
 def test_coarse_levels_sorted_and_floor_divided(ref):
