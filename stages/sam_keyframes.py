@@ -1,0 +1,216 @@
+"""DVC stage `sam_keyframes` (Stage 1 data): class-agnostic 2D mask proposals on keyframes, the containment
+filter (tau_contain), lifting to each keyframe's partial cloud; one HDF5 per scene (gcseg.io.samples layout,
+schema gcseg.sam_keyframes), an overlay PNG per scene and a metrics JSON.
+
+    python -m stages.sam_keyframes --params params.yaml --scenes data/scenes --out data/sam_keyframes \\
+        --overlays data/sam_keyframes_overlays --metrics metrics/sam_keyframes.json [--shard i/n]
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from pydantic import Field
+
+from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+
+app = make_app(__doc__ or "")
+
+
+class ClassicalSection(Section):
+    """`sam_keyframes.classical`: gcseg.proposals.classical.ClassicalConfig (meanings there and in params.yaml)."""
+
+    felzenszwalb_scale: float = Field(60.0, gt=0)
+    felzenszwalb_sigma: float = Field(0.5, ge=0)
+    feature_normal_weight: float = Field(0.1, ge=0)
+    feature_depth_weight: float = Field(2.0, ge=0)
+    superpixel_min_px: int = Field(12, ge=1)
+    w_color: float = Field(1.0, ge=0)
+    w_depth: float = Field(1.0, ge=0)
+    w_crease: float = Field(0.1, ge=0)
+    convex_factor: float = Field(0.0, ge=0, le=1)
+    depth_edge_rel: float = Field(0.05, gt=0)
+    median_px: int = Field(3, ge=1, le=15)
+    max_area_frac: float = Field(0.6, gt=0, le=1)
+    min_area_px: int = Field(30, ge=1)
+    max_masks: int = Field(80, ge=1)
+    min_persistence: float = Field(0.02, ge=0)
+
+
+class SamSection(Section):
+    """`sam_keyframes.sam`: gcseg.proposals.sam.SamConfig (SAM AMG; defaults = segment-anything's)."""
+
+    model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    checkpoint: str = "data/weights/sam_vit_b_01ec64.pth"
+    points_per_side: int = Field(32, ge=1)
+    points_per_batch: int = Field(64, ge=1)
+    pred_iou_thresh: float = Field(0.88, ge=0, le=1)
+    stability_score_thresh: float = Field(0.95, ge=0, le=1)
+    box_nms_thresh: float = Field(0.7, ge=0, le=1)
+    min_mask_region_area: int = Field(0, ge=0)
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    test_img_size: int = Field(256, ge=64, multiple_of=16)
+
+
+class GtSimSection(Section):
+    """`sam_keyframes.gt_sim`: gcseg.proposals.gt_sim.GtSimConfig (needs GT: synthetic scenes only)."""
+
+    p_part: float = Field(0.2, ge=0, le=1)
+    p_merge: float = Field(0.1, ge=0, le=1)
+    p_drop: float = Field(0.05, ge=0, le=1)
+    boundary_noise_px: float = Field(1.5, ge=0)
+    noise_smoothness_px: float = Field(3.0, gt=0)
+    min_area: int = Field(20, ge=1)
+
+
+class SamKeyframesSection(Section):
+    """`sam_keyframes:` in params.yaml (meanings commented there)."""
+
+    backend: Literal["classical", "sam", "gt_sim"] = "classical"
+    split: Literal["train", "val", "all"] = "all"
+    keyframe_stride: int = Field(10, ge=1)
+    min_valid_depth: float = Field(0.3, ge=0, le=1)
+    min_area: int = Field(100, ge=0)
+    min_points: int = Field(100, ge=1)
+    voxel_size: float = Field(0.0, ge=0)
+    coverage_min_area: int = Field(500, ge=1)
+    coverage_iou: float = Field(0.5, gt=0, le=1)
+    classical: ClassicalSection = ClassicalSection()
+    sam: SamSection = SamSection()
+    gt_sim: GtSimSection = GtSimSection()
+
+
+class Params(Section):
+    """The top-level params.yaml keys this stage reads (= its `params:` in dvc.yaml)."""
+
+    seed: int
+    tau_contain: float = Field(ge=0.0, le=1.0)
+    data: DataSection
+    sam_keyframes: SamKeyframesSection
+
+
+PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
+
+
+def scene_seed(seed: int, scene_id: str) -> int:
+    """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
+    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
+
+
+def backend_options(cfg: SamKeyframesSection) -> dict[str, Any]:
+    return getattr(cfg, cfg.backend).model_dump()
+
+
+def run_config(p: Params) -> dict[str, Any]:
+    """What determines a scene's artifact (stored in it; a finished scene is reused only if it matches)."""
+    c = p.sam_keyframes
+    return {"seed": p.seed, "tau_contain": p.tau_contain, "backend": c.backend, "options": backend_options(c),
+            **{k: getattr(c, k) for k in ("keyframe_stride", "min_valid_depth", "min_area", "min_points",
+                                           "voxel_size", "coverage_min_area", "coverage_iou")}}
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 6) if values else 0.0
+
+
+def aggregate_metrics(summaries: dict[str, dict[str, Any]], val_ids: set[str], p: Params) -> dict[str, Any]:
+    """Masks per keyframe before/after the containment filter, and GT coverage on val scenes."""
+    stats = [s for sid in sorted(summaries) for s in summaries[sid]["stats"]]
+    val = [s for sid in sorted(summaries) if sid in val_ids for s in summaries[sid]["stats"]]
+    gt = sum(s["gt_instances"] for s in val)
+    points = sum(s["points"] for s in stats)
+    c = p.sam_keyframes
+    return {
+        "backend": c.backend,
+        "scenes": len(summaries),
+        "keyframes": len(stats),
+        "empty_scenes": sum(1 for s in summaries.values() if not any(k["instances"] for k in s["stats"])),
+        "masks_per_keyframe": {
+            "proposed": _mean([s["proposals"] for s in stats]),
+            "after_containment": _mean([s["kept"] for s in stats]),
+            "instances_after_min_points": _mean([s["instances"] for s in stats]),
+        },
+        "labelled_point_fraction": round(sum(s["labelled_points"] for s in stats) / points, 6) if points else 0.0,
+        "coverage_val": {
+            "scenes": sum(1 for sid in summaries if sid in val_ids),
+            "gt_instances": gt,
+            "min_area_px": c.coverage_min_area,
+            "iou": c.coverage_iou,
+            # fraction of GT instances matched by some mask; None when the val scenes have no GT
+            "proposals": round(sum(s["gt_hits_proposals"] for s in val) / gt, 6) if gt else None,
+            "after_containment": round(sum(s["gt_hits_kept"] for s in val) / gt, 6) if gt else None,
+        },
+        "per_scene": {sid: {"keyframes": len(summaries[sid]["keyframes"]),
+                            "instances": sum(k["instances"] for k in summaries[sid]["stats"])}
+                      for sid in sorted(summaries)},
+    }
+
+
+@app.command()
+@user_errors
+def main(
+    scenes: Annotated[Path, typer.Option("--scenes", help="Data root holding the scenes (data.root).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder of per-scene HDF5 files <scene>.h5.")],
+    overlays: Annotated[Path, typer.Option("--overlays", help="Folder of per-scene overlay PNGs <scene>.png.")],
+    metrics: Annotated[Path, typer.Option("--metrics", help="Metrics JSON (written when every scene is done).")],
+    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+) -> None:
+    """Stage 1 data: keyframe mask proposals, containment filter, lifting to partial clouds."""
+    from tqdm import tqdm
+
+    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.errors import InputError
+    from gcseg.proposals.factory import build_proposer
+    from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes
+    from gcseg.readers import list_scenes, open_scene
+
+    p = load_params(params, Params)  # validated before any work
+    cfg = p.sam_keyframes
+    rank, world = parse_shard(shard)
+    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
+    if not scene_ids:
+        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
+                         fix="run the synth stage or point --scenes at the data root")
+    config = run_config(p)
+    mine = scene_ids[rank::world]
+    todo = [s for s in mine if not (is_finished(out / f"{s}.h5", config) and (overlays / f"{s}.png").is_file())]
+    # the sam backend loads its weights once (and fails on a missing checkpoint before any scene is read)
+    shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" and todo else None
+    out.mkdir(parents=True, exist_ok=True)
+    overlays.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        clean_stale_temporaries(out)
+        clean_stale_temporaries(overlays)
+    if len(todo) < len(mine):
+        typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
+    for sid in tqdm(todo, desc=f"sam_keyframes {rank}/{world}", unit="scene", disable=None):
+        scene = open_scene(p.data.source, scenes, sid)
+        proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            run_sam_keyframes(scene, proposer, stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
+                              tau_contain=p.tau_contain, min_area=cfg.min_area, min_points=cfg.min_points,
+                              out_h5=out / f"{sid}.h5", overlay_png=overlays / f"{sid}.png",
+                              voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area,
+                              coverage_iou=cfg.coverage_iou, config=config)
+        for w in caught:
+            typer.echo(f"warning: {w.message}", err=True)
+
+    if not all(is_finished(out / f"{s}.h5", config) for s in scene_ids):
+        typer.echo(f"worker {rank}/{world} done; metrics are written by the worker that finishes last")
+        return
+    summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
+    val_ids = set(list_scenes(p.data.source, scenes, "val")) & set(scene_ids)
+    write_text(metrics, json.dumps(aggregate_metrics(summaries, val_ids, p), indent=2, sort_keys=True) + "\n")
+    typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
+
+
+if __name__ == "__main__":
+    run_module(app)
