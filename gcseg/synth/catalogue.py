@@ -32,12 +32,15 @@ class SceneObject:
     parts: list[tuple[int, str]] = field(default_factory=list)  # (part id, part name)
     parent: int = 0  # instance this object stands on (0 = the floor)
     footprint: tuple[float, float, float, float] = (0, 0, 0, 0)  # world AABB (cx, cy, hx, hy)
-    height: float = 0.0
+    height: float = 0.0  # top above the floor (m)
+    size: tuple[float, float, float] = (0, 0, 0)  # width, depth, height in the object's own frame (m)
+    yaw: float = 0.0  # rotation about +z (radians)
 
     def to_json(self) -> dict:
         return {"instance": self.instance, "name": self.name, "label": self.label, "label_name": LABELS[self.label],
                 "parent": self.parent, "parts": [{"part": p, "name": n} for p, n in self.parts],
-                "footprint": [round(float(v), 4) for v in self.footprint], "height": round(float(self.height), 4)}
+                "footprint": [round(float(v), 4) for v in self.footprint], "height": round(float(self.height), 4),
+                "size": [round(float(v), 4) for v in self.size], "yaw": round(float(self.yaw), 6)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -130,6 +133,8 @@ class Builder:
     def finish(self, footprint_half: tuple[float, float], height: float) -> SceneObject:
         self.obj.footprint = footprint(self.origin[:2], footprint_half, self.yaw)
         self.obj.height = float(self.origin[2] + height)
+        self.obj.size = (2 * float(footprint_half[0]), 2 * float(footprint_half[1]), float(height))
+        self.obj.yaw = self.yaw
         return self.obj
 
 

@@ -77,6 +77,9 @@ def test_same_seed_identical_bytes(tiny_opts, tmp_path):
     assert a["synth_000/depth/0.png"] != a["synth_001/depth/0.png"]
     # nothing but the dataset folders (no temporaries) in the parent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    readers = pytest.importorskip("gcseg.readers")
+    assert readers.list_scenes("synth", tmp_path / "a", "val") == ["synth_001"]
+    assert readers.open_scene("synth", tmp_path / "a", "synth_000").num_frames == 3
 
 
 def test_dataset_write_is_atomic(tiny_opts, tmp_path):
