@@ -86,6 +86,10 @@ class BatchNorm(nn.BatchNorm1d):
     """BatchNorm1d over voxel features (MinkowskiBatchNorm is exactly this)."""
 
     def forward(self, x: SparseTensor) -> SparseTensor:  # type: ignore[override]
+        if self.training and x.feats.shape[0] < 2:
+            raise InputError(f"BatchNorm in training mode needs >= 2 voxels, but the input has a single voxel at "
+                             f"stride {2**x.level}",
+                             fix="train on larger crops (more than 16 voxels across) or batch several scenes")
         return x.replace(super().forward(x.feats))
 
 

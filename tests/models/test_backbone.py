@@ -79,6 +79,8 @@ def test_bad_inputs_and_configs():
     coords, feats = _cloud(200)
     with pytest.raises(InputError, match="features"):
         model(coords, feats[:, :2])
+    with pytest.raises(InputError, match="single voxel at stride 2"):  # 4 voxels in one 2x2x2 cell, training mode
+        model(torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), torch.rand(4, 3))
     with pytest.raises(ConfigError, match="8 positive planes"):
         Res16UNet(3, (16, 32), (1, 1), "torch")
     with pytest.raises(ConfigError, match="backend"):
