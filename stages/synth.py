@@ -55,7 +55,8 @@ app = make_app("Generate synthetic indoor RGB-D scans with GT instances and part
 @user_errors
 def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="params file (reads seed, synth)"),
          out: Path = typer.Option(..., "--out", help="output folder of scenes (replaced atomically)")) -> None:
-    """Write `<out>/synth_XXX/` scene folders and `<out>/splits.json`."""
+    """Generate the embedded default data: synthetic indoor RGB-D scans with GT instances, parts and a
+    reference cloud, as `<out>/synth_XXX/` scene folders (posed RGB-D layout) plus `<out>/splits.json`."""
     from gcseg.synth import write_dataset
 
     p = load_params(params, SynthParams)

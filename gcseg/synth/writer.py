@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,10 @@ def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int,
         raise ConfigError(f"num_val = {num_val} must be in [0, num_scenes - 1 = {num_scenes - 1}]",
                           fix="leave at least one training scene")
     ids = [f"synth_{i:03d}" for i in range(num_scenes)]
+    root = Path(root)
+    # a killed earlier run may have left its temporary sibling (.<name>.*.tmp): only ours, never others'
+    for stale in sorted(root.parent.glob(f".{root.name}.*.tmp")) if root.parent.is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     with atomic_path(root) as tmp:
         tmp.mkdir(parents=True)
         # disable=None: the bar shows on a terminal only (DVC logs stay clean)

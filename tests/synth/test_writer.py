@@ -84,11 +84,13 @@ def test_same_seed_identical_bytes(tiny_opts, tmp_path):
 
 def test_dataset_write_is_atomic(tiny_opts, tmp_path):
     root = tmp_path / "scenes"
+    (tmp_path / ".scenes.killed.tmp").mkdir()  # left behind by a killed run: cleaned up
+    (tmp_path / ".other.x.tmp").mkdir()  # someone else's: left alone
     write_dataset(root, num_scenes=1, num_val=0, seed=1, progress=False, **dict(tiny_opts, num_frames=2))
     before = _tree_bytes(root)
     with pytest.raises(ConfigError, match="width"):
         write_dataset(root, num_scenes=1, num_val=0, seed=2, progress=False, **dict(tiny_opts, width=4))
     assert _tree_bytes(root) == before  # the old dataset is intact, no temporary left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x.tmp", "scenes"]
     with pytest.raises(ConfigError, match="num_val"):
         write_dataset(root, num_scenes=2, num_val=2, seed=1, **tiny_opts)
