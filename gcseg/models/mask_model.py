@@ -10,59 +10,22 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 from torch import Tensor, nn
 
 from gcseg.atomic import write_bytes
 from gcseg.errors import ArtifactError, ConfigError
+from gcseg.models.config import RUNTIME_FIELDS, ModelConfig
 from gcseg.models.decoder import MaskDecoder, Prediction
 
+__all__ = ["CHECKPOINT_SCHEMA_VERSION", "RUNTIME_FIELDS", "MaskModel", "ModelConfig", "build_model", "load_model",
+           "save_checkpoint", "read_checkpoint", "check_architecture", "point_features"]
+
 CHECKPOINT_SCHEMA_VERSION = 1
-# fields that change no weight: a checkpoint trained with other values loads fine
-RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout")
-
-
-class ModelConfig(BaseModel):
-    """Architecture of the mask model (params.yaml `model:`; Segment3D `conf/model/mask3d.yaml` for the GPU values)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["auto", "minkowski", "torch"] = "auto"
-    voxel_size: float = Field(0.05, gt=0)
-    in_channels: int = 3
-    planes: tuple[int, ...] = (16, 32, 48, 64, 64, 48, 32, 32)  # RES16UNET_TINY
-    layers: tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1, 1)
-    bn_momentum: float = Field(0.02, gt=0, le=1)
-    hidden_dim: int = Field(64, gt=0)
-    num_queries: int = Field(20, gt=0)
-    num_heads: int = Field(4, gt=0)
-    hlevels: tuple[int, ...] = (0, 1, 2, 3)
-    num_decoders: int = Field(1, ge=1)
-    ffn_dim: int = Field(128, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    max_attn_voxels: int = Field(800, gt=0)
-    non_parametric_queries: bool = False
-
-    @field_validator("in_channels")
-    @classmethod
-    def _in_channels(cls, v: int) -> int:
-        if v not in (3, 6):
-            raise ValueError("in_channels must be 3 (rgb) or 6 (rgb + xyz)")
-        return v
-
-    @model_validator(mode="after")
-    def _heads(self) -> ModelConfig:
-        if self.hidden_dim % self.num_heads or self.hidden_dim % 2:
-            raise ValueError(f"hidden_dim {self.hidden_dim} must be even and divisible by num_heads {self.num_heads}")
-        return self
-
-    def architecture(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json")
-        return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
 
 
 def point_features(coord: np.ndarray | Tensor, color: np.ndarray | Tensor, in_channels: int) -> Tensor:

@@ -13,7 +13,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import convolve1d
 
@@ -23,19 +22,10 @@ from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSION
 from gcseg.models.loss import SceneTarget
 from gcseg.models.mask_model import point_features
 from gcseg.models.voxelize import scatter_mean, voxelize
+from gcseg.train.config import AugmentConfig
 
-
-class AugmentConfig(BaseModel):
-    """Training augmentation (Mask3D/Segment3D: scale +-10 %, z rotation +-pi, flips, elastic distortion,
-    colour jitter)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rotate_z: bool = True
-    flip: bool = True
-    scale: float = Field(0.1, ge=0, lt=1)
-    elastic: tuple[tuple[float, float], ...] = ()
-    color_jitter: float = Field(0.05, ge=0)
+__all__ = ["AugmentConfig", "PointSampleDataset", "Batch", "augment", "elastic_distortion", "list_sample_files",
+           "make_batch", "sample_seed", "voxel_labels"]
 
 
 def list_sample_files(folder: str | Path) -> list[Path]:

@@ -27,52 +27,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from gcseg.atomic import clean_stale_temporaries, write_bytes
 from gcseg.errors import ConfigError
-from gcseg.models.loss import LossWeights, set_criterion
+from gcseg.models.loss import set_criterion
 from gcseg.models.mask_model import (MaskModel, ModelConfig, build_model, check_architecture, load_state_strict_into,
                                      read_checkpoint, save_checkpoint)
 from gcseg.train import ddp
-from gcseg.train.dataset import AugmentConfig, PointSampleDataset, make_batch, sample_seed
+from gcseg.train.config import LossConfig, TrainConfig
+from gcseg.train.dataset import PointSampleDataset, make_batch, sample_seed
+
+__all__ = ["LossConfig", "TrainConfig", "TrainResult", "train", "fingerprint", "recompute_bn_stats"]
 
 ValFn = Callable[[MaskModel, int], dict[str, float]]
-
-
-class LossConfig(BaseModel):
-    """Loss weights = Hungarian matcher costs (Mask3D `set_criterion.yaml`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ce: float = Field(2.0, ge=0)
-    bce: float = Field(5.0, ge=0)
-    dice: float = Field(2.0, ge=0)
-    eos_coef: float = Field(0.1, ge=0)
-    num_points: int = Field(4096, gt=0)
-
-    def weights(self) -> LossWeights:
-        return LossWeights(**self.model_dump())
-
-
-class TrainConfig(BaseModel):
-    """One training stage's settings (params.yaml `stage1_train:`, `stage2_train:`, `stage3_train:`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: int = Field(20, ge=1)
-    lr: float = Field(2.0e-4, gt=0)
-    batch_size: int = Field(2, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
-    pct_start: float = Field(0.3, gt=0, lt=1)
-    max_points: int | None = Field(None, gt=0)
-    loss: LossConfig = LossConfig()
-    augment: AugmentConfig = AugmentConfig()
-    time_budget_s: float | None = Field(None, gt=0)
-    val_every: int = Field(0, ge=0)
-    checkpoint_every: int = Field(1, ge=1)
-    bn_recompute_batches: int = Field(16, ge=0)
 
 
 @dataclass

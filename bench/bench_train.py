@@ -1,0 +1,65 @@
+"""Training step time of the default CPU mask model (params.yaml `model:` defaults) on toy box scenes, per sparse
+backend (torch always; minkowski if MinkowskiEngine imports). Ratios are measured side by side in one run."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+
+def _batch(voxels: int, batch_size: int, seed: int = 0):  # type: ignore[no-untyped-def]
+    from gcseg.train.dataset import make_batch
+    from gcseg.train.toy import box_scene
+
+    rng = np.random.default_rng(seed)
+    # ~ points per voxel ~ 2 on box surfaces at 5 cm: scale the box count to the wanted voxel count
+    boxes = max(2, voxels // 150)
+    samples = []
+    for _ in range(batch_size):
+        s = box_scene(rng, n_boxes=boxes, points_per_box=600, floor_points=2 * voxels, extent=0.35 * np.sqrt(boxes) * 3)
+        s["instance"] = s["instance"].astype(np.int64)
+        samples.append(s)
+    return make_batch(samples, list(range(batch_size)), voxel_size=0.05, in_channels=3)
+
+
+def _step_time(backend: str, batch, steps: int) -> float:  # type: ignore[no-untyped-def]
+    from gcseg.models.loss import LossWeights, set_criterion
+    from gcseg.models.mask_model import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backend=backend))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(steps + 1):
+        t = time.perf_counter()
+        preds = model(batch.coords, batch.feats, batch.seeds)
+        loss = set_criterion(preds, batch.targets, LossWeights())["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))  # first step warms up allocators
+
+
+def run(quick: bool) -> dict[str, float | int | str]:
+    from gcseg.sparse import available_backends
+
+    voxels = 1500 if quick else 6000
+    steps = 2 if quick else 5
+    batch = _batch(voxels, 2)
+    out: dict[str, float | int | str] = {"voxels_per_batch": int(len(batch.coords)), "batch_size": 2,
+                                          "threads": torch.get_num_threads()}
+    for b in available_backends():
+        out[f"step_s_{b}"] = round(_step_time(b, batch, steps), 4)
+    if "step_s_minkowski" in out:
+        out["torch_over_minkowski"] = round(float(out["step_s_torch"]) / float(out["step_s_minkowski"]), 3)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--full" not in sys.argv), indent=2))

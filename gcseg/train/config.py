@@ -1,0 +1,60 @@
+"""Training settings (params.yaml `stage1_train:`, `stage2_train:`, `stage3_train:`), importable without torch.
+
+Every field is documented where params.yaml sets it; defaults are the small CPU configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AugmentConfig(BaseModel):
+    """Training augmentation (Mask3D/Segment3D: scale +-10 %, z rotation +-pi, flips, elastic distortion,
+    colour jitter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rotate_z: bool = True
+    flip: bool = True
+    scale: float = Field(0.1, ge=0, lt=1)
+    elastic: tuple[tuple[float, float], ...] = ()
+    color_jitter: float = Field(0.05, ge=0)
+
+
+class LossConfig(BaseModel):
+    """Loss weights = Hungarian matcher costs (Mask3D `set_criterion.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ce: float = Field(2.0, ge=0)
+    bce: float = Field(5.0, ge=0)
+    dice: float = Field(2.0, ge=0)
+    eos_coef: float = Field(0.1, ge=0)
+    num_points: int = Field(4096, gt=0)
+
+    def weights(self) -> Any:
+        """As gcseg.models.loss.LossWeights (imports torch)."""
+        from gcseg.models.loss import LossWeights
+
+        return LossWeights(**self.model_dump())
+
+
+class TrainConfig(BaseModel):
+    """One training stage's settings (params.yaml `stage1_train:`, `stage2_train:`, `stage3_train:`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(2.0e-4, gt=0)
+    batch_size: int = Field(2, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    pct_start: float = Field(0.3, gt=0, lt=1)
+    max_points: int | None = Field(None, gt=0)
+    loss: LossConfig = LossConfig()
+    augment: AugmentConfig = AugmentConfig()
+    time_budget_s: float | None = Field(None, gt=0)
+    val_every: int = Field(0, ge=0)
+    checkpoint_every: int = Field(1, ge=1)
+    bn_recompute_batches: int = Field(16, ge=0)
+    val_samples: int = Field(8, ge=1)

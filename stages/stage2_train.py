@@ -1,0 +1,37 @@
+"""DVC stage `stage2_train`: fine-tune the Stage 1 model on Stage 2 labels (granularity-consistent tracked masks
+lifted to full scenes, `sam2_track` output).
+
+Writes `--out`/model.pt (final weights), `--out`/checkpoints/ (resumable state, a DVC `persist` out) and DVCLive
+metrics under `--metrics` (metrics.json + plots/metrics/*.tsv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stages._common import make_app, param_keys, run_module, user_errors
+from stages._train_common import Stage2Params as Params
+from stages._train_common import run_training
+
+app = make_app(__doc__ or "")
+PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
+PARAMS = param_keys(Params)
+
+
+@app.command()
+@user_errors
+def main(
+    labels: Annotated[Path, typer.Option("--labels", help="Folder of point-sample HDF5 files.")] = Path("data/sam2_track"),
+    out: Annotated[Path, typer.Option("--out", help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage2"),
+    metrics: Annotated[Path, typer.Option("--metrics", help="DVCLive metrics folder.")] = Path("metrics/stage2_train"),
+    init: Annotated[Path, typer.Option("--init", help="Upstream model.pt to fine-tune.")] = Path("data/models/stage1/model.pt"),
+    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+) -> None:
+    """Train the Stage 2 model."""
+    run_training("stage2_train", Params, params, labels, out, metrics, init)
+
+
+if __name__ == "__main__":
+    run_module(app)

@@ -1,0 +1,37 @@
+"""DVC stage `stage3_train`: fine-tune the Stage 2 model on Stage 3 labels (full-scene pseudo-labels of the Stage 2
+model above tau_conf, `full_scene_pseudolabel` output).
+
+Writes `--out`/model.pt (final weights), `--out`/checkpoints/ (resumable state, a DVC `persist` out) and DVCLive
+metrics under `--metrics` (metrics.json + plots/metrics/*.tsv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stages._common import make_app, param_keys, run_module, user_errors
+from stages._train_common import Stage3Params as Params
+from stages._train_common import run_training
+
+app = make_app(__doc__ or "")
+PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
+PARAMS = param_keys(Params)
+
+
+@app.command()
+@user_errors
+def main(
+    labels: Annotated[Path, typer.Option("--labels", help="Folder of point-sample HDF5 files.")] = Path("data/pseudolabel"),
+    out: Annotated[Path, typer.Option("--out", help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage3"),
+    metrics: Annotated[Path, typer.Option("--metrics", help="DVCLive metrics folder.")] = Path("metrics/stage3_train"),
+    init: Annotated[Path, typer.Option("--init", help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
+    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+) -> None:
+    """Train the Stage 3 model."""
+    run_training("stage3_train", Params, params, labels, out, metrics, init)
+
+
+if __name__ == "__main__":
+    run_module(app)

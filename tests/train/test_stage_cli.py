@@ -1,0 +1,77 @@
+"""stage1_train / stage2_train commands end to end on a tiny generated labels folder (CliRunner)."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from gcseg.train.toy import write_box_samples
+
+MODEL = dict(backend="torch", voxel_size=0.05, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
+             hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16, dropout=0.0,
+             max_attn_voxels=100, non_parametric_queries=False)
+TRAIN = dict(epochs=2, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3, max_points=None,
+             loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=512),
+             augment=dict(rotate_z=True, flip=True, scale=0.1, elastic=[], color_jitter=0.05),
+             time_budget_s=None, val_every=2, val_samples=2, checkpoint_every=1, bn_recompute_batches=2)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    params = {"seed": 0, "model": MODEL, "stage1_train": TRAIN, "stage2_train": {**TRAIN, "epochs": 1},
+              "stage3_train": TRAIN}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=1, seed=3, n_boxes=2, points_per_box=80,
+                      floor_points=40)
+    return tmp_path
+
+
+def test_stage1_then_stage2(project, monkeypatch):
+    from stages import stage1_train, stage2_train
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(project)
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "models/stage1", "--metrics",
+                                              "metrics/stage1_train"])
+    assert r.exit_code == 0, r.output
+    assert (project / "models/stage1/model.pt").is_file()
+    assert (project / "models/stage1/checkpoints/last.pt").is_file()
+    m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
+    assert m["step"] == 1 and "loss" in m["train"] and "labels_AP50" in m["val"]
+    assert (project / "metrics/stage1_train/plots/metrics/train/loss.tsv").is_file()
+    assert not (project / "dvc.yaml").exists()  # Live(dvcyaml=False)
+
+    r = CliRunner().invoke(stage2_train.app, ["--labels", "labels", "--out", "models/stage2", "--metrics",
+                                              "metrics/stage2_train", "--init", "models/stage1/model.pt"])
+    assert r.exit_code == 0, r.output
+    ck = torch.load(project / "models/stage2/model.pt", weights_only=False)
+    assert ck["epoch"] == 1 and ck["config"]["hidden_dim"] == 16
+
+
+def test_stage2_rejects_init_of_another_architecture(project, monkeypatch):
+    from gcseg.models.mask_model import ModelConfig, build_model, save_checkpoint
+    from stages import stage2_train
+
+    monkeypatch.chdir(project)
+    cfg = ModelConfig(**{**MODEL, "hidden_dim": 8})
+    save_checkpoint(project / "other.pt", build_model(cfg), cfg, epoch=1)
+    r = CliRunner().invoke(stage2_train.app, ["--labels", "labels", "--out", "m2", "--metrics", "mt",
+                                              "--init", "other.pt"])
+    assert r.exit_code == 2
+    assert "hidden_dim: checkpoint 8 != expected 16" in r.output
+    assert not (project / "m2" / "model.pt").exists()
+
+
+def test_missing_labels_and_bad_params_are_one_line_errors(project, monkeypatch):
+    from stages import stage1_train
+
+    monkeypatch.chdir(project)
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "nope", "--out", "m", "--metrics", "mt"])
+    assert r.exit_code == 2 and "labels folder not found" in r.output
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p["stage1_train"]["epochz"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(p))
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "m", "--metrics", "mt"])
+    assert r.exit_code == 2 and "epochz" in r.output
