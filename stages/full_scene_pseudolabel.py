@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import Field
 
-from gcseg.models.mask_model import ModelConfig
+from gcseg.models.config import ModelConfig
 from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
 
 app = make_app(__doc__ or "")
