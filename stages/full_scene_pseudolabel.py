@@ -84,6 +84,8 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[s
         "scenes": n,
         "masks_kept": int(sum(kept)),
         "masks_per_scene": round(sum(kept) / n, 4) if n else 0.0,
+        # scenes where nothing passed tau_conf / min_points: no Stage 3 supervision from them
+        "scenes_without_instances": sorted(sid for sid, s in summaries.items() if s["num_kept"] == 0),
         "labelled_fraction": round(sum(s["labelled_fraction"] for s in summaries.values()) / n, 6) if n else 0.0,
         "score_histogram": {"edges": first["score_histogram"]["edges"] if first else [], "counts": hist or []},
         "per_scene": {sid: summaries[sid] for sid in sorted(summaries)},
@@ -147,7 +149,11 @@ def main(
         typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
-    write_text(metrics, json.dumps(aggregate_metrics(summaries, p), indent=2, sort_keys=True) + "\n")
+    agg = aggregate_metrics(summaries, p)
+    write_text(metrics, json.dumps(agg, indent=2, sort_keys=True) + "\n")
+    if agg["scenes_without_instances"]:
+        typer.echo(f"warning: {len(agg['scenes_without_instances'])} scene(s) kept no instance above tau_conf "
+                   f"{p.tau_conf} (listed in {metrics})", err=True)
     typer.echo(f"{len(scene_ids)} scenes pseudo-labelled -> {out}; metrics -> {metrics}")
 
 

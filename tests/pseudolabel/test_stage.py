@@ -56,6 +56,7 @@ def test_sharded_run_then_rerun_skips(tmp_path, tiny_scenes, tiny_checkpoint, ti
     m = json.loads(metrics.read_text())
     assert m["scenes"] == 2 and set(m["per_scene"]) == {"scene_a", "scene_b"}
     assert m["masks_kept"] == sum(s["num_kept"] for s in m["per_scene"].values())
+    assert m["scenes_without_instances"] == sorted(k for k, s in m["per_scene"].items() if s["num_kept"] == 0)
     for sid in ("scene_a", "scene_b"):
         [(name, sample)] = list(read_point_samples(out / f"{sid}.h5"))
         assert name == "scene" and sample["coord"].shape == (500, 3)
@@ -83,3 +84,14 @@ def test_bad_params_and_wrong_architecture(tmp_path, tiny_scenes, tiny_checkpoin
     r = _run(_params(tmp_path, other), tiny_scenes, tiny_checkpoint, out, metrics)
     assert r.exit_code == 2 and "another architecture" in r.output and "hidden_dim" in r.output
     assert not list(out.glob("*.h5"))
+
+
+def test_tau_conf_one_keeps_nothing_and_says_so(tmp_path, tiny_scenes, tiny_checkpoint, tiny_model_cfg):
+    out, metrics = tmp_path / "pl", tmp_path / "m.json"
+    r = _run(_params(tmp_path, tiny_model_cfg, tau_conf=1.0), tiny_scenes, tiny_checkpoint, out, metrics)
+    assert r.exit_code == 0, r.output
+    m = json.loads(metrics.read_text())
+    assert m["masks_kept"] == 0 and m["scenes_without_instances"] == ["scene_a", "scene_b"]
+    assert "kept no instance" in r.output
+    for _, sample in read_point_samples(out / "scene_a.h5"):
+        assert (sample["instance"] == -1).all()
