@@ -80,7 +80,7 @@ def _holes(rng: np.random.Generator, h: int, w: int, fraction: float) -> np.ndar
     if fraction <= 0:
         return np.zeros((h, w), dtype=bool)
     coarse = rng.uniform(size=(max(2, h // 6), max(2, w // 6)))
-    field_ = ndimage.zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=3)[:h, :w]
+    field_ = ndimage.zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=1)[:h, :w]
     field_ = field_ + 0.03 * rng.uniform(size=field_.shape)  # slightly ragged blob edges
     return field_ >= np.quantile(field_, 1.0 - fraction)
 
