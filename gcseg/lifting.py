@@ -57,23 +57,31 @@ def masks_to_id_map(masks: np.ndarray, order: np.ndarray | list[int] | None = No
     return out
 
 
-def _world_axes(frame: Frame) -> tuple[list[np.ndarray], np.ndarray]:
-    """World x, y, z of every pixel (three float32 (H*W,) arrays; garbage where depth is 0) and the flat
-    indices of valid-depth pixels. Per-axis over the full grid: cheaper than gathering (M, 3) rows."""
+def _pixel_cells(frame: Frame, lo: np.ndarray, voxel: float, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cell (linear index) of every valid-depth pixel's world point, and those pixels' flat indices;
+    pixels outside the grid are dropped. Per-axis over the full image with the pose, intrinsics and 1 / voxel
+    folded into two small vectors per axis, so each axis costs a few passes over the image (this is the hot
+    loop of voting)."""
     h, w = frame.hw
     k, pose = frame.intrinsics, frame.pose
     z = frame.depth.reshape(-1).astype(np.float32, copy=False)
-    valid = np.flatnonzero(z > 0)
-    u = (np.arange(w, dtype=np.float32) - np.float32(k[0, 2])) / np.float32(k[0, 0])
-    v = (np.arange(h, dtype=np.float32) - np.float32(k[1, 2])) / np.float32(k[1, 1])
-    r = pose[:3, :3].astype(np.float32)
-    axes = []
+    u = (np.arange(w, dtype=np.float64) - k[0, 2]) / k[0, 0]
+    v = (np.arange(h, dtype=np.float64) - k[1, 2]) / k[1, 1]
+    inv = 1.0 / voxel
+    cell = np.zeros(z.size, np.int64)
+    inside = z > 0
     for i in range(3):
-        d = np.add.outer(r[i, 1] * v + r[i, 2], r[i, 0] * u).reshape(-1)
-        np.multiply(d, z, out=d)
-        d += np.float32(pose[i, 3])
-        axes.append(d)
-    return axes, valid
+        # (world_i - lo_i) / voxel = z * (R_i0 u + R_i1 v + R_i2) / voxel + (t_i - lo_i) / voxel
+        ray = np.add.outer((pose[i, 1] * v + pose[i, 2]) * inv, pose[i, 0] * u * inv).astype(np.float32).reshape(-1)
+        np.multiply(ray, z, out=ray)
+        ray += np.float32((pose[i, 3] - lo[i]) * inv + 1.0)  # +1: truncation below is floor for all values >= -1
+        q = ray.astype(np.int64)
+        q -= 1
+        inside &= q.view(np.uint64) < np.uint64(dims[i])  # negatives wrap to huge: one comparison
+        cell *= dims[i]
+        cell += q
+    pix = np.flatnonzero(inside)
+    return cell[pix], pix
 
 
 class VoteAccumulator:
@@ -115,8 +123,9 @@ class VoteAccumulator:
             if np.any(self._dims >= 1 << _CELL_BITS):
                 raise ValueError(f"scene extent / voxel = {self._dims.tolist()} cells exceeds {1 << _CELL_BITS} "
                                  "per axis: use a larger voxel")
-        self._cell_keys = np.zeros(0, np.int64)  # voxel mode: sorted cell keys -> nearest point (or N)
-        self._cell_nn = np.zeros(0, np.int64)
+        # voxel mode: sorted cell keys -> nearest point (num_points = none within max_dist), big + small table
+        self._cell_keys, self._cell_nn = np.zeros(0, np.int64), np.zeros(0, np.int32)
+        self._new_keys, self._new_nn = np.zeros(0, np.int64), np.zeros(0, np.int32)
 
     # --- association -------------------------------------------------------------------------------------
     def _nearest(self, pts: np.ndarray) -> np.ndarray:
@@ -127,22 +136,30 @@ class VoteAccumulator:
         return nn.astype(np.int64)
 
     def _cell_nearest(self, cells: np.ndarray) -> np.ndarray:
-        """Nearest reference point of each (sorted, unique) cell, from the cache or queried at the cell centre."""
-        nn = np.empty(cells.size, np.int64)
-        hit = np.zeros(cells.size, bool)
-        if self._cell_keys.size:
-            pos = np.searchsorted(self._cell_keys, cells).clip(max=self._cell_keys.size - 1)
-            hit = self._cell_keys[pos] == cells
-            nn[hit] = self._cell_nn[pos[hit]]
-        miss = ~hit
+        """Nearest reference point of each (sorted, unique) cell, from the cache or queried at the cell centre.
+        The cache is a large sorted table plus a small sorted one that takes new cells and is merged into the
+        large one when it reaches a quarter of its size (amortised O(1) copying per new cell)."""
+        nn = np.full(cells.size, -1, np.int64)
+        for keys, vals in ((self._cell_keys, self._cell_nn), (self._new_keys, self._new_nn)):
+            if keys.size:
+                pos = np.searchsorted(keys, cells).clip(max=keys.size - 1)
+                hit = keys[pos] == cells
+                nn[hit] = vals[pos[hit]]
+        miss = nn < 0
         if miss.any():
             c = cells[miss]
             dz, dy = self._dims[2], self._dims[1]
             q = np.stack([c // (dy * dz), (c // dz) % dy, c % dz], axis=1).astype(np.float64)
             nn[miss] = new = self._nearest(((q + 0.5) * self.voxel + self._lo).astype(np.float32))
-            at = np.searchsorted(self._cell_keys, c)  # sorted insert: O(cache) per frame, not a re-sort
-            self._cell_keys = np.insert(self._cell_keys, at, c)
-            self._cell_nn = np.insert(self._cell_nn, at, new)
+            at = np.searchsorted(self._new_keys, c)
+            self._new_keys = np.insert(self._new_keys, at, c)
+            self._new_nn = np.insert(self._new_nn, at, new.astype(np.int32))
+            if self._new_keys.size > max(1 << 16, self._cell_keys.size // 4):
+                merged = np.concatenate([self._cell_keys, self._new_keys])
+                order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
+                self._cell_keys = merged[order]
+                self._cell_nn = np.concatenate([self._cell_nn, self._new_nn])[order]
+                self._new_keys, self._new_nn = np.zeros(0, np.int64), np.zeros(0, np.int32)
         return nn
 
     # --- voting ------------------------------------------------------------------------------------------
@@ -171,22 +188,11 @@ class VoteAccumulator:
                 self._compress()
 
     def _voxel_votes(self, frame: Frame, id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        axes, pix = _world_axes(frame)
+        cell, pix = _pixel_cells(frame, self._lo, self.voxel, self._dims)
         ids = id_map.reshape(-1)
         if not self.background_votes:
-            pix = pix[ids[pix] > 0]
-        if pix.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        # cell index per pixel (full grid, then the valid pixels); outside the grid -> dropped
-        cell = np.zeros(ids.size, np.int64)
-        inside = np.ones(ids.size, bool)
-        inv = 1.0 / self.voxel
-        for i in range(3):
-            q = np.floor((axes[i] - np.float32(self._lo[i])) * np.float32(inv)).astype(np.int64)
-            inside &= (q >= 0) & (q < self._dims[i])
-            cell *= self._dims[i]
-            cell += q
-        pix = pix[inside[pix]]
+            keep = ids[pix] > 0
+            cell, pix = cell[keep], pix[keep]
         if pix.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         # ids -> dense local ids so that (cell, local id) packs into one int64 for a single sort
@@ -202,7 +208,7 @@ class VoteAccumulator:
             local = np.searchsorted(present, pid)
         if present.size >= 1 << _LOCAL_BITS:
             raise ValueError(f"more than {(1 << _LOCAL_BITS) - 1} distinct ids in one frame")
-        pair, cnt = np.unique((cell[pix] << _LOCAL_BITS) | local, return_counts=True)
+        pair, cnt = np.unique((cell << _LOCAL_BITS) | local, return_counts=True)
         pc = pair >> _LOCAL_BITS
         first = np.flatnonzero(np.r_[True, pc[1:] != pc[:-1]])
         nn_cell = self._cell_nearest(pc[first])
