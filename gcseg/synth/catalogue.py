@@ -255,8 +255,8 @@ def build_furniture(ctx: Context, kind: str, dims, origin, yaw: float, parent: i
     b = Builder(ctx, kind, origin, yaw, parent)
     if kind == "desk":
         t = 0.03
-        b.box("top", (0, 0, h - t / 2), (w, d, t), pal.wood(), texture=WOOD, color2=scale_color(pal.wood(), 0.75),
-              period=0.1)
+        wood = pal.wood()
+        b.box("top", (0, 0, h - t / 2), (w, d, t), wood, texture=WOOD, color2=scale_color(wood, 0.85), period=0.06)
         panel = pal.light()
         b.box("side", (-w / 2 + 0.015, 0, (h - t) / 2), (0.03, d - 0.04, h - t), panel)
         dw = rng.uniform(0.35, 0.45)  # drawer unit on the right
@@ -276,8 +276,8 @@ def build_furniture(ctx: Context, kind: str, dims, origin, yaw: float, parent: i
         return obj
     if kind == "table":
         t = 0.04
-        b.box("top", (0, 0, h - t / 2), (w, d, t), pal.wood(), texture=WOOD, color2=scale_color(pal.wood(), 0.75),
-              period=0.12)
+        wood = pal.wood()
+        b.box("top", (0, 0, h - t / 2), (w, d, t), wood, texture=WOOD, color2=scale_color(wood, 0.85), period=0.06)
         leg = pal.dark()
         s = 0.05
         for sx in (-1, 1):
@@ -324,7 +324,9 @@ def build_furniture(ctx: Context, kind: str, dims, origin, yaw: float, parent: i
         body = pal.light() if rng.uniform() < 0.5 else pal.wood()
         b.box("plinth", (0, -0.02, plinth / 2), (w - 0.04, d - 0.04, plinth), pal.dark())
         b.box("body", (0, -0.01, (h + plinth) / 2 - 0.01), (w, d - 0.02, h - plinth - 0.02), body)
-        b.box("top", (0, 0, h - 0.01), (w + 0.02, d, 0.02), pal.wood(), texture=WOOD, period=0.1)
+        wood = pal.wood()
+        b.box("top", (0, 0, h - 0.01), (w + 0.02, d, 0.02), wood, texture=WOOD, color2=scale_color(wood, 0.85),
+              period=0.06)
         door = pal.main()
         handle = pal.dark()
         for sx in (-1, 1):

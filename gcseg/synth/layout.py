@@ -63,7 +63,7 @@ def _room_shell(ctx: Context, room: Room) -> None:
     floor = hsv(rng.uniform(0.05, 0.12), rng.uniform(0.3, 0.6), rng.uniform(0.4, 0.65))
     wall_hue = rng.uniform(0, 1)
     slabs = [
-        ("floor", (0, 0, -t / 2), (L / 2 + m, W / 2 + m, t / 2), floor, WOOD, scale_color(floor, 0.8), 0.25),
+        ("floor", (0, 0, -t / 2), (L / 2 + m, W / 2 + m, t / 2), floor, WOOD, scale_color(floor, 0.88), 0.2),
         ("ceiling", (0, 0, H + t / 2), (L / 2 + m, W / 2 + m, t / 2), hsv(0, 0, 0.95), SOLID, hsv(0, 0, 0.9), 1.0),
     ]
     for i, (c, hh) in enumerate([((-L / 2 - t / 2, 0, H / 2), (t / 2, W / 2 + m, H / 2 + m)),
