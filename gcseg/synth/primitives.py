@@ -82,10 +82,3 @@ def pack(prims: list[Primitive]) -> PackedPrimitives:
         cos=np.array([np.cos(p.yaw) for p in prims], dtype=np.float64),
         sin=np.array([np.sin(p.yaw) for p in prims], dtype=np.float64),
     )
-
-
-def to_local(packed: PackedPrimitives, index: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """World points (N, 3) into the local frame of primitive index[n]."""
-    d = points - packed.center[index]
-    c, s = packed.cos[index], packed.sin[index]
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
