@@ -40,6 +40,7 @@ class ClassicalSection(Section):
     min_area_px: int = Field(30, ge=1)
     max_masks: int = Field(80, ge=1)
     min_persistence: float = Field(0.02, ge=0)
+    compactness_ref: float = Field(0.25, gt=0, le=1)
 
 
 class SamSection(Section):

@@ -10,13 +10,16 @@
    criterion of LCCP, Stein et al. 2014).
 3. Agglomerate adjacent regions by ascending mean boundary strength (a hierarchy, like a UCM). Every node of
    the hierarchy is a candidate; its score is its persistence (strength at which it is absorbed minus strength
-   at which it formed), i.e. how clearly its boundary stands out. Nodes of moderate size with the highest
-   persistence are proposed: overlapping masks, from parts to whole objects to object groups.
+   at which it formed, i.e. how clearly its boundary stands out), damped for non-compact regions (slivers
+   along edges). Nodes of moderate size with the highest score are proposed: overlapping masks, from parts to
+   whole objects to object groups.
 
-Defaults were chosen on synthetic frames (160x120, depth noise 0.002, 2 % holes; 5 scenes x 3 frames, not the
-val scenes of the pipeline): GT instances >= 500 px matched at IoU >= 0.5 by some proposal: 0.95 (0.82 after
-the containment filter at 0.8). Heavier crease / normal weights measured worse there (e.g. w_crease 0.5 and
-feature_normal_weight 0.7: 0.3-0.7) because per-pixel normals of noisy depth are noisy.
+Defaults were chosen on synthetic frames (160x120, depth noise 0.002, 2 % holes; 8 scenes x 3 frames, seeds
+unrelated to the pipeline's): GT instances >= 500 px matched at IoU >= 0.5 by some proposal: 0.85 (0.63 after
+the containment filter at 0.8 with min area 100 px: the filter keeps object groups over their members).
+Heavier crease / normal weights measured worse (e.g. w_crease 0.5 and feature_normal_weight 0.7: 0.3-0.7)
+because per-pixel normals of noisy depth are noisy. ~0.1-0.3 s per 160x120 frame, ~2.5 s at 540x360
+(HoloLens capture: walls, furniture, posters come out; textured clutter fragments) on one CPU core.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class ClassicalConfig:
     felzenszwalb_sigma: float = 0.5  # Gaussian pre-smoothing (pixels)
     feature_normal_weight: float = 0.1  # weight of normals in the oversegmentation features (Lab / 100 = 1)
     feature_depth_weight: float = 2.0  # weight of log depth in the oversegmentation features
-    superpixel_min_px: int = 12  # smallest superpixel (pixels); scaled with image area above 640x480
+    superpixel_min_px: int = 12  # smallest superpixel (pixels at 160x120; scaled with the image area above)
     w_color: float = 1.0  # weight of the colour cue (Lab distance / 100)
     w_depth: float = 1.0  # weight of the depth-discontinuity cue
     w_crease: float = 0.1  # weight of the crease cue (1 - cos angle between normals)
@@ -47,7 +50,8 @@ class ClassicalConfig:
     depth_edge_rel: float = 0.05  # a depth step of this fraction of the depth counts as a full edge (5 cm at 1 m)
     median_px: int = 3  # median filter on depth before the geometric cues (denoise, keep steps); 1 = off
     max_area_frac: float = 0.6  # proposals cover at most this fraction of the image
-    min_area_px: int = 30  # proposals below this many pixels are not emitted
+    min_area_px: int = 30  # proposals below this many pixels (at 160x120; scaled above) are not emitted
+    compactness_ref: float = 0.25  # score is damped below this compactness (16 A / P^2; slivers along edges)
     max_masks: int = 80  # at most this many proposals per frame (highest score first)
     min_persistence: float = 0.02  # hierarchy nodes whose boundary stands out less are not proposed
 
@@ -66,6 +70,9 @@ class ClassicalConfig:
         if set(data) - names:
             raise ConfigError(f"unknown classical option(s) {sorted(set(data) - names)}", fix=f"use only {sorted(names)}")
         return cls(**data)
+
+
+REFERENCE_AREA = 160 * 120  # pixel-count options are given at this image size and scaled with the area above it
 
 
 # ---------------------------------------------------------------------------------------------- geometry cues
@@ -191,6 +198,7 @@ class Hierarchy:
     birth: np.ndarray  # float64 (nodes,)
     death: np.ndarray  # float64 (nodes,); inf for roots
     area: np.ndarray  # int64 (nodes,)
+    perimeter: np.ndarray  # int64 (nodes,): 4-neighbour boundary pairs to other nodes + image-border pixels
 
 
 def agglomerate(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> Hierarchy:
@@ -206,6 +214,9 @@ def agglomerate(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> Hierarchy
     uniq, inv = np.unique(key, return_inverse=True)
     ssum = np.bincount(inv, weights=s)
     cnt = np.bincount(inv).astype(np.float64)
+    border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    perim = list((np.bincount(lo, minlength=n) + np.bincount(hi, minlength=n)
+                  + np.bincount(border, minlength=n)).astype(np.int64))
     adj: list[dict[int, list[float]]] = [dict() for _ in range(n)]
     heap: list[tuple[float, int, int]] = []
     for kk, sm, c in zip(uniq.tolist(), ssum.tolist(), cnt.tolist()):
@@ -229,6 +240,7 @@ def agglomerate(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> Hierarchy
         birth.append(cost)
         death.append(np.inf)
         area.append(area[i] + area[j])
+        perim.append(perim[i] + perim[j] - 2 * int(adj[i][j][1]))
         children.append((i, j))
         merged: dict[int, list[float]] = {}
         for src in (i, j):
@@ -244,7 +256,8 @@ def agglomerate(labels: np.ndarray, sh: np.ndarray, sv: np.ndarray) -> Hierarchy
         for nb, (sm, c) in merged.items():
             adj[nb][new] = [sm, c]
             heapq.heappush(heap, (sm / c, min(nb, new), max(nb, new)))
-    return Hierarchy(n, children, np.asarray(birth), np.asarray(death), np.asarray(area, np.int64))
+    return Hierarchy(n, children, np.asarray(birth), np.asarray(death), np.asarray(area, np.int64),
+                     np.asarray(perim, np.int64))
 
 
 def node_leaves(h: Hierarchy, node: int) -> list[int]:
@@ -277,7 +290,7 @@ class ClassicalProposer:
         feats = np.concatenate([lab / 100.0 * np.array([0.5, 1.0, 1.0]), normals * c.feature_normal_weight,
                                 (logd * c.feature_depth_weight)[..., None]], axis=-1)
         h, w = depth.shape
-        min_size = max(2, int(round(self.cfg.superpixel_min_px * max(1.0, h * w / (640 * 480)))))
+        min_size = max(2, int(round(self.cfg.superpixel_min_px * max(1.0, h * w / REFERENCE_AREA))))
         with warnings.catch_warnings():  # skimage warns about > 4 channels; a feature image is intended
             warnings.simplefilter("ignore", RuntimeWarning)
             labels = felzenszwalb(feats, scale=self.cfg.felzenszwalb_scale / 255.0,
@@ -299,17 +312,20 @@ class ClassicalProposer:
         depth = smooth_depth(depth, valid, int(cfg.median_px))
         points = camera_points(depth, np.asarray(frame.intrinsics, np.float64))
         normals = surface_normals(points, valid)
+        area_scale = max(1.0, h * w / REFERENCE_AREA)
         labels = self.oversegment(frame, lab, normals, depth)
         sh, sv = pair_strength(lab, points, normals, valid, cfg)
         hier = agglomerate(labels, sh, sv)
         finite_death = np.where(np.isfinite(hier.death), hier.death, hier.birth.max(initial=0.0) + 1.0)
         persistence = finite_death - hier.birth
-        cand = np.flatnonzero((hier.area >= cfg.min_area_px) & (hier.area <= cfg.max_area_frac * h * w)
+        # compactness 16 A / P^2 (a square: 1, a one-pixel sliver along an edge: ~4 / length)
+        compact = np.minimum(1.0, 16.0 * hier.area / np.maximum(hier.perimeter, 1) ** 2)
+        score = (1.0 - np.exp(-persistence / 0.1)) * np.minimum(1.0, compact / cfg.compactness_ref)
+        cand = np.flatnonzero((hier.area >= cfg.min_area_px * area_scale) & (hier.area <= cfg.max_area_frac * h * w)
                               & (persistence >= cfg.min_persistence))
         if len(cand) == 0:
             return Proposals.empty(h, w)
-        # highest persistence first; ties: smaller node id (deterministic)
-        cand = cand[np.lexsort((cand, -persistence[cand]))][: cfg.max_masks]
+        # highest score first; ties: smaller node id (deterministic)
+        cand = cand[np.lexsort((cand, -score[cand]))][: cfg.max_masks]
         masks = np.stack([np.isin(labels, node_leaves(hier, int(c))) for c in cand])
-        scores = (1.0 - np.exp(-persistence[cand] / 0.1)).astype(np.float32)  # map to (0, 1)
-        return Proposals(masks, scores)
+        return Proposals(masks, score[cand].astype(np.float32))
