@@ -147,6 +147,9 @@ def render_overlay(tiles: list[tuple[np.ndarray, np.ndarray, int]], image_size: 
         tiles = [tiles[i] for i in pick]
     if not tiles:
         tiles = [(np.full((h, w, 3), 96, np.uint8), np.zeros((h, w), np.uint16), -1)]
+    up = max(1, 320 // max(w, 1))  # small frames (the synthetic 160x120) are shown enlarged, pixels kept sharp
+    tiles = [(np.repeat(np.repeat(c, up, 0), up, 1), np.repeat(np.repeat(m, up, 0), up, 1), i) for c, m, i in tiles]
+    h, w = h * up, w * up
     cols = min(columns, len(tiles))
     rows = -(-len(tiles) // cols)
     canvas = np.full((rows * (h + 2), cols * (w + 2), 3), 255, np.uint8)

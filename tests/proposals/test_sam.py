@@ -81,3 +81,24 @@ def test_real_build_path_rejects_a_foreign_checkpoint(tmp_path: Path):
     torch.save({"model": build_sam_random(256).state_dict()}, ckpt)
     with pytest.raises(InputError, match="does not fit SAM model_type 'vit_b'"):
         build_proposer("sam", {"model_type": "vit_b", "checkpoint": str(ckpt)})
+
+
+def test_checkpoint_file_through_the_real_build_path(tmp_path: Path, monkeypatch, frame):
+    """A `{"model": sd}` file goes through build_proposer -> segment-anything's registry builder -> our strict
+    loader -> AMG. The registry entry is swapped for the small architecture (a real vit_b file is 375 MB)."""
+    import torch
+
+    from gcseg.proposals import sam as sam_mod
+
+    src = sam_mod.build_sam_random(256, seed=5)
+    ckpt = tmp_path / "small.pth"
+    torch.save({"model": src.state_dict()}, ckpt)
+    registry = sam_mod._segment_anything().sam_model_registry
+    monkeypatch.setitem(registry, "vit_b", lambda checkpoint=None: sam_mod.build_sam_random(256, seed=9))
+    proposer = build_proposer("sam", {**RANDOM, "checkpoint": str(ckpt)})
+    assert not proposer.random_weights
+    for k, v in src.state_dict().items():
+        assert torch.equal(proposer.model.state_dict()[k], v), k
+    ref = build_proposer("sam", {**RANDOM}, seed=5)  # the same weights built directly
+    a, b = proposer(frame), ref(frame)
+    assert np.array_equal(a.masks, b.masks) and np.allclose(a.scores, b.scores)

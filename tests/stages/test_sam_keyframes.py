@@ -122,3 +122,20 @@ def test_sam_backend_random_weights_end_to_end(scenes: Path, tmp_path: Path):
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["backend"] == "sam" and m["keyframes"] == 2 and m["masks_per_keyframe"]["proposed"] >= 1
+
+
+def test_section_defaults_match_the_library_configs():
+    """The params model and gcseg's backend configs declare the same options with the same defaults
+    (except the SAM device: the stage picks cuda when available, the library defaults to cpu)."""
+    import dataclasses
+
+    from gcseg.proposals.classical import ClassicalConfig
+    from gcseg.proposals.gt_sim import GtSimConfig
+    from gcseg.proposals.sam import SamConfig
+    from stages.sam_keyframes import ClassicalSection, GtSimSection, SamSection
+
+    for section, config in ((ClassicalSection, ClassicalConfig), (GtSimSection, GtSimConfig), (SamSection, SamConfig)):
+        lib = {f.name: f.default for f in dataclasses.fields(config)}
+        stage = section().model_dump()
+        assert set(stage) == set(lib), section
+        assert {k: v for k, v in stage.items() if lib[k] != v} == ({"device": "auto"} if config is SamConfig else {})
