@@ -23,11 +23,11 @@ PARAMS = param_keys(Params)
 @app.command()
 @user_errors
 def main(
-    labels: Annotated[Path, typer.Option("--labels", help="Folder of point-sample HDF5 files.")] = Path("data/sam_keyframes"),
-    out: Annotated[Path, typer.Option("--out", help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage1"),
-    metrics: Annotated[Path, typer.Option("--metrics", help="DVCLive metrics folder.")] = Path("metrics/stage1_train"),
-    init: Annotated[Path | None, typer.Option("--init", help="Optional model.pt to start from (default: random init).")] = None,
-    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    labels: Annotated[Path, typer.Option(help="Folder of point-sample HDF5 files.")] = Path("data/sam_keyframes"),
+    out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage1"),
+    metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage1_train"),
+    init: Annotated[Path | None, typer.Option(help="Optional model.pt to start from (default: random init).")] = None,
+    params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 1 model."""
     run_training("stage1_train", Params, params, labels, out, metrics, init)

@@ -23,11 +23,11 @@ PARAMS = param_keys(Params)
 @app.command()
 @user_errors
 def main(
-    labels: Annotated[Path, typer.Option("--labels", help="Folder of point-sample HDF5 files.")] = Path("data/sam2_track"),
-    out: Annotated[Path, typer.Option("--out", help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage2"),
-    metrics: Annotated[Path, typer.Option("--metrics", help="DVCLive metrics folder.")] = Path("metrics/stage2_train"),
-    init: Annotated[Path, typer.Option("--init", help="Upstream model.pt to fine-tune.")] = Path("data/models/stage1/model.pt"),
-    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    labels: Annotated[Path, typer.Option(help="Folder of point-sample HDF5 files.")] = Path("data/sam2_track"),
+    out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage2"),
+    metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage2_train"),
+    init: Annotated[Path, typer.Option(help="Upstream model.pt to fine-tune.")] = Path("data/models/stage1/model.pt"),
+    params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 2 model."""
     run_training("stage2_train", Params, params, labels, out, metrics, init)

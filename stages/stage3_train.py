@@ -23,11 +23,11 @@ PARAMS = param_keys(Params)
 @app.command()
 @user_errors
 def main(
-    labels: Annotated[Path, typer.Option("--labels", help="Folder of point-sample HDF5 files.")] = Path("data/pseudolabel"),
-    out: Annotated[Path, typer.Option("--out", help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage3"),
-    metrics: Annotated[Path, typer.Option("--metrics", help="DVCLive metrics folder.")] = Path("metrics/stage3_train"),
-    init: Annotated[Path, typer.Option("--init", help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
-    params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
+    labels: Annotated[Path, typer.Option(help="Folder of point-sample HDF5 files.")] = Path("data/pseudolabel"),
+    out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage3"),
+    metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage3_train"),
+    init: Annotated[Path, typer.Option(help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
+    params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 3 model."""
     run_training("stage3_train", Params, params, labels, out, metrics, init)

@@ -45,7 +45,8 @@ def _open(path: Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ArtifactError(f"not a readable HDF5 file ({exc})", path=path, fix="rerun the stage that wrote it") from exc
+        raise ArtifactError(f"not a readable HDF5 file ({exc})", path=path,
+                            fix="rerun the stage that wrote it") from exc
     got = f.attrs.get("schema")
     got = got.decode() if isinstance(got, bytes) else got
     schema = got if got in POINT_SAMPLE_SCHEMAS else POINT_SAMPLE_SCHEMAS[0]
@@ -91,7 +92,8 @@ def augment(coord: np.ndarray, color: np.ndarray, cfg: AugmentConfig, rng: np.ra
     for gran, mag in cfg.elastic:
         coord = elastic_distortion(coord, gran, mag, rng)
     if cfg.color_jitter:
-        col = color.astype(np.float32) * (1 + rng.normal(0, cfg.color_jitter)) + rng.normal(0, cfg.color_jitter * 255, 3)
+        gain, offset = 1 + rng.normal(0, cfg.color_jitter), rng.normal(0, cfg.color_jitter * 255, 3)
+        col = color.astype(np.float32) * gain + offset
         color = np.clip(np.rint(col), 0, 255).astype(np.uint8)
     return coord.astype(np.float32), color
 

@@ -17,6 +17,7 @@ same weights as an uninterrupted one (same thread count).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -143,7 +144,8 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     if len(ds) < world_size:
         raise ConfigError(f"{len(ds)} training samples for {world_size} ranks", fix="use fewer ranks")
     steps = _steps_per_epoch(len(ds), cfg.batch_size, world_size)
-    fp = fingerprint(model_cfg, cfg, seed, files, world_size, None if init_checkpoint is None else Path(init_checkpoint))
+    init_path = None if init_checkpoint is None else Path(init_checkpoint)
+    fp = fingerprint(model_cfg, cfg, seed, files, world_size, init_path)
 
     torch.manual_seed(seed)
     model = build_model(model_cfg)
@@ -179,8 +181,8 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     weights = cfg.loss.weights()
     metrics = _Metrics(Path(metrics_dir), history) if (rank == 0 and metrics_dir is not None) else _Metrics(None, [])
     t0 = time.monotonic()
-    bar = tqdm(total=cfg.epochs * steps, initial=start_epoch * steps, disable=not progress or rank != 0,
-               desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.epochs * steps, initial=start_epoch * steps, desc="train", unit="step",
+               disable=None if progress and rank == 0 else True, dynamic_ncols=True)  # None: off when not a TTY
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         torch.manual_seed(seed * 100003 + epoch)  # dropout; independent of where a run was resumed
@@ -207,9 +209,14 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         n = max(tot[4], 1.0)
         rec = {"epoch": float(epoch + 1), "train/loss": tot[0] / n, "train/ce": tot[1] / n,
                "train/bce": tot[2] / n, "train/dice": tot[3] / n, "train/lr": float(sched.get_last_lr()[0])}
-        if val_fn is not None and cfg.val_every and (epoch + 1) % cfg.val_every == 0 and rank == 0:
-            model.eval()
-            rec.update({f"val/{k}": float(v) for k, v in val_fn(model, epoch + 1).items()})
+        if val_fn is not None and cfg.val_every and (epoch + 1) % cfg.val_every == 0:
+            # validate a copy with recomputed BN statistics (what model.pt would be now); collective under DDP
+            snap = copy.deepcopy(model)
+            if cfg.bn_recompute_batches:
+                recompute_bn_stats(snap, ds, cfg, model_cfg, seed, epoch + 1, world_size, rank, dev)
+            if rank == 0:
+                rec.update({f"val/{k}": float(v) for k, v in val_fn(snap.eval(), epoch + 1).items()})
+            del snap
         history.append(rec)
         over_budget = cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s
         done = epoch + 1 == cfg.epochs or over_budget

@@ -83,6 +83,6 @@ def test_changed_config_does_not_resume_stale_checkpoint(data):
     d, files, ref = data
     torch.set_num_threads(1)
     shutil.copytree(d / "ref", d / "stale")
-    res = train(TrainConfig(**{**CFG, "epochs": 2, "lr": 2.0e-3}), files, d / "stale", model_cfg=tiny_model_config(**MODEL),
-                seed=0, progress=False)
+    res = train(TrainConfig(**{**CFG, "epochs": 2, "lr": 2.0e-3}), files, d / "stale",
+                model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
     assert res.resumed_from == 0 and res.epochs_done == 2
