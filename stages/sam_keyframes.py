@@ -73,7 +73,7 @@ class SamKeyframesSection(Section):
     """`sam_keyframes:` in params.yaml (meanings commented there)."""
 
     backend: Literal["classical", "sam", "gt_sim"] = "classical"
-    split: Literal["train", "val", "all"] = "all"
+    split: Literal["train", "val", "all"] = "train"
     keyframe_stride: int = Field(10, ge=1)
     min_valid_depth: float = Field(0.3, ge=0, le=1)
     min_area: int = Field(100, ge=0)
@@ -81,6 +81,7 @@ class SamKeyframesSection(Section):
     voxel_size: float = Field(0.0, ge=0)
     coverage_min_area: int = Field(500, ge=1)
     coverage_iou: float = Field(0.5, gt=0, le=1)
+    coverage_val: bool = True
     classical: ClassicalSection = ClassicalSection()
     sam: SamSection = SamSection()
     gt_sim: GtSimSection = GtSimSection()
@@ -119,11 +120,12 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 6) if values else 0.0
 
 
-def aggregate_metrics(summaries: dict[str, dict[str, Any]], val_ids: set[str], p: Params) -> dict[str, Any]:
-    """Masks per keyframe before/after the containment filter, and GT coverage on val scenes."""
+def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple[int, int, int]], p: Params
+                      ) -> dict[str, Any]:
+    """Masks per keyframe before/after the containment filter, and GT coverage on val scenes.
+    `val`: scene -> (GT instances, matched by a proposal, matched after the filter)."""
     stats = [s for sid in sorted(summaries) for s in summaries[sid]["stats"]]
-    val = [s for sid in sorted(summaries) if sid in val_ids for s in summaries[sid]["stats"]]
-    gt = sum(s["gt_instances"] for s in val)
+    gt = sum(v[0] for v in val.values())
     points = sum(s["points"] for s in stats)
     c = p.sam_keyframes
     return {
@@ -138,13 +140,13 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], val_ids: set[str], p
         },
         "labelled_point_fraction": round(sum(s["labelled_points"] for s in stats) / points, 6) if points else 0.0,
         "coverage_val": {
-            "scenes": sum(1 for sid in summaries if sid in val_ids),
+            "scenes": len(val),
             "gt_instances": gt,
             "min_area_px": c.coverage_min_area,
             "iou": c.coverage_iou,
             # fraction of GT instances matched by some mask; None when the val scenes have no GT
-            "proposals": round(sum(s["gt_hits_proposals"] for s in val) / gt, 6) if gt else None,
-            "after_containment": round(sum(s["gt_hits_kept"] for s in val) / gt, 6) if gt else None,
+            "proposals": round(sum(v[1] for v in val.values()) / gt, 6) if gt else None,
+            "after_containment": round(sum(v[2] for v in val.values()) / gt, 6) if gt else None,
         },
         "per_scene": {sid: {"keyframes": len(summaries[sid]["keyframes"]),
                             "instances": sum(k["instances"] for k in summaries[sid]["stats"])}
@@ -169,7 +171,7 @@ def main(
     from gcseg.atomic import clean_stale_temporaries, write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
-    from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes
+    from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes, scene_coverage
     from gcseg.readers import list_scenes, open_scene
 
     p = load_params(params, Params)  # validated before any work
@@ -183,7 +185,7 @@ def main(
     mine = scene_ids[rank::world]
     todo = [s for s in mine if not (is_finished(out / f"{s}.h5", config) and (overlays / f"{s}.png").is_file())]
     # the sam backend loads its weights once (and fails on a missing checkpoint before any scene is read)
-    shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" and todo else None
+    shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" else None
     out.mkdir(parents=True, exist_ok=True)
     overlays.mkdir(parents=True, exist_ok=True)
     if rank == 0:
@@ -208,8 +210,19 @@ def main(
         typer.echo(f"worker {rank}/{world} done; metrics are written by the worker that finishes last")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
-    val_ids = set(list_scenes(p.data.source, scenes, "val")) & set(scene_ids)
-    write_text(metrics, json.dumps(aggregate_metrics(summaries, val_ids, p), indent=2, sort_keys=True) + "\n")
+    val: dict[str, tuple[int, int, int]] = {}
+    for sid in sorted(list_scenes(p.data.source, scenes, "val")) if cfg.coverage_val else []:
+        if sid in summaries:  # processed: its keyframe stats hold the coverage counts
+            st = summaries[sid]["stats"]
+            val[sid] = (sum(k["gt_instances"] for k in st), sum(k["gt_hits_proposals"] for k in st),
+                        sum(k["gt_hits_kept"] for k in st))
+        else:  # a val scene Stage 1 does not train on: propose on its keyframes, write nothing
+            proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
+            val[sid] = scene_coverage(open_scene(p.data.source, scenes, sid), proposer,
+                                      stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
+                                      tau_contain=p.tau_contain, min_area=cfg.min_area,
+                                      coverage_min_area=cfg.coverage_min_area, coverage_iou=cfg.coverage_iou)
+    write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p), indent=2, sort_keys=True) + "\n")
     typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
 
 

@@ -228,6 +228,27 @@ def run_sam_keyframes(scene: Scene, proposer: MaskProposer, *, stride: int, min_
     return result
 
 
+def scene_coverage(scene: Scene, proposer: MaskProposer, *, stride: int, min_valid_depth: float,
+                   tau_contain: float, min_area: int, coverage_min_area: int = 500, coverage_iou: float = 0.5
+                   ) -> tuple[int, int, int]:
+    """GT coverage on a scene's keyframes without writing anything (for val scenes Stage 1 does not train on):
+    (GT instances >= coverage_min_area px, matched by a proposal, matched by a mask surviving the filter)."""
+    total = hits = hits_kept = 0
+    for i in select_keyframes(scene, stride, min_valid_depth):
+        frame = scene.frame(i)
+        if frame.instance is None:
+            continue
+        check_frame(scene, frame)
+        props = proposer(frame)
+        kept = containment_filter(props.masks, props.scores, tau_contain, min_area)
+        before = best_iou_per_instance(np.asarray(frame.instance), props.masks, coverage_min_area)
+        after = best_iou_per_instance(np.asarray(frame.instance), props.masks[kept], coverage_min_area)
+        total += len(before)
+        hits += int((before >= coverage_iou).sum())
+        hits_kept += int((after >= coverage_iou).sum())
+    return total, hits, hits_kept
+
+
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The per-keyframe summary a file holds (schema checked)."""
     with open_h5(path, schema=SCHEMA, version=SCHEMA_VERSION) as f:

@@ -56,15 +56,15 @@ def test_repo_params_validate():
 
 
 def test_classical_end_to_end_and_rerun_skips(scenes: Path, tmp_path: Path):
-    params = params_file(tmp_path)
+    params = params_file(tmp_path)  # split: train -> synth_000 is written; synth_001 (val) is only measured
     res = invoke(params, scenes, tmp_path)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synth_000.h5", "synth_001.h5"]
-    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["synth_000.png", "synth_001.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synth_000.h5"]
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["synth_000.png"]
     text = (tmp_path / "m.json").read_text()
     m = json.loads(text)
     assert text == json.dumps(m, indent=2, sort_keys=True) + "\n"
-    assert m["scenes"] == 2 and m["keyframes"] == 6  # frames 0, 2, 4 of each scene
+    assert m["scenes"] == 1 and m["keyframes"] == 3  # frames 0, 2, 4
     mk = m["masks_per_keyframe"]
     assert mk["proposed"] >= mk["after_containment"] >= mk["instances_after_min_points"] > 0
     cov = m["coverage_val"]
@@ -73,7 +73,7 @@ def test_classical_end_to_end_and_rerun_skips(scenes: Path, tmp_path: Path):
     assert names and all(n.startswith("kf_0000") for n in names)
     before = digest(tmp_path / "out")
     res = invoke(params, scenes, tmp_path)
-    assert res.exit_code == 0 and "skipping 2 finished scene(s)" in res.output
+    assert res.exit_code == 0 and "skipping 1 finished scene(s)" in res.output
     assert digest(tmp_path / "out") == before
     # another config recomputes (the stored config differs)
     res = invoke(params_file(tmp_path, min_points=60), scenes, tmp_path)
@@ -81,14 +81,14 @@ def test_classical_end_to_end_and_rerun_skips(scenes: Path, tmp_path: Path):
 
 
 def test_shards_write_metrics_once_all_done(scenes: Path, tmp_path: Path):
-    params = params_file(tmp_path, backend="gt_sim")
+    params = params_file(tmp_path, backend="gt_sim", split="all")
     res = invoke(params, scenes, tmp_path, "--shard", "1/2")
     assert res.exit_code == 0, res.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["synth_001.h5"] and not (tmp_path / "m.json").exists()
     res = invoke(params, scenes, tmp_path, "--shard", "0/2")
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "m.json").read_text())
-    assert m["backend"] == "gt_sim" and m["scenes"] == 2
+    assert m["backend"] == "gt_sim" and m["scenes"] == 2 and m["coverage_val"]["scenes"] == 1
     assert m["coverage_val"]["proposals"] >= 0.7  # GT-derived masks cover nearly everything
 
 
@@ -115,7 +115,7 @@ def test_bad_params_are_one_line_errors(scenes: Path, tmp_path: Path, section, m
 
 def test_sam_backend_random_weights_end_to_end(scenes: Path, tmp_path: Path):
     """The real SAM AMG path through the stage, with a small random model (masks carry no meaning)."""
-    params = params_file(tmp_path, backend="sam", keyframe_stride=5, min_points=1, min_area=0,
+    params = params_file(tmp_path, backend="sam", keyframe_stride=5, min_points=1, min_area=0, split="all",
                          sam={"checkpoint": "random-init-for-tests", "points_per_side": 4, "pred_iou_thresh": 0.0,
                               "stability_score_thresh": 0.0, "device": "cpu", "test_img_size": 128})
     res = invoke(params, scenes, tmp_path)
