@@ -11,8 +11,6 @@ from gcseg.proposals.coverage import best_iou_per_instance, proposal_coverage
 from gcseg.proposals.factory import build_proposer
 from gcseg.scene import Frame
 
-from .conftest import make_frame
-
 
 def test_unknown_backend():
     with pytest.raises(ConfigError, match="classical"):
