@@ -10,32 +10,65 @@ import typer
 
 from gcseg.models.config import ModelConfig
 from gcseg.train.config import TrainConfig
-from stages._common import Section, load_params
+from stages._common import DataSection, Section, load_params
 
 
 class Stage1Params(Section):
     """Top-level params.yaml keys stage1_train reads (= its `params:` in dvc.yaml)."""
 
     seed: int
+    data: DataSection
     model: ModelConfig
     stage1_train: TrainConfig
 
 
 class Stage2Params(Section):
     seed: int
+    data: DataSection
     model: ModelConfig
     stage2_train: TrainConfig
 
 
 class Stage3Params(Section):
     seed: int
+    data: DataSection
     model: ModelConfig
     stage3_train: TrainConfig
 
 
+def gt_val_fn(source: str, scenes: Path):  # type: ignore[no-untyped-def]
+    """A val_fn scoring class-agnostic AP / AP50 / AP25 (gcseg.eval, ScanNet protocol, min region 100) on the
+    `val` split's reference clouds with GT; None (with a note) if the source has no val scenes with GT."""
+    from gcseg.errors import InputError
+    from gcseg.eval.ablation import evaluate_rows, model_predictions, val_scene_from_cloud
+    from gcseg.readers import list_scenes, open_scene
+
+    try:
+        val = []
+        for sid in list_scenes(source, scenes, "val"):
+            cloud = open_scene(source, scenes, sid).reference()
+            if cloud is None:
+                raise InputError(f"val scene {sid} has no reference cloud")
+            val.append(val_scene_from_cloud(sid, cloud))
+    except InputError as exc:
+        typer.echo(f"note: no GT validation during training ({exc})")
+        return None
+
+    def val_fn(model, epoch: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        rows = {"model": {s.scene_id: model_predictions(model, s) for s in val}}
+        m = evaluate_rows(val, rows)["model"].metrics()
+        return {k: float("nan") if m[k] is None else float(m[k]) for k in ("AP", "AP50", "AP25")}
+
+    return val_fn
+
+
 def run_training(stage: str, params_model: type[Section], params: Path, labels: Path, out: Path, metrics: Path,
-                 init: Path | None) -> None:
-    """Train on every point-sample file of `labels`; `init` = upstream model.pt (None: from scratch)."""
+                 init: Path | None, scenes: Path | None = None) -> None:
+    """Train on every point-sample file of `labels`; `init` = upstream model.pt (None: from scratch).
+
+    With `scenes` (the data root), every `val_every` epochs the model is also scored against the GT of the val
+    split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
+    val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check)."""
     import torch
 
     from gcseg.errors import InputError
@@ -52,7 +85,15 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     else:
         device = "cpu"
-    val_fn = labels_ap_fn(files, cfg.val_samples) if cfg.val_every else None
+    val_fn = None
+    if cfg.val_every:
+        fns = [labels_ap_fn(files, cfg.val_samples)]
+        gt_fn = gt_val_fn(p.data.source, scenes) if scenes is not None else None  # type: ignore[attr-defined]
+        if gt_fn is not None:
+            fns.append(gt_fn)
+
+        def val_fn(model, epoch: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+            return {k: v for fn in fns for k, v in fn(model, epoch).items()}
     res = train(cfg, files, out, model_cfg=p.model, seed=p.seed, metrics_dir=metrics, init_checkpoint=init,
                 val_fn=val_fn, progress=True, device=device)
     last = res.history[-1] if res.history else {}

@@ -27,10 +27,12 @@ def main(
     out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage1"),
     metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage1_train"),
     init: Annotated[Path | None, typer.Option(help="Optional model.pt to start from (default: random init).")] = None,
+    scenes: Annotated[Path | None, typer.Option(help="Data root (data.root): GT of its val split is scored during "
+                                                     "training (monitoring only).")] = None,
     params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 1 model."""
-    run_training("stage1_train", Params, params, labels, out, metrics, init)
+    run_training("stage1_train", Params, params, labels, out, metrics, init, scenes)
 
 
 if __name__ == "__main__":

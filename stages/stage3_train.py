@@ -27,10 +27,12 @@ def main(
     out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage3"),
     metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage3_train"),
     init: Annotated[Path, typer.Option(help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
+    scenes: Annotated[Path | None, typer.Option(help="Data root (data.root): GT of its val split is scored during "
+                                                     "training (monitoring only).")] = None,
     params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 3 model."""
-    run_training("stage3_train", Params, params, labels, out, metrics, init)
+    run_training("stage3_train", Params, params, labels, out, metrics, init, scenes)
 
 
 if __name__ == "__main__":

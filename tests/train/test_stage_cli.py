@@ -20,7 +20,7 @@ TRAIN = dict(epochs=2, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3,
 
 @pytest.fixture()
 def project(tmp_path):
-    params = {"seed": 0, "model": MODEL, "stage1_train": TRAIN, "stage2_train": {**TRAIN, "epochs": 1},
+    params = {"seed": 0, "data": {"source": "synth", "root": "scenes"}, "model": MODEL, "stage1_train": TRAIN, "stage2_train": {**TRAIN, "epochs": 1},
               "stage3_train": TRAIN}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=1, seed=3, n_boxes=2, points_per_box=80,
@@ -29,17 +29,21 @@ def project(tmp_path):
 
 
 def test_stage1_then_stage2(project, monkeypatch):
+    from gcseg.synth.writer import write_dataset
     from stages import stage1_train, stage2_train
 
     torch.set_num_threads(1)
     monkeypatch.chdir(project)
+    write_dataset(project / "scenes", num_scenes=2, num_val=1, seed=0, progress=False, num_frames=2, height=24,
+                  width=32, point_spacing=0.05)
     r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "models/stage1", "--metrics",
-                                              "metrics/stage1_train"])
+                                              "metrics/stage1_train", "--scenes", "scenes"])
     assert r.exit_code == 0, r.output
     assert (project / "models/stage1/model.pt").is_file()
     assert (project / "models/stage1/checkpoints/last.pt").is_file()
     m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
     assert m["step"] == 1 and "loss" in m["train"] and "labels_AP50" in m["val"]
+    assert {"AP", "AP50", "AP25"} <= set(m["val"])  # GT of the val scene (synth_001)
     assert (project / "metrics/stage1_train/plots/metrics/train/loss.tsv").is_file()
     assert not (project / "dvc.yaml").exists()  # Live(dvcyaml=False)
 
