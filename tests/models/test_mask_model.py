@@ -90,3 +90,21 @@ def test_xyz_input_channels():
     s = box_scene(np.random.default_rng(1), n_boxes=2, points_per_box=100, floor_points=50)
     masks, scores = predict_points(model, s["coord"], s["color"])
     assert masks.shape[1] == len(s["coord"])
+
+
+def test_minkowski_and_torch_backends_agree_on_the_same_weights(tiny):
+    pytest.importorskip("MinkowskiEngine")
+    cfg, model = tiny
+    mink = build_model(cfg.model_copy(update={"backend": "minkowski"}))
+    mink.load_state_dict(model.state_dict())
+    s = box_scene(np.random.default_rng(2), n_boxes=3, points_per_box=150, floor_points=200)
+    from gcseg.models.inference import voxel_input
+
+    model.eval()
+    mink.eval()
+    coords, feats, _ = voxel_input(model, s["coord"], s["color"])
+    with torch.no_grad():
+        a = model(coords, feats, seeds=[0])[-1]
+        b = mink(coords, feats, seeds=[0])[-1]
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a.masks[0], b.masks[0], atol=1e-3, rtol=1e-3)
