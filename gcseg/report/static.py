@@ -1,0 +1,114 @@
+"""The report's figures as static PNGs (matplotlib, Agg) for the README and papers: ablation bars, PR curves,
+training loss and a five-panel label view per scene. Deterministic bytes: no PNG metadata, fixed sizes/dpi."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gcseg.atomic import write_bytes
+from gcseg.colors import instance_palette
+from gcseg.report.curves import FIGURES, ROW_COLORS, Curve
+from gcseg.report.inputs import ROW_TITLES, finite
+from gcseg.report.views3d import LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, view_points
+
+
+def _figure(*args: Any, **kwargs: Any) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+def ablation_png(rows: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """Grouped bars: AP / AP50 / AP25 (%) per ablation row."""
+    fig, ax = _figure(figsize=(7, 4))
+    names = list(rows)
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(FIGURES))
+    for i, name in enumerate(names):
+        vals = [100 * (finite(rows[name].get(f)) or 0.0) for f in FIGURES]
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=ROW_TITLES.get(name, name),
+                      color=ROW_COLORS.get(name))
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    ax.set_xticks(x, FIGURES)
+    ax.set_ylabel("%")
+    ax.set_title("Class-agnostic AP on the val scenes")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def curves_png(curves: Mapping[str, Curve], path: Path, *, title: str, xlabel: str, ylabel: str,
+               step: bool = False, unit_box: bool = False) -> Path:
+    """One line per curve (PR curves: step=True, unit_box=True; training loss: markers)."""
+    fig, ax = _figure(figsize=(7, 4))
+    for name, c in curves.items():
+        label = ROW_TITLES.get(name, name)
+        if step:
+            ax.step(c.x, c.y, where="post", label=label, color=ROW_COLORS.get(name), lw=2)
+        else:
+            ax.plot(c.x, c.y, marker="o", ms=3, label=label, color=ROW_COLORS.get(name), lw=2)
+    if unit_box:
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def oblique(xyz: np.ndarray, azim_deg: float = -50.0, elev_deg: float = 35.0) -> tuple[np.ndarray, np.ndarray]:
+    """Screen coordinates (N, 2) and depth (N,) of an orthographic view from azimuth/elevation (z up)."""
+    a, e = np.deg2rad(azim_deg), np.deg2rad(elev_deg)
+    right = np.array([-np.sin(a), np.cos(a), 0.0])
+    toward = np.array([np.cos(a) * np.cos(e), np.sin(a) * np.cos(e), np.sin(e)])  # from scene to viewer
+    up = np.cross(toward, right)
+    return np.stack([xyz @ right, xyz @ up], 1), xyz @ toward
+
+
+def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path:
+    """Five panels GT / Stage 1 / Stage 2 / Stage 3 / prediction, oblique orthographic scatter, far points
+    first; unlabelled points faint."""
+    fig, axes = _figure(1, len(LAYERS), figsize=(3.2 * len(LAYERS), 3.4))
+    for ax, name in zip(np.atleast_1d(axes), LAYERS, strict=True):
+        layer = views.layers.get(name)
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+        ax.set_title(LAYER_TITLES[name], fontsize=10)
+        if not isinstance(layer, Layer):
+            msg = getattr(layer, "message", "not available")
+            ax.text(0.5, 0.5, f"not available:\n{msg}", ha="center", va="center", fontsize=8, wrap=True,
+                    transform=ax.transAxes)
+            continue
+        xyz, ids = view_points(layer, max_points, seed)
+        uv, depth = oblique(xyz.astype(np.float64))
+        order = np.argsort(depth, kind="stable")  # far to near (painter's order)
+        uv, ids = uv[order], ids[order]
+        void = ids <= 0
+        ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
+        ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+        ax.text(0.5, -0.02, layer.note, ha="center", va="top", fontsize=7, transform=ax.transAxes)
+    fig.suptitle(f"{views.scene_id} ({views.split})", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,127 @@
+"""HTML tables of the report: the ablation (metrics/eval.json), statistics of the data stages (flattened JSON
+metrics), swept thresholds and the run's params. Every value is escaped; numbers are formatted with a fixed
+precision so the page bytes depend only on the inputs."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gcseg.errors import ArtifactError
+from gcseg.report.curves import FIGURES, Sweep
+from gcseg.report.inputs import ROW_TITLES, ROWS, finite, load_json
+
+EVAL_FIX = "run `dvc repro eval` (writes metrics/eval.json)"
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def pct(x: Any) -> str:
+    """A fraction as a percentage with one decimal ("n/a" for null / NaN)."""
+    v = finite(x)
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def number(x: Any) -> str:
+    """Integers as is, other numbers with 4 significant digits, anything else as text."""
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return "n/a" if finite(x) is None else (f"{x:.0f}" if x.is_integer() else f"{x:.4g}")
+    return str(x)
+
+
+def load_eval(path: Path) -> dict[str, dict[str, Any]]:
+    """metrics/eval.json: {row: {AP, AP50, AP25, masks_per_scene}}; rows in the ablation order."""
+    data = load_json(path, EVAL_FIX)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ArtifactError("expected {row: {AP, AP50, AP25, ...}}", path=path, fix=EVAL_FIX)
+    names = [r for r in ROWS if r in data] + sorted(r for r in data if r not in ROWS)
+    return {r: data[r] for r in names}
+
+
+def ablation_html(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """The ablation table: one row per method, AP / AP50 / AP25 in %, the best value of each column in bold."""
+    best = {f: max((v for r in rows.values() if (v := finite(r.get(f))) is not None), default=None)
+            for f in FIGURES}
+    head = "".join(f"<th>{f} (%)</th>" for f in FIGURES) + "<th>masks / scene</th>"
+    body = []
+    for name, r in rows.items():
+        cells = []
+        for f in FIGURES:
+            v = finite(r.get(f))
+            cell = pct(v)
+            top = v is not None and v > 0 and v == best[f]  # bold the best non-zero value of the column
+            cells.append(f"<td><b>{cell}</b></td>" if top else f"<td>{cell}</td>")
+        mps = finite(r.get("masks_per_scene"))
+        cells.append(f"<td>{'n/a' if mps is None else f'{mps:.1f}'}</td>")
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(ROW_TITLES.get(name, name))}</th>'
+                    + "".join(cells) + "</tr>")
+    return (f'<table class="ablation"><thead><tr><th>Method</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def ablation_notes(md_path: Path) -> str:
+    """The explanatory paragraphs of metrics/eval/ablation.md (everything but its table), or ""."""
+    if not md_path.is_file():
+        return ""
+    paras = [p.strip() for p in md_path.read_text().split("\n\n")]
+    paras = [" ".join(p.split()) for p in paras if p and not p.lstrip().startswith("|")]
+    return "".join(f'<p class="note">{esc(p)}</p>' for p in paras)
+
+
+def flatten(tree: Any, prefix: str = "", skip: Sequence[str] = ("per_scene",)) -> list[tuple[str, Any]]:
+    """(dotted key, scalar) of a nested JSON mapping, sorted by key, without the `skip` subtrees."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(tree, Mapping):
+        for k in sorted(tree):
+            if k in skip:
+                continue
+            out += flatten(tree[k], f"{prefix}.{k}" if prefix else str(k), skip)
+    elif isinstance(tree, list):
+        if all(not isinstance(x, (Mapping, list)) for x in tree) and len(tree) <= 12:
+            out.append((prefix, ", ".join(number(x) for x in tree)))
+    else:
+        out.append((prefix, tree))
+    return out
+
+
+def kv_html(items: Sequence[tuple[str, Any]], caption: str = "") -> str:
+    """A two-column key / value table."""
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    body = "".join(f"<tr><th scope=\"row\">{esc(k)}</th><td>{esc(number(v))}</td></tr>" for k, v in items)
+    return f'<table class="kv">{cap}<tbody>{body}</tbody></table>'
+
+
+def sweep_html(sweep: Sweep) -> str:
+    """Value of the threshold against each row's AP (%), and the experiment status."""
+    head = "".join(f"<th>{esc(ROW_TITLES.get(r, r))} AP (%)</th>" for r in sweep.ap)
+    body = []
+    for i, v in enumerate(sweep.values):
+        cells = "".join(f"<td>{pct(sweep.ap[r][i])}</td>" for r in sweep.ap)
+        body.append(f"<tr><th scope=\"row\">{esc(number(v))}</th>{cells}<td>{esc(sweep.status[i])}</td></tr>")
+    return (f'<table class="ablation"><thead><tr><th>{esc(sweep.key)}</th>{head}<th>status</th></tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def params_html(path: Path) -> str:
+    """params.yaml verbatim (comments carry each key's meaning and source) in a collapsible block."""
+    if not Path(path).is_file():
+        raise ArtifactError("not found", path=path, fix="pass --params PATH (the run's params.yaml)")
+    text = Path(path).read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ArtifactError(f"not valid YAML ({exc})", path=path, fix="fix the YAML syntax") from exc
+    top = [(k, v) for k, v in (data.items() if isinstance(data, dict) else [])
+           if not isinstance(v, (dict, list))]  # seed and the method's thresholds (tau_*)
+    return (kv_html(top, "Top-level parameters") + f'<details><summary>{esc(Path(path).name)} ({len(text.splitlines())} lines)</summary>'
+            f'<pre class="params">{esc(text)}</pre></details>')
