@@ -9,21 +9,24 @@ from pathlib import Path
 import torch
 
 from gcseg.train.loop import TrainConfig, train
+from gcseg.train.quick_metrics import labels_ap_fn
 from gcseg.train.toy import tiny_model_config, write_box_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = dict(hidden_dim=16, num_queries=4, ffn_dim=16, planes=(8,) * 8, max_attn_voxels=100)
-CFG = dict(epochs=2, lr=1.0e-3, batch_size=4, bn_recompute_batches=1)
+CFG = dict(epochs=2, lr=1.0e-3, batch_size=4, bn_recompute_batches=1, val_every=2, val_samples=2)
 
 SCRIPT = """
 import sys, json, torch
 from pathlib import Path
 torch.set_num_threads(1)
 from gcseg.train.loop import TrainConfig, train
+from gcseg.train.quick_metrics import labels_ap_fn
 from gcseg.train.toy import tiny_model_config
 a = json.loads(sys.argv[1])
-res = train(TrainConfig(**a["cfg"]), [Path(f) for f in a["files"]], a["out"], model_cfg=tiny_model_config(**a["model"]),
-            seed=0, progress=False)
+files = [Path(f) for f in a["files"]]
+res = train(TrainConfig(**a["cfg"]), files, a["out"], model_cfg=tiny_model_config(**a["model"]),
+            seed=0, progress=False, val_fn=labels_ap_fn(files, 2))
 if torch.distributed.get_rank() == 0:
     Path(a["out"], "history.json").write_text(json.dumps(res.history))
 torch.distributed.destroy_process_group()
@@ -35,7 +38,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
                               points_per_box=100, floor_points=80)
     torch.set_num_threads(1)
     single = train(TrainConfig(**CFG), files, tmp_path / "single", model_cfg=tiny_model_config(**MODEL), seed=0,
-                   progress=False)
+                   progress=False, val_fn=labels_ap_fn(files, 2))
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     arg = json.dumps({"cfg": CFG, "model": MODEL, "files": [str(f) for f in files], "out": str(tmp_path / "ddp")})
@@ -45,6 +48,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     hist = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert len(hist) == len(single.history) == CFG["epochs"]
+    assert "val/labels_AP50" in hist[-1] and "val/labels_AP50" in single.history[-1]  # collective BN recompute
     for a, b in zip(hist, single.history):
         for k in ("train/loss", "train/bce", "train/dice", "train/ce"):
             assert abs(a[k] - b[k]) < 1e-4, (k, a[k], b[k])

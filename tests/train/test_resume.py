@@ -86,3 +86,12 @@ def test_changed_config_does_not_resume_stale_checkpoint(data):
     res = train(TrainConfig(**{**CFG, "epochs": 2, "lr": 2.0e-3}), files, d / "stale",
                 model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
     assert res.resumed_from == 0 and res.epochs_done == 2
+
+
+def test_time_budget_stops_after_an_epoch_and_writes_the_model(data):
+    d, files, _ = data
+    torch.set_num_threads(1)
+    res = train(TrainConfig(**{**CFG, "time_budget_s": 1.0e-3}), files, d / "budget",
+                model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
+    assert res.epochs_done == 1
+    assert torch.load(res.model_path, weights_only=False)["epoch"] == 1
