@@ -98,7 +98,7 @@ class VoteAccumulator:
     `workers`: threads for cKDTree queries (-1 = all cores; results do not depend on it)."""
 
     def __init__(self, reference_coord: np.ndarray, *, max_dist: float = 0.05, voxel: float | None = None,
-                 background_votes: bool = True, compress_at: int = 8_000_000, workers: int = -1):
+                 background_votes: bool = True, compress_at: int = 2_000_000, workers: int = -1):
         ref = np.ascontiguousarray(reference_coord, dtype=np.float32)
         if ref.ndim != 2 or ref.shape[1] != 3:
             raise ValueError(f"reference_coord must be (N, 3), got {ref.shape}")
@@ -112,8 +112,11 @@ class VoteAccumulator:
         self.workers = int(workers)
         self.num_frames = 0
         self._tree = cKDTree(ref) if self.num_points else None
-        self._keys: list[np.ndarray] = [np.zeros(0, np.int64)]  # [merged table, then per-frame uniques]
-        self._counts: list[np.ndarray] = [np.zeros(0, np.int64)]
+        # votes: a sorted table of (point << 32 | id) keys with counts, updated in place for pairs it already
+        # holds; new pairs wait in `_pending_*` until `compress_at` of them are merged in (bounded memory)
+        self._table_keys, self._table_counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._pending_keys: list[np.ndarray] = []
+        self._pending_counts: list[np.ndarray] = []
         self._pending = 0
         if self.voxel is not None and self.num_points:
             # grid over the reference bounds + max_dist: pixels outside cannot be near any reference point
@@ -181,9 +184,20 @@ class VoteAccumulator:
         else:
             u, c = self._voxel_votes(frame, id_map)
         if u.size:
-            self._keys.append(u)
-            self._counts.append(c.astype(np.int64))
-            self._pending += u.size
+            self._record(u, c.astype(np.int64))
+
+    def _record(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add counts to the table where the pair exists (the usual case once a scene has been seen), queue the rest."""
+        table = self._table_keys
+        if table.size:
+            pos = np.searchsorted(table, keys).clip(max=table.size - 1)
+            hit = table[pos] == keys
+            np.add.at(self._table_counts, pos[hit], counts[hit])  # add.at: a pair may repeat within a frame
+            keys, counts = keys[~hit], counts[~hit]
+        if keys.size:
+            self._pending_keys.append(keys)
+            self._pending_counts.append(counts)
+            self._pending += keys.size
             if self._pending >= self.compress_at:
                 self._compress()
 
@@ -217,20 +231,24 @@ class VoteAccumulator:
         return (nn[ok] << _ID_BITS) | present[pair[ok] & ((1 << _LOCAL_BITS) - 1)], cnt[ok]
 
     def _compress(self) -> None:
-        if len(self._keys) == 1:
+        """Merge the queued pairs into the table (sorted keys, summed counts). A stable argsort (timsort) merges
+        the sorted runs in near-linear time."""
+        if not self._pending_keys:
             return
-        keys = np.concatenate(self._keys)
-        counts = np.concatenate(self._counts)
-        u, inv = np.unique(keys, return_inverse=True)
-        self._keys = [u]
-        self._counts = [np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64)]
-        self._pending = 0
+        keys = np.concatenate([self._table_keys, *self._pending_keys])
+        counts = np.concatenate([self._table_counts, *self._pending_counts])
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        self._table_keys = keys[start]
+        self._table_counts = np.add.reduceat(counts, start)
+        self._pending_keys, self._pending_counts, self._pending = [], [], 0
 
     def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All votes so far: (point int64, id int64 (0 = none), count int64), sorted by (point, id)."""
         self._compress()
-        k = self._keys[0]
-        return k >> _ID_BITS, k & ((1 << _ID_BITS) - 1), self._counts[0].copy()
+        k = self._table_keys
+        return k >> _ID_BITS, k & ((1 << _ID_BITS) - 1), self._table_counts.copy()
 
     def result(self, *, min_share: float = 0.5, min_points: int = 100) -> np.ndarray:
         """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of
