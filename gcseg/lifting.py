@@ -13,7 +13,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from gcseg.geometry import backproject
-from gcseg.readers.fusion import pack_voxel_keys, voxel_centers
 from gcseg.scene import Frame
 
 _ID_BITS = 32  # vote key = point index << 32 | id
@@ -93,8 +92,9 @@ class VoteAccumulator:
     frames (association error <= voxel * sqrt(3) / 2; one sort per frame: the fast path for long scans). Only the
     reference point nearest a cell's centre receives that cell's votes, so keep voxel <= half the reference
     spacing (0.01 for ScanNet meshes / 2-2.5 cm fused clouds) or points between cell centres stay unlabelled.
-    `background_votes`: whether id-0 pixels vote for "none" (see module doc). `compress_at`: vote pairs kept
-    before duplicates are merged (memory bound: the merged table holds at most one entry per (point, id)).
+    `background_votes`: whether id-0 pixels vote for "none" (see module doc). `compress_at`: new (point, id)
+    pairs queued before they are merged into the vote table (memory bound: the table holds one entry per
+    (point, id) ever voted; counts of pairs already in it are updated in place).
     `workers`: threads for cKDTree queries (-1 = all cores; results do not depend on it)."""
 
     def __init__(self, reference_coord: np.ndarray, *, max_dist: float = 0.05, voxel: float | None = None,

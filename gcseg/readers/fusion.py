@@ -18,13 +18,6 @@ def pack_voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
     return (q[:, 0] << (2 * _BITS)) | (q[:, 1] << _BITS) | q[:, 2]
 
 
-def voxel_centers(keys: np.ndarray, voxel: float) -> np.ndarray:
-    """Centres (float32 (N, 3)) of the voxels that `pack_voxel_keys` packed."""
-    mask = (1 << _BITS) - 1
-    q = np.stack([(keys >> (2 * _BITS)) & mask, (keys >> _BITS) & mask, keys & mask], axis=1) - _OFF
-    return ((q.astype(np.float64) + 0.5) * voxel).astype(np.float32)
-
-
 def fuse_reference(scene: Scene, *, every: int = 10, voxel: float = 0.025, max_depth: float = 0.0) -> PointCloud:
     """Back-project every `every`-th frame, keep one point per `voxel` cell (the first observation: colour and,
     where the frames carry GT, instance id). Memory grows with the scanned surface, not with the frame count.
