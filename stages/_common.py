@@ -90,7 +90,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GcsegError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo("error: " + " ".join(str(exc).split()), err=True)  # one line, even if a library's was not
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: no partial artifact was written; rerun to continue", err=True)
