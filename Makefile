@@ -14,8 +14,8 @@ install: $(STAMP)
 
 ## make repro: install, run the whole method on the embedded synthetic default, print the metrics
 repro: install
-	$(DVC) repro
-	$(DVC) metrics show
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) metrics show
 
 ## make test: install, run the whole test suite (CPU only, no weights, no network)
 test: install
