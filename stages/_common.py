@@ -79,6 +79,17 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def clean_shard_temporaries(folder: str | Path, names: list[str]) -> None:
+    """Remove the temporaries (`.<name>.*.tmp`, gcseg.atomic) a killed run left for THIS worker's outputs
+    `names`: a worker never deletes a file another worker (torchrun rank, job-array task) is still writing."""
+    import shutil
+
+    folder = Path(folder)
+    for name in names:
+        for p in folder.glob(f".{name}.*.tmp"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -14,7 +14,8 @@ import typer
 from pydantic import Field
 
 from gcseg.models.config import ModelConfig
-from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
+                            run_module, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -107,7 +108,7 @@ def main(
     import torch
     from tqdm import tqdm
 
-    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.models.mask_model import load_model
     from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
@@ -121,12 +122,11 @@ def main(
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
     out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        clean_stale_temporaries(out)
     net, _ = load_model(model, expected_cfg=p.model)
     if torch.cuda.is_available():  # one GPU per torchrun worker
         net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     mine = scene_ids[rank::world]
+    clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
     todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
+                            run_module, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -151,7 +152,7 @@ def main(
     import numpy as np
     from tqdm import tqdm
 
-    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
     from gcseg.readers import list_scenes, open_scene
@@ -167,9 +168,8 @@ def main(
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
     out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        clean_stale_temporaries(out)
     mine = scene_ids[rank::world]
+    clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
     todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from stages._common import DataSection, Section, load_params, make_app, parse_shard, run_module, user_errors
+from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
+                            run_module, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -168,7 +169,7 @@ def main(
     """Stage 1 data: keyframe mask proposals, containment filter, lifting to partial clouds."""
     from tqdm import tqdm
 
-    from gcseg.atomic import clean_stale_temporaries, write_text
+    from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
     from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes, scene_coverage
@@ -188,9 +189,8 @@ def main(
     shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" else None
     out.mkdir(parents=True, exist_ok=True)
     overlays.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        clean_stale_temporaries(out)
-        clean_stale_temporaries(overlays)
+    clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
+    clean_shard_temporaries(overlays, [f"{s}.png" for s in mine])
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     for sid in tqdm(todo, desc=f"sam_keyframes {rank}/{world}", unit="scene", disable=None):
