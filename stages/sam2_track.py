@@ -35,6 +35,7 @@ class ReprojectionSection(Section):
     tol_rel: float = Field(0.02, ge=0)
     fill_px: float = Field(1.5, ge=0)
     accumulate: bool = True
+    known_voxel: float = Field(0.02, gt=0)
 
 
 class Sam2Section(Section):
@@ -65,6 +66,7 @@ class Sam2TrackSection(Section):
     min_new_area: int = Field(100, ge=1)
     min_visible_area: int = Field(1, ge=1)
     recondition: bool = True
+    recondition_iou: float = Field(0.0, ge=0, le=1)
     save_every: int = Field(1, ge=1)
     consistency_iou: float = Field(0.5, gt=0, le=1)
     proposals: ProposalsSection = ProposalsSection()
@@ -182,7 +184,7 @@ def main(
         proposer = build_proposer(cfg.proposals.backend, cfg.proposals.options, seed=s)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
                                 min_new_area=cfg.min_new_area, min_visible_area=cfg.min_visible_area,
-                                recondition=cfg.recondition)
+                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou)
         result, cloud, labels, consistency = track_and_lift(
             scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
             min_area=cfg.proposals.min_area, save_every=cfg.save_every, lift=lift,

@@ -87,7 +87,11 @@ class TrackingPolicy:
             full resolution; scale with the image).
         min_visible_area: a propagated mask with fewer pixels counts as absent (SAM2: empty = not visible).
         recondition: re-condition a matched object with the matched proposal (True) or keep its propagated
-            mask (False). SAM 3 re-conditions periodically; we default to every match.
+            mask (False).
+        recondition_iou: ... only when the match's IoU is at least this (0 = every match; SAM 3's shipped
+            configs reportedly re-condition only if IoU >= 0.8, method.md). A high value keeps a noisy proposal
+            that barely passes tau_iou from overwriting the evidence, but also keeps the reprojection backend's
+            masks from growing onto newly visible surface; on the synthetic scans 0 tracked better.
     """
 
     tau_iou: float = 0.7
@@ -96,6 +100,7 @@ class TrackingPolicy:
     min_new_area: int = 1
     min_visible_area: int = 1
     recondition: bool = True
+    recondition_iou: float = 0.0
     tracks: dict[int, Track] = field(default_factory=dict)
     _next_id: int = 1  # ids start at 1 so that 0 means "no object" in id maps
     _last_frame: int = -1
@@ -120,7 +125,8 @@ class TrackingPolicy:
         return sorted(i for i, t in self.tracks.items() if t.state is ObjectState.ACTIVE)
 
     # ------------------------------------------------------------------ the step
-    def step(self, frame_idx: int, propagated: Mapping[int, np.ndarray], proposals: Proposals) -> StepResult:
+    def step(self, frame_idx: int, propagated: Mapping[int, np.ndarray], proposals: Proposals,
+             known: np.ndarray | None = None) -> StepResult:
         """Advance the state machine by one keyframe.
 
         Args:
@@ -128,6 +134,10 @@ class TrackingPolicy:
             propagated: id -> bool (H, W) mask propagated to this keyframe, for ACTIVE/DORMANT ids (a missing id
                 or an empty mask = not visible).
             proposals: the keyframe's mask proposals (already containment-filtered).
+            known: optional bool (H, W): pixels the propagator has evidence about (reprojection: surface seen at
+                an earlier keyframe). Matching IoU is then computed on the known pixels only, so a proposal that
+                extends an object onto newly visible surface still matches it (and re-conditions it with the
+                larger mask). None (SAM2, which segments in image space) = every pixel is known.
         """
         if frame_idx <= self._last_frame:
             raise ValueError(f"keyframes must increase: {frame_idx} after {self._last_frame}")
@@ -147,7 +157,8 @@ class TrackingPolicy:
         matches: dict[int, int] = {}
         match_iou: dict[int, float] = {}
         if len(proposals) and vis_ids:
-            iou = mask_iou(proposals.masks, np.stack([vis[i] for i in vis_ids]))
+            seen = proposals.masks if known is None else proposals.masks & np.asarray(known, bool)[None]
+            iou = mask_iou(seen, np.stack([vis[i] for i in vis_ids]))
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows.tolist(), cols.tolist()):
                 if iou[r, c] > self.tau_iou:
@@ -162,10 +173,12 @@ class TrackingPolicy:
             before = t.state
             if oid in matches:
                 t.state, t.miss, t.last_seen = ObjectState.ACTIVE, 0, frame_idx
-                t.mask = proposals.masks[matches[oid]].copy() if self.recondition else vis[oid].copy()
-                t.last_area = int(t.mask.sum())
-                if self.recondition:
+                if self.recondition and match_iou[oid] >= self.recondition_iou:
+                    t.mask = proposals.masks[matches[oid]].copy()
                     condition[oid] = t.mask
+                else:
+                    t.mask = vis[oid].copy()  # the propagated mask stays the evidence
+                t.last_area = int(t.mask.sum())
             else:
                 t.miss += 1
                 if t.state is ObjectState.ACTIVE:

@@ -32,6 +32,9 @@ class Propagator(Protocol):
     def held_ids(self) -> list[int]:
         """Ids currently held, ascending."""
 
+    def known(self, frame: Frame) -> np.ndarray | None:
+        """Pixels of `frame` the backend has evidence about (None = all), for the policy's matching IoU."""
+
     def propagate(self, window: Sequence[Frame]) -> Iterator[dict[int, np.ndarray]]:
         """Masks of the held objects on window[1:], where window[0] is the current keyframe.
 

@@ -36,17 +36,24 @@ class ReprojectionPropagator:
     tol_rel: float = 0.02  # fraction of depth added to the tolerance (noise grows with depth)
     fill_px: float = 1.5  # pixels: minimum nearest-id fill radius
     accumulate: bool = True  # grow each object's model over its conditionings (False: last one only)
+    known_voxel: float = 0.02  # metres: grid of the "seen surface" model (all valid depth of conditioned keyframes)
     name: str = "reprojection"
     _points: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _seen: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32), repr=False)
 
     def reset(self) -> None:
         self._points.clear()
+        self._seen = np.zeros((0, 3), np.float32)
 
     def held_ids(self) -> list[int]:
         return sorted(self._points)
 
     def condition(self, frame: Frame, masks: Mapping[int, np.ndarray]) -> None:
         pose = _checked_pose(frame)
+        seen, _ = backproject(frame.depth, frame.intrinsics, pose)  # the keyframe's whole surface is now known
+        if len(seen):
+            seen = np.concatenate([self._seen, seen])
+            self._seen = seen[voxel_downsample(seen, self.known_voxel)]
         for oid in sorted(masks):
             pts, _ = backproject(frame.depth, frame.intrinsics, pose, np.asarray(masks[oid], bool))
             if self.accumulate and oid in self._points and len(pts):
@@ -69,10 +76,19 @@ class ReprojectionPropagator:
         for f in window[1:]:
             yield {ids[k - 1]: m for k, m in self._render(f, pts, lab).items()}
 
+    def known(self, frame: Frame) -> np.ndarray:
+        """Pixels of `frame` whose surface some conditioned keyframe has seen (rendered seen-surface model);
+        newly visible surface is unknown: it neither supports nor contradicts a match."""
+        if len(self._seen) == 0:
+            return np.zeros(frame.hw, bool)
+        dense = self._render(frame, self._seen, np.ones(len(self._seen), np.int64), voxel=self.known_voxel)
+        return dense.get(1, np.zeros(frame.hw, bool))
+
     def _tol(self, depth: np.ndarray) -> np.ndarray:
         return self.tol_abs + self.tol_rel * depth
 
-    def _render(self, frame: Frame, pts: np.ndarray, lab: np.ndarray) -> dict[int, np.ndarray]:
+    def _render(self, frame: Frame, pts: np.ndarray, lab: np.ndarray, voxel: float | None = None
+                ) -> dict[int, np.ndarray]:
         pose = _checked_pose(frame)
         h, w = frame.hw
         depth = frame.depth
@@ -95,7 +111,8 @@ class ReprojectionPropagator:
         sparse = sparse.reshape(h, w)
         # nearest-id fill: the point spacing on screen is ~ fx * voxel / depth pixels
         dist, (iy, ix) = ndimage.distance_transform_edt(sparse == 0, return_indices=True)
-        radius = self.fill_px + 1.5 * float(frame.intrinsics[0, 0]) * self.voxel / np.maximum(depth, 1e-6)
+        spacing = self.voxel if voxel is None else voxel
+        radius = self.fill_px + 1.5 * float(frame.intrinsics[0, 0]) * spacing / np.maximum(depth, 1e-6)
         src_depth = depth[iy, ix]
         fill = (depth > 0) & (dist <= radius) & (np.abs(depth - src_depth) < self._tol(depth))
         dense = np.where(fill, sparse[iy, ix], 0)

@@ -163,7 +163,8 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
         t0 = time.perf_counter()
         props = _filter(proposer(frame), tau_contain, min_area, frame)
         t1 = time.perf_counter()
-        step = policy.step(t, {i: m for i, m in propagated.items() if policy.tracks[i].alive}, props)
+        known = propagator.known(frame) if k > 0 else None
+        step = policy.step(t, {i: m for i, m in propagated.items() if policy.tracks[i].alive}, props, known)
         t2 = time.perf_counter()
         timing["propose_s"] += t1 - t0
         timing["policy_s"] += t2 - t1

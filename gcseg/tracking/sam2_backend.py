@@ -118,6 +118,9 @@ class Sam2Propagator:
     def held_ids(self) -> list[int]:
         return sorted(self._anchors)
 
+    def known(self, frame: Frame) -> None:
+        return None  # SAM2 segments the whole image: every pixel is evidence
+
     def condition(self, frame: Frame, masks: Mapping[int, np.ndarray]) -> None:
         for oid in sorted(masks):
             m = np.asarray(masks[oid], bool)

@@ -188,3 +188,29 @@ def test_random_sequences_invariants(seed):
         assert set(s.masks) == set(pol.active_ids())
         assert all(pol.tracks[i].state is A for i in s.masks)
         assert set(s.remove) <= terminated
+
+
+def test_known_mask_lets_an_object_grow_onto_new_surface():
+    """Reprojection only knows surface seen before: a proposal that extends a tracked object onto newly
+    visible pixels matches on the known part and re-conditions the object with the larger mask."""
+    grown = box(2, 10, 2, 18)  # LEFT plus 8 newly visible columns: plain IoU 0.5
+    known = np.zeros((H, W), bool)
+    known[:, :10] = True
+    plain = TrackingPolicy(tau_iou=0.7)
+    plain.step(0, {}, props(LEFT))
+    s = plain.step(1, {1: LEFT}, props(grown))
+    assert s.matches == {} and s.rejected == {0: "part_or_union"}
+    pol = TrackingPolicy(tau_iou=0.7)
+    pol.step(0, {}, props(LEFT))
+    s = pol.step(1, {1: LEFT}, props(grown), known)
+    assert s.matches == {1: 0} and np.array_equal(s.condition[1], grown)
+
+
+def test_recondition_iou_keeps_the_propagated_mask_for_weak_matches():
+    pol = TrackingPolicy(tau_iou=0.5, recondition_iou=0.9)
+    pol.step(0, {}, props(LEFT))
+    shifted = box(2, 10, 3, 11)  # IoU 7/9 = 0.78: matched, not re-conditioned
+    s = pol.step(1, {1: LEFT}, props(shifted))
+    assert s.matches == {1: 0} and s.condition == {} and np.array_equal(s.masks[1], LEFT)
+    s = pol.step(2, {1: LEFT}, props(LEFT))
+    assert s.condition.keys() == {1}

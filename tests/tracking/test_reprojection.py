@@ -150,3 +150,15 @@ def test_real_capture_masks_follow_the_camera():
         got = out[1]
         assert 0.7 < got.sum() / m.sum() < 1.5, (f.index, got.sum(), m.sum())
         assert (f.depth[got] > 0).all()
+
+
+def test_known_mask_is_the_seen_surface():
+    frames = list(make_scene(5).frames())
+    prop = ReprojectionPropagator()
+    assert not prop.known(frames[0]).any()
+    prop.condition(frames[0], {})  # no objects, but frame 0's surface is now seen
+    known = prop.known(frames[4])
+    seen = covisible(frames[0], frames[4])
+    assert (known[seen]).mean() > 0.95
+    unseen = ndimage.binary_erosion(out_of_view(frames[0], frames[4]), iterations=3, border_value=1)
+    assert not known[unseen].any()
