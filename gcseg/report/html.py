@@ -34,7 +34,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 12px; text-align: ri
 th[scope=row], thead th:first-child { text-align: left; }
 thead th { background: #eef1f6; }
 table.kv td, table.kv th { font-size: 13px; padding: 3px 10px; }
-caption { text-align: left; font-weight: 600; padding: 4px 0; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; white-space: nowrap; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 14px; }
 .tables { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
 .tables > div { max-width: 760px; }

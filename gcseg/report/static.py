@@ -14,7 +14,7 @@ from gcseg.atomic import write_bytes
 from gcseg.colors import instance_palette
 from gcseg.report.curves import FIGURES, ROW_COLORS, Curve
 from gcseg.report.inputs import ROW_TITLES, finite
-from gcseg.report.views3d import LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, view_points
+from gcseg.report.views3d import LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, scene_bounds, view_points
 
 
 def _figure(*args: Any, **kwargs: Any) -> Any:
@@ -91,6 +91,12 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
     """Five panels GT / Stage 1 / Stage 2 / Stage 3 / prediction, oblique orthographic scatter, far points
     first; unlabelled points faint."""
     fig, axes = _figure(1, len(LAYERS), figsize=(3.2 * len(LAYERS), 3.4))
+    bounds = scene_bounds(views)
+    limits = None
+    if bounds is not None:  # one frame for all panels: the projected corners of the scene's bounding box
+        corners = np.array([[bounds[i, 0], bounds[j, 1], bounds[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        uv, _ = oblique(corners)
+        limits = (uv.min(0), uv.max(0))
     for ax, name in zip(np.atleast_1d(axes), LAYERS, strict=True):
         layer = views.layers.get(name)
         ax.set_axis_off()
@@ -108,6 +114,9 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
         void = ids <= 0
         ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
         ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+        if limits is not None:
+            ax.set_xlim(limits[0][0], limits[1][0])
+            ax.set_ylim(limits[0][1], limits[1][1])
         ax.text(0.5, -0.02, layer.note, ha="center", va="top", fontsize=7, transform=ax.transAxes)
     fig.suptitle(f"{views.scene_id} ({views.split})", fontsize=11)
     fig.tight_layout()

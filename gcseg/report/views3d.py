@@ -234,7 +234,7 @@ def scatter3d_figure(layer: Layer, title: str, k: int, seed: int, bounds: np.nda
                        "y": p[:, 1].tolist(), "z": p[:, 2].tolist(), "marker": marker, "hoverinfo": "skip"})
     axis = {"visible": False, "showbackground": False}
     scene: dict[str, Any] = {"xaxis": dict(axis), "yaxis": dict(axis), "zaxis": dict(axis), "aspectmode": "data",
-                             "camera": {"eye": {"x": 0.95, "y": -1.1, "z": 1.0}, "up": {"x": 0, "y": 0, "z": 1}}}
+                             "camera": {"eye": {"x": 1.15, "y": -1.3, "z": 1.0}, "up": {"x": 0, "y": 0, "z": 1}}}
     if bounds is not None:
         for i, ax in enumerate(("xaxis", "yaxis", "zaxis")):
             scene[ax]["range"] = [round(float(bounds[0, i]), 3), round(float(bounds[1, i]), 3)]

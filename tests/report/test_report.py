@@ -1,0 +1,166 @@
+"""gcseg report on a tiny generated pipeline output: everything present, artifacts missing, deterministic bytes,
+the scene choice, Stage 1 colouring, the stage command."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from gcseg.report import build_report
+from gcseg.report.views3d import LAYERS, prediction_ids, stage1_layer, subsample
+
+
+def figures_of(html: str) -> dict:
+    m = re.search(r'<script type="application/json" id="gcseg-figures">(.*?)</script>', html, re.S)
+    assert m, "figure JSON block missing"
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def test_report_with_every_input(built):
+    import plotly.graph_objects as go
+    import plotly.offline
+
+    html_path, png_dir = built
+    html = html_path.read_text()
+    assert 'class="missing"' not in html, re.findall(r'data-missing="([^"]+)"', html)
+    # one embedded plotly bundle, no network references
+    bundle = plotly.offline.get_plotlyjs()
+    assert html.count(bundle) == 1
+    ours = html.replace(bundle, "")
+    assert "http://" not in ours and "https://" not in ours and "<script src=" not in ours
+    # sections in order: table first, then curves, then 3D views
+    pos = [html.index(f'<section id="{s}">') for s in ("ablation", "curves", "views", "stats")]
+    assert pos == sorted(pos)
+    # the ablation table: every row with its AP in %, the best AP in bold
+    for row, ap in (("lift_only", "21.0"), ("stage1", "12.0"), ("stage2", "19.0"), ("stage3", "<b>24.0</b>")):
+        assert re.search(rf'<tr data-row="{row}">.*?{re.escape(ap)}', html), row
+    assert "tau_iou" in html and "# fixture params" in html  # the run's params
+    figs = figures_of(html)
+    views = [k for k in figs if k.startswith("fig-scene")]
+    assert {"fig-curves-pr", "fig-curves-train", "fig-sweep-00"} <= set(figs)
+    assert len(views) == 2 * len(LAYERS)
+    for key, spec in figs.items():
+        go.Figure(data=spec["data"], layout=spec["layout"])  # plotly validates every trace and layout key
+        if key in views:
+            assert sum(len(t["x"]) for t in spec["data"]) <= 300
+            assert all(t["type"] == "scatter3d" for t in spec["data"])
+    assert ours.count('<img class="overlay"') == 2  # keyframe overlays of the two scenes shown
+    assert "scene_a" in html and "(train split;" in html
+    names = sorted(p.name for p in png_dir.iterdir())
+    assert names == ["ablation.png", "pr_curves.png", "scene_scene_a_labels.png", "scene_scene_b_labels.png",
+                     "train_loss.png"]
+    with Image.open(png_dir / "scene_scene_a_labels.png") as im:
+        assert im.width > 4 * im.height  # five panels side by side
+
+
+def test_report_bytes_are_deterministic(project, make_inputs, built, tmp_path):
+    html_path, png_dir = built
+    build_report(make_inputs(project), tmp_path / "again.html", tmp_path / "png")
+    assert (tmp_path / "again.html").read_bytes() == html_path.read_bytes()
+    for p in png_dir.iterdir():
+        assert (tmp_path / "png" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_report_with_missing_artifacts(project, make_inputs, tmp_path):
+    """No metrics, no models, no keyframes: every section says what is missing; nothing crashes."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "stale.png").write_bytes(b"old")  # the PNG folder is replaced as a whole
+    inputs = make_inputs(project, metrics_dir=empty, models=empty, keyframes=empty, overlays=empty,
+                         params_file=None, scene_ids=("scene_c",))
+    build_report(inputs, tmp_path / "r.html", tmp_path / "png")
+    html = (tmp_path / "r.html").read_text()
+    missing = set(re.findall(r'data-missing="([^"]+)"', html))
+    assert {"ablation (metrics/eval.json)", "precision-recall curves", "training curves", "threshold sweeps",
+            "Stage 1: keyframe labels", "Stage 3: pseudo-labels", "Prediction (Stage 3 model)",
+            "keyframe overlays"} <= missing
+    assert "dvc repro eval" in html and "dvc repro stage3_train" in html
+    figs = figures_of(html)
+    assert sorted(figs) == ["fig-scene00-0-gt", "fig-scene00-2-stage2"]  # the layers that exist
+    assert [p.name for p in (tmp_path / "png").iterdir()] == ["scene_scene_c_labels.png"]
+
+
+def test_report_with_no_scenes(project, make_inputs, tmp_path):
+    build_report(make_inputs(project, num_scenes=0), tmp_path / "r.html", tmp_path / "png")
+    html = (tmp_path / "r.html").read_text()
+    assert "No scenes selected" in html
+    assert not any(k.startswith("fig-scene") for k in figures_of(html))
+
+
+def test_unreadable_artifact_is_a_notice(project, make_inputs, tmp_path):
+    """A foreign HDF5 in place of the tracks is reported in its view, not raised."""
+    bad = tmp_path / "tracks"
+    shutil.copytree(project / "keyframes", bad)  # sam_keyframes files: wrong schema for sam2_track
+    build_report(make_inputs(project, tracks=bad, scene_ids=("scene_a",)), tmp_path / "r.html", tmp_path / "png")
+    html = (tmp_path / "r.html").read_text()
+    assert 'data-missing="Stage 2: tracked labels"' in html and "gcseg.sam2_track" in html
+
+
+def test_scene_choice_prefers_complete_scenes(project, make_inputs):
+    from gcseg.report.views3d import choose_scenes, split_of
+
+    inputs = make_inputs(project)
+    # pseudo-labels exist for the train scenes only: they rank before the val scene despite split: val
+    assert choose_scenes(inputs) == ["scene_a", "scene_b"]
+    assert choose_scenes(make_inputs(project, num_scenes=3)) == ["scene_a", "scene_b", "scene_c"]
+    assert choose_scenes(make_inputs(project, pseudolabels=project / "nowhere", num_scenes=1)) == ["scene_c"]
+    assert choose_scenes(make_inputs(project, scene_ids=("scene_b",))) == ["scene_b"]
+    assert [split_of(s, inputs) for s in ("scene_a", "scene_c")] == ["train", "val"]
+
+
+def test_stage1_layer_colours_each_keyframe_instance(project):
+    layer = stage1_layer(project / "keyframes" / "scene_a.h5")
+    # two keyframes, each with ids {0, 1} (+ -1): four keyframe-instances, unlabelled points -> 0
+    assert sorted(np.unique(layer.ids)) == [0, 1, 2, 3, 4]
+    assert "2 keyframes, 4 keyframe-instances" in layer.note
+
+
+def test_prediction_ids_highest_score_wins():
+    masks = np.array([[1, 1, 0, 0], [0, 1, 1, 0]], bool)
+    ids = prediction_ids(masks, np.array([0.2, 0.9], np.float32))
+    assert ids.tolist() == [2, 1, 1, 0]  # mask 1 (score 0.9) is rank 1 and wins the shared point
+
+
+def test_subsample_is_deterministic_and_sorted():
+    a, b = subsample(1000, 100, 7), subsample(1000, 100, 7)
+    assert np.array_equal(a, b) and len(np.unique(a)) == 100 and np.all(np.diff(a) > 0)
+    assert np.array_equal(subsample(50, 100, 7), np.arange(50))
+
+
+def test_stage_command(project, tmp_path):
+    from typer.testing import CliRunner
+
+    from stages.report import PARAMS_MODEL, app
+
+    assert sorted(PARAMS_MODEL.model_fields) == ["data", "report"]
+    args = ["--params", str(project / "params.yaml"), "--scenes", str(project / "scenes"),
+            "--keyframes", str(project / "keyframes"), "--overlays", str(project / "overlays"),
+            "--tracks", str(project / "tracks"), "--pseudolabels", str(project / "pseudolabel"),
+            "--models", str(project / "models"), "--metrics-dir", str(project / "metrics"),
+            "--out", str(tmp_path / "r" / "report.html"), "--png-dir", str(tmp_path / "r" / "png"),
+            "--scene", "scene_c"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / "png" / "scene_scene_c_labels.png").is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"source": "synth", "root": "x"},
+                                   "report": {"num_scenes": 2, "max_points_per_view": 4000, "split": "test"}}))
+    res = CliRunner().invoke(app, [*args[:0], "--params", str(bad), "--scenes", str(project / "scenes")])
+    assert res.exit_code == 2 and "report.split" in res.output
+
+
+def test_repository_params_validate():
+    from pathlib import Path
+
+    from stages._common import load_params
+    from stages.report import PARAMS_MODEL
+
+    p = load_params(Path(__file__).resolve().parents[2] / "params.yaml", PARAMS_MODEL)
+    assert p.report.num_scenes >= 1 and p.report.max_points_per_view >= 100
