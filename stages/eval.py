@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import Field
@@ -74,7 +74,7 @@ def track_paths(tracks: Path, scene_ids: list[str]) -> dict[str, Path]:
     return paths
 
 
-def lift_only_row(scene, track_path: Path, val, cfg: LiftOnlySection):
+def lift_only_row(scene: Any, track_path: Path, val: Any, cfg: LiftOnlySection) -> Any:
     """The lift-only prediction of one scene from its sam2_track artifact (labels + id maps)."""
     import numpy as np
 
@@ -143,7 +143,7 @@ def main(
     torch.manual_seed(p.seed)
     np.random.seed(p.seed)
     val_scenes = []
-    rows: dict[str, dict] = {r: {} for r in ROWS}
+    rows: dict[str, dict[str, Any]] = {r: {} for r in ROWS}
     for sid in tqdm(scene_ids, desc="eval", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
