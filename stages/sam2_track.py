@@ -15,16 +15,9 @@ from pydantic import Field
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_module, user_errors)
+from stages.sam_keyframes import SamKeyframesSection, backend_options
 
 app = make_app(__doc__ or "")
-
-
-class ProposalsSection(Section):
-    """`sam2_track.proposals`: the keyframe mask proposer (gcseg.proposals.factory.build_proposer)."""
-
-    backend: Literal["classical", "sam", "gt_sim"] = "classical"
-    options: dict[str, Any] = {}  # that backend's options (same keys as sam_keyframes.<backend>); {} = defaults
-    min_area: int = Field(0, ge=0)  # pixels: smaller proposals are dropped before the containment filter
 
 
 class ReprojectionSection(Section):
@@ -69,7 +62,6 @@ class Sam2TrackSection(Section):
     recondition_iou: float = Field(0.0, ge=0, le=1)
     save_every: int = Field(1, ge=1)
     consistency_iou: float = Field(0.5, gt=0, le=1)
-    proposals: ProposalsSection = ProposalsSection()
     reprojection: ReprojectionSection = ReprojectionSection()
     sam2: Sam2Section = Sam2Section()
     lift: LiftSection = LiftSection()
@@ -83,6 +75,7 @@ class Params(Section):
     tau_dorm: int = Field(ge=0)
     tau_contain: float = Field(ge=0.0, le=1.0)
     data: DataSection
+    sam_keyframes: SamKeyframesSection  # the keyframe proposer (backend + its options, min_area), as in Stage 1
     sam2_track: Sam2TrackSection
 
 
@@ -176,18 +169,20 @@ def main(
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     propagator = build_propagator_from(cfg, p.seed) if todo else None  # checks the checkpoint up front
+    sk = p.sam_keyframes  # Stage 1's proposer settings: the same masks per keyframe, now tracked
+    shared = build_proposer("sam", backend_options(sk), seed=p.seed) if sk.backend == "sam" and todo else None
     lift = LiftConfig(**cfg.lift.model_dump())
     for sid in tqdm(todo, desc=f"sam2_track {rank}/{world}", unit="scene", disable=None):
         s = scene_seed(p.seed, sid)
         np.random.seed(s)
         scene = open_scene(p.data.source, scenes, sid)
-        proposer = build_proposer(cfg.proposals.backend, cfg.proposals.options, seed=s)
+        proposer = shared or build_proposer(sk.backend, backend_options(sk), seed=s)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
                                 min_new_area=cfg.min_new_area, min_visible_area=cfg.min_visible_area,
                                 recondition=cfg.recondition, recondition_iou=cfg.recondition_iou)
         result, cloud, labels, consistency = track_and_lift(
             scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
-            min_area=cfg.proposals.min_area, save_every=cfg.save_every, lift=lift,
+            min_area=sk.min_area, save_every=cfg.save_every, lift=lift,
             consistency_iou=cfg.consistency_iou)
         write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, consistency)
 

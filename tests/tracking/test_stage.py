@@ -25,10 +25,9 @@ def scenes(tmp_path_factory) -> Path:
 
 def params_file(tmp_path: Path, **track) -> Path:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area": 10, "split": "all",
-                            "proposals": {"backend": "gt_sim", "min_area": 10,
-                                          "options": {"boundary_noise_px": 0.3, "p_part": 0.3, "p_merge": 0.2}},
-                            "lift": {"min_points": 10}})
+    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area": 10, "split": "all", "lift": {"min_points": 10}})
+    p["sam_keyframes"].update({"backend": "gt_sim", "min_area": 10})
+    p["sam_keyframes"]["gt_sim"].update({"boundary_noise_px": 0.3, "p_part": 0.3, "p_merge": 0.2})
     p["sam2_track"].update(track)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))
