@@ -62,6 +62,21 @@ def gt_val_fn(source: str, scenes: Path):  # type: ignore[no-untyped-def]
     return val_fn
 
 
+def train_split_files(files: list[Path], source: str, scenes: Path) -> list[Path]:
+    """Keep the label files of train-split scenes only: upstream stages also label val scenes (the eval
+    stage's lift-only row needs them), and training on them would leak the val split."""
+    from gcseg.errors import InputError
+    from gcseg.readers import list_scenes
+
+    train_ids = set(list_scenes(source, scenes, "train"))
+    kept = [f for f in files if f.stem in train_ids]
+    if not kept:
+        raise InputError(f"none of the {len(files)} label files belongs to a train-split scene of {scenes}",
+                         path=files[0].parent if files else scenes,
+                         fix="check data.root / splits.json, or rerun the upstream stage on the train split")
+    return kept
+
+
 def run_training(stage: str, params_model: type[Section], params: Path, labels: Path, out: Path, metrics: Path,
                  init: Path | None, scenes: Path | None = None) -> None:
     """Train on every point-sample file of `labels`; `init` = upstream model.pt (None: from scratch).
@@ -79,6 +94,8 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     p = load_params(params, params_model)
     cfg: TrainConfig = getattr(p, stage)
     files = list_sample_files(labels)
+    if scenes is not None:
+        files = train_split_files(files, p.data.source, scenes)  # type: ignore[attr-defined]
     if init is not None and not init.is_file():
         raise InputError("initial model not found", path=init, fix="run the upstream training stage first")
     if torch.cuda.is_available():
