@@ -85,8 +85,17 @@ def _overlay_html(path: Path) -> str:
     if not path.is_file():
         return missing_html("keyframe overlays", GcsegError(
             "not found", path=path, fix="run `dvc repro sam_keyframes` (writes <scene>.png per scene)"))
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            width = im.width
+    except (UnidentifiedImageError, OSError) as exc:
+        return missing_html("keyframe overlays", GcsegError(f"not a PNG ({exc})", path=path,
+                                                            fix="rerun `dvc repro sam_keyframes`"))
+    scale = max(1, min(4, 720 // max(width, 1)))  # small synthetic frames: enlarged by an integer factor, sharp
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<img class="overlay" alt="Stage 1 keyframe overlays of {esc(path.stem)}" '
+    return (f'<img class="overlay" alt="Stage 1 keyframe overlays of {esc(path.stem)}" width="{width * scale}" '
             f'src="data:image/png;base64,{data}">')
 
 

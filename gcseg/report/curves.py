@@ -99,7 +99,8 @@ def load_sweeps(metrics_dir: Path) -> list[Sweep]:
 
 def _layout(title: str, xtitle: str, ytitle: str, **extra: Any) -> dict[str, Any]:
     # title at the left: plotly's mode bar sits at the top right
-    return {"title": {"text": title, "x": 0.01, "xanchor": "left"}, "xaxis": {"title": {"text": xtitle}, "zeroline": False},
+    return {"title": {"text": title, "x": 0.01, "xanchor": "left"},
+            "xaxis": {"title": {"text": xtitle}, "zeroline": False},
             "yaxis": {"title": {"text": ytitle}, "zeroline": False}, "height": 380,
             "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "legend": {"orientation": "h", "y": -0.2},
             "template": None, **extra}

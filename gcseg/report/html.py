@@ -62,7 +62,9 @@ GUARD_JS = """
   }
   window.__gcsegReport = report;
   window.onerror = function (msg, src, line, col) { report(msg + ' (' + line + ':' + col + ')'); };
-  window.addEventListener('unhandledrejection', function (e) { report('unhandled: ' + (e.reason && e.reason.message || e.reason)); });
+  window.addEventListener('unhandledrejection', function (e) {
+    report('unhandled: ' + (e.reason && e.reason.message || e.reason));
+  });
 })();
 """
 

@@ -123,5 +123,6 @@ def params_html(path: Path) -> str:
         raise ArtifactError(f"not valid YAML ({exc})", path=path, fix="fix the YAML syntax") from exc
     top = [(k, v) for k, v in (data.items() if isinstance(data, dict) else [])
            if not isinstance(v, (dict, list))]  # seed and the method's thresholds (tau_*)
-    return (kv_html(top, "Top-level parameters") + f'<details><summary>{esc(Path(path).name)} ({len(text.splitlines())} lines)</summary>'
+    return (kv_html(top, "Top-level parameters")
+            + f'<details><summary>{esc(Path(path).name)} ({len(text.splitlines())} lines)</summary>'
             f'<pre class="params">{esc(text)}</pre></details>')

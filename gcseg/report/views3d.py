@@ -238,6 +238,12 @@ def scatter3d_figure(layer: Layer, title: str, k: int, seed: int, bounds: np.nda
     if bounds is not None:
         for i, ax in enumerate(("xaxis", "yaxis", "zaxis")):
             scene[ax]["range"] = [round(float(bounds[0, i]), 3), round(float(bounds[1, i]), 3)]
+        # true proportions with the longest side 1, so one camera distance frames flat and tall scenes alike
+        ext = np.maximum(bounds[1] - bounds[0], 1e-6)
+        ext = ext / ext.max()
+        scene["aspectmode"] = "manual"
+        scene["aspectratio"] = {a: round(float(e), 4) for a, e in zip("xyz", ext, strict=True)}
+        scene["camera"]["eye"] = {"x": 1.0, "y": -1.1, "z": 0.9}
     return {"data": traces,
             "layout": {"title": {"text": title, "font": {"size": 13}}, "showlegend": False, "height": 320,
                        "margin": {"l": 0, "r": 0, "t": 36, "b": 0}, "scene": scene, "template": None},

@@ -8,7 +8,6 @@ import re
 import shutil
 
 import numpy as np
-import pytest
 import yaml
 from PIL import Image
 
