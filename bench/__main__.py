@@ -84,14 +84,34 @@ def run(out: Path = typer.Option(Path("metrics/bench.json"), help="JSON file to 
 
 @app.command()
 def report(bench: Path = typer.Option(Path("metrics/bench.json")),
-           out: Path = typer.Option(Path("BENCHMARKS.md"))) -> None:
+           out: Path = typer.Option(Path("BENCHMARKS.md")),
+           merge: list[Path] = typer.Option([], help="More bench JSON files whose areas are added (e.g. "
+                                                     "metrics/bench_gpu.json from bench/gpu_check.sh); "
+                                                     "metrics/bench_gpu.json is merged by default when present.")
+           ) -> None:
     """Render BENCH (from `run`) as a markdown page with the machine, versions and every figure."""
     from bench.render import render_markdown
     from gcseg.atomic import write_text
 
     data = json.loads(bench.read_text())
+    gpu = bench.parent / "bench_gpu.json"
+    for extra in merge or ([gpu] if gpu.is_file() else []):
+        data.setdefault("areas", {}).update(json.loads(extra.read_text()).get("areas", {}))
     write_text(out, render_markdown(data))
     typer.echo(f"wrote {out}")
+
+
+@app.command()
+def pipeline(force: bool = typer.Option(True, help="dvc repro -f (recompute every stage); --no-force: only "
+                                                   "what changed."),
+             out: Path = typer.Option(Path("metrics/pipeline_timing.json"))) -> None:
+    """Time the whole default pipeline (`dvc repro -f`) per stage into OUT (read by bench_scale)."""
+    from bench.pipeline_timing import time_repro
+
+    rec = time_repro(out=out.resolve(), force=force)
+    typer.echo(f"[bench] pipeline {rec['total_s']} s (slowest: {rec['slowest_stage']}); wrote {out}", err=True)
+    if rec["returncode"] != 0:
+        sys.exit(rec["returncode"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+"""Scale: peak memory and time growth of tracking + lifting over long scans, the no-op `dvc repro`, and the
+whole default pipeline's time (read from metrics/pipeline_timing.json, written by `python -m bench pipeline`).
+
+Long scans come from `gcseg.synth.stream` (frames ray-cast on demand: the scan is never in memory whole). Each
+size runs in a fresh subprocess (reprojection propagation, Algorithm 1 policy, gt_sim keyframe proposals,
+VoteAccumulator lifting onto the scene's reference cloud, id maps kept for the artifact) and reports its peak
+RSS (the kernel's VmHWM of that process image; getrusage ru_maxrss where /proc is absent) and its CPU time with the
+frame rendering subtracted (wall time too, as context).
+
+Target: 5,000 frames at 640x480 within 6 GB for tracking and lifting; time linear in frames and points.
+quick: 100 and 200 frames at 160x120. Default: 250, 500, 1000 frames at 640x480, then a least-squares line
+through them extrapolated to 5,000 frames (stated as an extrapolation). GCSEG_BENCH_FULL=1 also runs the
+5,000-frame 640x480 scan itself (long: an hour or more on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+STRIDE = 5  # keyframe every 5 frames (params.yaml sam2_track.keyframe_stride)
+DEG_PER_FRAME = 0.5  # a long scan walks round the room several times (5,000 frames: ~7 loops)
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would carry over a larger parent across exec)."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def scale_child(frames: int, height: int, width: int, spacing: float = 0.02) -> dict[str, float | int]:
+    """In a fresh process: track + lift a lazily rendered scan of `frames` frames; peak RSS and times."""
+    from gcseg.proposals.factory import build_proposer
+    from gcseg.scene import Scene
+    from gcseg.synth.stream import stream_scene
+    from gcseg.tracking.policy import TrackingPolicy
+    from gcseg.tracking.reprojection import ReprojectionPropagator
+    from gcseg.tracking.run import LiftConfig, track_and_lift
+
+    base = stream_scene(0, num_frames=frames, height=height, width=width, depth_noise=0.002, hole_fraction=0.02,
+                        orbit_degrees=DEG_PER_FRAME * frames, point_spacing=spacing, max_furniture=8)
+    ref = base.reference()
+    render_s = [0.0, 0.0]  # wall, CPU
+
+    def timed_frame(i: int):
+        t, c = time.perf_counter(), time.process_time()
+        f = base.load_frame(i)
+        render_s[0] += time.perf_counter() - t
+        render_s[1] += time.process_time() - c
+        return f
+
+    scene = Scene(scene_id="long", num_frames=frames, image_size=base.image_size, load_frame=timed_frame,
+                  load_reference=lambda: ref, source="synth")
+    scene.frame(0)
+    render_s[:] = [0.0, 0.0]
+    start_mb = _peak_rss_mb()
+    min_area = max(10, height * width // 200)  # 0.5 % of the image, as params.yaml's 100 px at 160x120
+    t0, c0 = time.perf_counter(), time.process_time()
+    res, _, labels, _ = track_and_lift(
+        scene, build_proposer("gt_sim", {"boundary_noise_px": 0.5, "min_area": min_area}, seed=0),
+        ReprojectionPropagator(), TrackingPolicy(min_new_area=min_area), keyframe_stride=STRIDE, tau_contain=0.8,
+        min_area=min_area, lift=LiftConfig())
+    wall = time.perf_counter() - t0
+    return {"frames": frames, "height": height, "width": width, "reference_points": len(ref),
+            "track_lift_s": round(wall - render_s[0], 2), "render_s": round(render_s[0], 2),
+            # CPU seconds without rendering: the fairer figure on a shared machine
+            "track_lift_cpu_s": round(time.process_time() - c0 - render_s[1], 2),
+            "start_rss_mb": round(start_mb, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "id_maps_compressed_mb": round(res.id_maps.nbytes_compressed() / 2**20, 2),
+            "objects": int(res.stats["objects_created"]), "labelled_points": int((labels >= 0).sum())}
+
+
+def _child(frames: int, height: int, width: int, spacing: float = 0.02) -> dict[str, float | int]:
+    code = ("import json, sys; sys.path.insert(0, %r); from bench.bench_scale import scale_child; "
+            "print(json.dumps(scale_child(%d, %d, %d, %r)))" % (str(ROOT), frames, height, width, spacing))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Least-squares line y = a + b x and its R^2."""
+    b, a = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    pred = a + b * np.asarray(x, float)
+    ss = float(((np.asarray(y) - np.mean(y)) ** 2).sum())
+    r2 = 1.0 - float(((np.asarray(y) - pred) ** 2).sum()) / ss if ss > 0 else 1.0
+    return float(a), float(b), r2
+
+
+def _points_scaling(quick: bool) -> dict[str, float | int]:
+    """Lifting time against reference-cloud size: the same frames voted onto the reference sampled at two
+    spacings (time should grow at most linearly in points: KD-tree / voxel-cache build plus per-pixel lookups)."""
+    from gcseg.lifting import VoteAccumulator
+    from gcseg.synth.stream import stream_scene
+
+    n, (h, w) = (10, (120, 160)) if quick else (30, (480, 640))
+    out: dict[str, float | int] = {}
+    for tag, spacing in (("coarse", 0.04), ("fine", 0.02)):
+        scene = stream_scene(0, num_frames=n, height=h, width=w, orbit_degrees=DEG_PER_FRAME * n,
+                             point_spacing=spacing)
+        frames = [scene.frame(i) for i in range(n)]
+        ref = scene.reference().coord
+        t0 = time.process_time()
+        acc = VoteAccumulator(ref, max_dist=0.05, voxel=0.01)
+        for f in frames:
+            acc.add(f, f.instance)
+        acc.result(min_share=0.5, min_points=100)
+        out[f"lift_points_{tag}"] = len(ref)
+        out[f"lift_cpu_s_{tag}"] = round(time.process_time() - t0, 3)
+    ratio_t = out["lift_cpu_s_fine"] / max(float(out["lift_cpu_s_coarse"]), 1e-9)
+    ratio_p = out["lift_points_fine"] / max(int(out["lift_points_coarse"]), 1)
+    out["lift_points_frames"] = n
+    out["lift_time_ratio_over_points_ratio"] = round(ratio_t / ratio_p, 3)  # <= 1: at most linear in points
+    return out
+
+
+def _noop_repro() -> dict[str, float | str]:
+    """`dvc repro` when everything is up to date (the cost of a rerun that has nothing to do). Measured only
+    when `dvc status` says the pipeline is clean, so the benchmark never recomputes a stage."""
+    dvc = ROOT / ".venv" / "bin" / "dvc"
+    dvc_cmd = str(dvc) if dvc.is_file() else shutil.which("dvc")
+    if not dvc_cmd or not (ROOT / "dvc.lock").is_file():
+        return {"noop_repro_note": "skipped: no dvc.lock (run `dvc repro` once first)"}
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    t0 = time.perf_counter()
+    st = subprocess.run([dvc_cmd, "status", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+    status_s = time.perf_counter() - t0
+    if st.returncode != 0:
+        return {"noop_dvc_status_s": round(status_s, 2),
+                "noop_repro_note": "skipped: `dvc status` reports changed stages (not a no-op here)"}
+    t0 = time.perf_counter()
+    rp = subprocess.run([dvc_cmd, "repro"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if rp.returncode != 0:
+        return {"noop_repro_note": f"dvc repro failed: {rp.stderr.strip().splitlines()[-1:]}"}
+    return {"noop_dvc_status_s": round(status_s, 2), "noop_repro_s": round(time.perf_counter() - t0, 2)}
+
+
+def _pipeline() -> dict[str, float | int | str]:
+    path = ROOT / "metrics" / "pipeline_timing.json"
+    if not path.is_file():
+        return {"pipeline_note": "not measured: run `python -m bench pipeline` (dvc repro -f, timed per stage)"}
+    t = json.loads(path.read_text())
+    out: dict[str, float | int | str] = {"default_repro_s": t["total_s"], "default_repro_cores": t.get("cores", 0),
+                                         "default_repro_ok": "yes" if t.get("returncode", 1) == 0 else "NO"}
+    for stage, s in t.get("stages_s", {}).items():
+        out[f"stage_{stage}_s"] = s
+    if t.get("slowest_stage"):
+        out["slowest_stage"] = t["slowest_stage"]
+    return out
+
+
+def run(quick: bool) -> dict[str, float | int | str]:
+    h, w = (120, 160) if quick else (480, 640)
+    sizes = [100, 200] if quick else [250, 500, 1000]
+    runs = [_child(n, h, w) for n in sizes]
+    out: dict[str, float | int | str] = {"long_scan_size": f"{w}x{h}", "keyframe_stride": STRIDE,
+                                         "reference_points": runs[0]["reference_points"]}
+    for r in runs:
+        n = r["frames"]
+        out[f"frames_{n}_track_lift_s"] = r["track_lift_s"]
+        out[f"frames_{n}_track_lift_cpu_s"] = r["track_lift_cpu_s"]
+        out[f"frames_{n}_peak_rss_mb"] = r["peak_rss_mb"]
+        out[f"frames_{n}_id_maps_mb"] = r["id_maps_compressed_mb"]
+    x = [float(r["frames"]) for r in runs]
+    a, b, r2 = _fit(x, [float(r["track_lift_cpu_s"]) for r in runs])
+    ar, br, _ = _fit(x, [float(r["peak_rss_mb"]) for r in runs])
+    out["cpu_ms_per_frame_slope"] = round(1000 * b, 2)
+    if len(runs) > 2:
+        out["time_linear_fit_r2"] = round(r2, 4)
+    # ratio of per-frame CPU times at the largest and smallest size: 1.0 = exactly linear
+    out["time_per_frame_ratio_largest_over_smallest"] = round(
+        (runs[-1]["track_lift_cpu_s"] / runs[-1]["frames"])
+        / max(runs[0]["track_lift_cpu_s"] / runs[0]["frames"], 1e-9), 3)
+    out["rss_mb_per_1000_frames_slope"] = round(1000 * br, 1)
+    if os.environ.get("GCSEG_BENCH_FULL") == "1" and not quick:
+        full = _child(5000, 480, 640)
+        out["peak_rss_gb_5000f_640x480"] = round(full["peak_rss_mb"] / 1024, 3)
+        out["track_lift_cpu_s_5000f_640x480"] = full["track_lift_cpu_s"]
+        out["peak_rss_5000f_note"] = "measured (GCSEG_BENCH_FULL=1)"
+    else:
+        n_target = 5000
+        scale = (480 * 640) / (h * w)  # per-frame costs grow with pixels when extrapolating from a smaller size
+        rss = ar + br * n_target if not quick else ar + br * n_target * scale
+        out["peak_rss_gb_5000f_640x480"] = round(rss / 1024, 3)
+        out["track_lift_cpu_s_5000f_640x480"] = round((a + b * n_target) * (1 if not quick else scale), 1)
+        out["peak_rss_5000f_note"] = (
+            f"EXTRAPOLATED by a least-squares line through {', '.join(str(int(v)) for v in x)} frames at {w}x{h}"
+            + ("" if not quick else f", scaled by the pixel ratio {scale:g} to 640x480")
+            + "; GCSEG_BENCH_FULL=1 (without --quick) measures it")
+    out.update(_points_scaling(quick))
+    out.update(_noop_repro())
+    out.update(_pipeline())
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--full" not in sys.argv), indent=2))
