@@ -107,19 +107,21 @@ def _samples(path: Path, schema: str, stage: str) -> list[tuple[str, dict[str, n
     return list(read_point_samples(path, (schema,)))
 
 
-def stage1_layer(path: Path) -> Layer:
-    """The scene's keyframe partial clouds merged; each (keyframe, id) pair is its own instance."""
+def stage1_layer(path: Path, max_points_per_keyframe: int | None = None, seed: int = 0) -> Layer:
+    """The scene's keyframe partial clouds merged; each (keyframe, id) pair is its own instance. With
+    `max_points_per_keyframe`, each keyframe is subsampled after numbering (bounded memory on long real scans)."""
     samples = _samples(path, "gcseg.sam_keyframes", "sam_keyframes")
     if not samples:
         raise ArtifactError("no keyframe samples", path=path, fix="rerun `dvc repro sam_keyframes`")
     coords, ids, offset = [], [], 0
-    for _, s in samples:
+    for i, (_, s) in enumerate(samples):
         inst = np.asarray(s["instance"], np.int64)
         uniq, inv = np.unique(inst, return_inverse=True)
         local = np.where(inst >= 0, inv.reshape(-1) - int((uniq < 0).sum()) + 1 + offset, 0)
         offset += int((uniq >= 0).sum())
-        coords.append(np.asarray(s["coord"], np.float32))
-        ids.append(local)
+        keep = subsample(len(inst), max_points_per_keyframe or len(inst), seed + i)
+        coords.append(np.asarray(s["coord"], np.float32)[keep])
+        ids.append(local[keep])
     return Layer(np.concatenate(coords), np.concatenate(ids).astype(np.int64),
                  f"{len(samples)} keyframes, {offset} keyframe-instances (ids independent per keyframe)")
 
@@ -127,6 +129,8 @@ def stage1_layer(path: Path) -> Layer:
 def full_cloud_layer(path: Path, schema: str, stage: str, what: str) -> Layer:
     """A one-sample full-scene artifact (sam2_track, full_scene_pseudolabel): -1 = unlabelled."""
     samples = _samples(path, schema, stage)
+    if not samples:
+        raise ArtifactError("no samples in the file", path=path, fix=f"rerun `dvc repro {stage}`")
     s = dict(samples)["scene"] if any(n == "scene" for n, _ in samples) else samples[0][1]
     inst = np.asarray(s["instance"], np.int64)
     ids = _dense(inst, inst < 0)
@@ -163,7 +167,8 @@ def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[A
     except GcsegError as exc:
         layers["gt"] = exc
     loaders: dict[str, Callable[[], Layer]] = {
-        "stage1": lambda: stage1_layer(inputs.keyframes / f"{scene_id}.h5"),
+        "stage1": lambda: stage1_layer(inputs.keyframes / f"{scene_id}.h5", inputs.max_points_per_view,
+                                       scene_seed(scene_id)),
         "stage2": lambda: full_cloud_layer(inputs.tracks / f"{scene_id}.h5", "gcseg.sam2_track", "sam2_track",
                                            "tracked instances"),
         "stage3": lambda: full_cloud_layer(inputs.pseudolabels / f"{scene_id}.h5", "gcseg.full_scene_pseudolabel",

@@ -119,6 +119,9 @@ def test_stage1_layer_colours_each_keyframe_instance(project):
     # two keyframes, each with ids {0, 1} (+ -1): four keyframe-instances, unlabelled points -> 0
     assert sorted(np.unique(layer.ids)) == [0, 1, 2, 3, 4]
     assert "2 keyframes, 4 keyframe-instances" in layer.note
+    small = stage1_layer(project / "keyframes" / "scene_a.h5", 50, seed=1)  # bounded per keyframe, same numbering
+    assert len(small.ids) == 100 and small.note == layer.note
+    assert set(np.unique(small.ids)) <= set(np.unique(layer.ids))
 
 
 def test_prediction_ids_highest_score_wins():
