@@ -44,7 +44,7 @@ def main(
     scenes: Annotated[Path, typer.Option("--scenes", help="Data root holding the scenes (data.root).")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read (also shown in the report).")] = Path("params.yaml"),
     keyframes: Annotated[Path, typer.Option("--keyframes", help="sam_keyframes output folder (<scene>.h5).")] = Path("data/sam_keyframes"),
-    overlays: Annotated[Path, typer.Option("--overlays", help="sam_keyframes overlay PNG folder (<scene>.png).")] = Path("data/sam_keyframes_overlays"),
+    overlays: Annotated[Path, typer.Option("--overlays", help="sam_keyframes overlay PNG folder (<scene>.png).")] = Path("data/overlays/sam_keyframes"),
     tracks: Annotated[Path, typer.Option("--tracks", help="sam2_track output folder (<scene>.h5).")] = Path("data/sam2_track"),
     pseudolabels: Annotated[Path, typer.Option("--pseudolabels", help="full_scene_pseudolabel output folder.")] = Path("data/pseudolabel"),
     models: Annotated[Path, typer.Option("--models", help="Folder with stage1/, stage2/, stage3/ model.pt.")] = Path("data/models"),

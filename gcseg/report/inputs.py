@@ -37,7 +37,7 @@ class ReportInputs:
     scenes: Path
     source: str = "synth"
     keyframes: Path = Path("data/sam_keyframes")
-    overlays: Path = Path("data/sam_keyframes_overlays")
+    overlays: Path = Path("data/overlays/sam_keyframes")
     tracks: Path = Path("data/sam2_track")
     pseudolabels: Path = Path("data/pseudolabel")
     models: Path = Path("data/models")
