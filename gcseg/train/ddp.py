@@ -17,8 +17,29 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable all-reduce (sum): every rank's output is the sum of all inputs, so the gradient of an
+    input is the sum over ranks of the output gradients (what torch.distributed.nn.functional.all_reduce, now
+    deprecated, computes)."""
+
+    @staticmethod
+    def forward(ctx: object, x: Tensor) -> Tensor:  # type: ignore[override]
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:  # type: ignore[override]
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
+def all_reduce_autograd(x: Tensor) -> Tensor:
+    return _AllReduceSum.apply(x)  # type: ignore[no-any-return]
 
 
 class DistBatchNorm(nn.BatchNorm1d):
@@ -31,10 +52,10 @@ class DistBatchNorm(nn.BatchNorm1d):
             return super().forward(x)
         c = x.shape[1]
         n = x.new_tensor([float(x.shape[0])])
-        tot = dist_fn.all_reduce(torch.cat([x.sum(0), n]))
+        tot = all_reduce_autograd(torch.cat([x.sum(0), n]))
         count = tot[c]
         mean = tot[:c] / count
-        var = dist_fn.all_reduce(((x - mean) ** 2).sum(0)) / count
+        var = all_reduce_autograd(((x - mean) ** 2).sum(0)) / count
         with torch.no_grad():
             if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
                 self.num_batches_tracked += 1
