@@ -67,7 +67,8 @@ def param_keys(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
-    """`--shard i/n` (0-based), else torchrun's RANK/WORLD_SIZE, else (0, 1)."""
+    """`--shard i/n` (0-based), else torchrun's RANK/WORLD_SIZE (binding the worker to GPU LOCAL_RANK), else
+    (0, 1)."""
     if shard:
         try:
             i, n = (int(x) for x in shard.split("/"))
@@ -76,7 +77,21 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
         if not (n >= 1 and 0 <= i < n):
             raise ConfigError(f"--shard {shard}: need 0 <= i < n", fix="e.g. --shard 0/4 ... --shard 3/4")
         return i, n
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and "LOCAL_RANK" in os.environ:
+        bind_local_gpu(int(os.environ["LOCAL_RANK"]))
+    return rank, world
+
+
+def bind_local_gpu(local_rank: int) -> None:
+    """One GPU per torchrun worker: make `cuda` mean GPU `local_rank` of this node (SAM, SAM2 and the mask
+    model all ask for plain "cuda"). No-op without torch or CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+        torch.cuda.set_device(local_rank)
 
 
 def clean_shard_temporaries(folder: str | Path, names: list[str]) -> None:
