@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from gcseg.atomic import clean_stale_temporaries, write_bytes
-from gcseg.errors import ConfigError
+from gcseg.errors import ArtifactError, ConfigError
 from gcseg.models.loss import set_criterion
 from gcseg.models.mask_model import (MaskModel, ModelConfig, build_model, check_architecture, load_state_strict_into,
                                      read_checkpoint, save_checkpoint)
@@ -170,7 +170,11 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     if rank == 0:
         clean_stale_temporaries(ckpt_dir)
     if last.is_file():
-        ck = read_checkpoint(last)
+        try:
+            ck = read_checkpoint(last)
+        except ArtifactError as exc:  # e.g. an older schema: not resumable, start over (it is overwritten)
+            tqdm.write(f"ignoring checkpoint that cannot be resumed: {exc}")
+            ck = {}
         if ck.get("fingerprint") == fp:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

@@ -95,3 +95,13 @@ def test_time_budget_stops_after_an_epoch_and_writes_the_model(data):
                 model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
     assert res.epochs_done == 1
     assert torch.load(res.model_path, weights_only=False)["epoch"] == 1
+
+
+def test_unreadable_checkpoint_is_ignored_not_fatal(data):
+    d, files, _ = data
+    torch.set_num_threads(1)
+    (d / "garbage" / "checkpoints").mkdir(parents=True)
+    (d / "garbage" / "checkpoints" / "last.pt").write_bytes(b"truncated")
+    res = train(TrainConfig(**{**CFG, "epochs": 1}), files, d / "garbage", model_cfg=tiny_model_config(**MODEL),
+                seed=0, progress=False)
+    assert res.resumed_from == 0 and res.model_path.is_file()
