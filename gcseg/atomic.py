@@ -14,9 +14,33 @@ from gcseg.errors import InputError
 
 
 def _check_writable(parent: Path) -> None:
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a read-only file system, no permission
+        raise InputError(f"cannot create the output folder ({exc.strerror})", path=parent,
+                         fix="choose another output path or fix its permissions") from exc
     if not os.access(parent, os.W_OK):
         raise InputError("output folder is not writable", path=parent,
+                         fix="choose another output path or fix its permissions")
+
+
+def check_output(path: str | Path) -> None:
+    """Fail before any work if `path` (a file or folder a stage will write) could not be created: its nearest
+    existing ancestor must be a writable folder. Creates nothing, so a failing stage leaves nothing behind."""
+    path = Path(path).absolute()
+    if path.exists():
+        if path.is_dir() and not os.access(path, os.W_OK):
+            raise InputError("output folder is not writable", path=path,
+                             fix="choose another output path or fix its permissions")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create the output: {parent} is a file, not a folder", path=path,
+                         fix="choose another output path or move that file away")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot create the output: {parent} is not writable", path=path,
                          fix="choose another output path or fix its permissions")
 
 
