@@ -169,7 +169,7 @@ def main(
     """Stage 1 data: keyframe mask proposals, containment filter, lifting to partial clouds."""
     from tqdm import tqdm
 
-    from gcseg.atomic import write_text
+    from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
     from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes, scene_coverage
@@ -187,8 +187,8 @@ def main(
     todo = [s for s in mine if not (is_finished(out / f"{s}.h5", config) and (overlays / f"{s}.png").is_file())]
     # the sam backend loads its weights once (and fails on a missing checkpoint before any scene is read)
     shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" else None
-    out.mkdir(parents=True, exist_ok=True)
-    overlays.mkdir(parents=True, exist_ok=True)
+    for path in (out, overlays, metrics):  # fail before any work; create nothing (the writers do, atomically)
+        check_output(path)
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
     clean_shard_temporaries(overlays, [f"{s}.png" for s in mine])
     if len(todo) < len(mine):
