@@ -147,7 +147,7 @@ def main(
     import numpy as np
     from tqdm import tqdm
 
-    from gcseg.atomic import write_text
+    from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
     from gcseg.readers import list_scenes, open_scene
@@ -162,7 +162,8 @@ def main(
     if not scene_ids:
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
-    out.mkdir(parents=True, exist_ok=True)
+    for path in (out, metrics):  # fail before any work; create nothing (the writers do, atomically)
+        check_output(path)
     mine = scene_ids[rank::world]
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
     todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
