@@ -108,7 +108,7 @@ def main(
     import torch
     from tqdm import tqdm
 
-    from gcseg.atomic import write_text
+    from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
     from gcseg.models.mask_model import load_model
     from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
@@ -121,7 +121,8 @@ def main(
     if not scene_ids:
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
-    out.mkdir(parents=True, exist_ok=True)
+    for path in (out, metrics):  # fail before any work; create nothing (the writers do, atomically)
+        check_output(path)
     net, _ = load_model(model, expected_cfg=p.model)
     if torch.cuda.is_available():  # one GPU per torchrun worker
         net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
@@ -135,7 +136,7 @@ def main(
         torch.manual_seed(s)
         np.random.seed(s)
         cloud = open_scene(p.data.source, scenes, sid).reference()
-        if cloud is None:
+        if cloud is None or len(cloud) == 0:
             raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
                              fix="the scene needs a mesh, reference.ply or frames to fuse")
         labels, kept, scores, summary = pseudolabel_scene(
