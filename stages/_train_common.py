@@ -91,8 +91,12 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     from gcseg.train.loop import train
     from gcseg.train.quick_metrics import labels_ap_fn
 
+    from gcseg.atomic import check_output
+
     p = load_params(params, params_model)
     cfg: TrainConfig = getattr(p, stage)
+    for path in (out, metrics):  # fail before any work; create nothing
+        check_output(path)
     files = list_sample_files(labels)
     if scenes is not None:
         files = train_split_files(files, p.data.source, scenes)  # type: ignore[attr-defined]

@@ -126,8 +126,12 @@ def main(
     from gcseg.models.mask_model import load_model
     from gcseg.readers import list_scenes, open_scene
 
+    from gcseg.atomic import check_output
+
     p = load_params(params, Params)
     cfg = p.eval
+    for path in (out, table, plots):  # fail before any work; create nothing
+        check_output(path)
     scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
     if not scene_ids:
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
