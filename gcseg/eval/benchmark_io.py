@@ -164,13 +164,15 @@ def read_predictions(pred_dir: str | Path, scene_id: str, num_vertices: int
         where = f"line {lineno}"
         if len(parts) != 3:
             raise InputError(f"{where}: expected '<mask path> <label id> <confidence>', got {line!r}",
-                             path=scene_file)
+                             path=scene_file, fix="write one line per mask: <relative mask path> <label id> <confidence> (ScanNet benchmark format)")
         rel, label, conf_text = parts
         if os.path.isabs(rel):
-            raise InputError(f"{where}: mask path {rel!r} must be relative", path=scene_file)
+            raise InputError(f"{where}: mask path {rel!r} must be relative", path=scene_file,
+                             fix="write mask paths relative to the prediction folder")
         mask_path = Path(os.path.realpath(pred_dir / rel))
         if os.path.commonpath([str(mask_path), root]) != root:
-            raise InputError(f"{where}: mask path {rel!r} points outside the prediction folder", path=scene_file)
+            raise InputError(f"{where}: mask path {rel!r} points outside the prediction folder", path=scene_file,
+                             fix="keep the mask files inside the prediction folder")
         if str(mask_path) in seen:
             raise InputError(f"{where}: mask {rel!r} listed twice (first on line {seen[str(mask_path)]})",
                              path=scene_file, fix="list every mask once")
@@ -179,7 +181,8 @@ def read_predictions(pred_dir: str | Path, scene_id: str, num_vertices: int
             int(float(label))
             conf = float(conf_text)
         except ValueError as exc:
-            raise InputError(f"{where}: label id / confidence not numeric ({line!r})", path=scene_file) from exc
+            raise InputError(f"{where}: label id / confidence not numeric ({line!r})", path=scene_file,
+                             fix="write one line per mask: <relative mask path> <label id> <confidence> (ScanNet benchmark format)") from exc
         if not math.isfinite(conf):
             raise InputError(f"{where}: confidence is {conf_text}", path=scene_file,
                              fix="write a finite confidence for every mask")
@@ -196,10 +199,11 @@ def read_ignore(path: str | Path, num_vertices: int) -> np.ndarray:
     """ScanNet++ ignore file (vertex indices to leave out, one per line) -> valid bool[N]."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("ignore file not found", path=path)
+        raise InputError("ignore file not found", path=path, fix="pass --ignore-dir with a <scene>.txt per scene")
     idx = _int_lines(path.read_bytes(), path)
     if idx.size and (idx.min() < 0 or idx.max() >= num_vertices):
-        raise InputError(f"vertex index out of range 0..{num_vertices - 1}", path=path)
+        raise InputError(f"vertex index out of range 0..{num_vertices - 1}", path=path,
+                         fix="the ignore file belongs to another mesh: use the one of this scene")
     valid = np.ones(num_vertices, dtype=bool)
     valid[idx] = False
     return valid
