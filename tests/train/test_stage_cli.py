@@ -23,8 +23,10 @@ def project(tmp_path):
     params = {"seed": 0, "data": {"source": "synth", "root": "scenes"}, "model": MODEL, "stage1_train": TRAIN, "stage2_train": {**TRAIN, "epochs": 1},
               "stage3_train": TRAIN}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=1, seed=3, n_boxes=2, points_per_box=80,
-                      floor_points=40)
+    files = write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=2, seed=3, n_boxes=2,
+                              points_per_box=80, floor_points=40)
+    for i, f in enumerate(files):  # named like the synth scenes: synth_000 is train, synth_001 val
+        f.rename(f.with_name(f"synth_{i:03d}.h5"))
     return tmp_path
 
 
@@ -39,6 +41,7 @@ def test_stage1_then_stage2(project, monkeypatch):
     r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "models/stage1", "--metrics",
                                               "metrics/stage1_train", "--scenes", "scenes"])
     assert r.exit_code == 0, r.output
+    assert "on 1 file(s)" in r.output  # the val scene's labels are not trained on
     assert (project / "models/stage1/model.pt").is_file()
     assert (project / "models/stage1/checkpoints/last.pt").is_file()
     m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
