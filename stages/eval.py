@@ -160,6 +160,10 @@ def main(
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
 
+    if not any(bool((v.gt_ids > 0).any()) for v in val_scenes):  # AP over no GT instance is undefined
+        raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
+                         path=scenes, fix="evaluate scenes whose reference cloud has GT instances "
+                                          "(check eval.split, splits.json and the scenes' reference.ply)")
     results = evaluate_rows(val_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
                             use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
     text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes))
