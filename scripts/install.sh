@@ -14,8 +14,8 @@ apt_install() {  # install Debian packages that are missing (root, or sudo witho
   $SUDO apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
     $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${missing[@]}" >/dev/null; }
 }
-# libopenblas: MinkowskiEngine links it; chromium: the report's browser test.
-apt_install libopenblas-dev ${GCSEG_EXTRA_APT:-}
+# libopenblas: MinkowskiEngine links it; chromium: the report's headless-browser test.
+apt_install libopenblas-dev chromium
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
