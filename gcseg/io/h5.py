@@ -76,7 +76,8 @@ def check_schema(f: h5py.File, path: str | Path, schema: str, version: int) -> N
     if isinstance(got_schema, bytes):
         got_schema = got_schema.decode()
     if got_schema != schema:
-        raise ArtifactError(f"expected a '{schema}' artifact, found '{got_schema}'", path=path,
+        found = "a file without a gcseg schema attribute" if got_schema is None else f"schema '{got_schema}'"
+        raise ArtifactError(f"expected a '{schema}' artifact, found {found}", path=path,
                             fix="point this stage at the output of the right upstream stage, or rerun `dvc repro`")
     if got_version is None or int(got_version) != version:
         raise ArtifactError(f"schema version {got_version} of '{schema}' is not the supported version {version}",
