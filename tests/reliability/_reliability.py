@@ -5,6 +5,8 @@ Imported by tests/reliability/conftest.py, which puts this folder on sys.path (p
 from __future__ import annotations
 
 import copy
+import hashlib
+import shutil
 import os
 import subprocess
 import sys
@@ -111,3 +113,53 @@ def run_pipeline(d: Path, upto: str = "eval", params: dict[str, Any] | None = No
         if name == upto:
             break
     return d
+
+
+# what each stage reads (copied from the session project) and writes (must not appear on failure)
+INPUTS = {
+    "synth": [],
+    "sam_keyframes": ["data/scenes"],
+    "stage1_train": ["data/scenes", "data/sam_keyframes"],
+    "sam2_track": ["data/scenes"],
+    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt"],
+    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt"],
+    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt"],
+    "eval": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/models/stage2/model.pt",
+             "data/models/stage3/model.pt"],
+}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every path under `folder` (folders too) with a digest of its bytes."""
+    out: dict[str, str] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def copy_inputs(project: Path, d: Path, rels: list[str]) -> None:
+    """Copy the listed files / folders of the finished project into project folder `d`."""
+    for rel in rels:
+        src, dst = project / rel, d / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+
+
+def assert_user_error(r: Result, expect: str, d: Path, before: dict[str, str]) -> str:
+    """What a user must see for bad input: exit 2, ONE stderr line `error: ...` naming `expect` with a `Fix:`,
+    no traceback, and project folder `d` exactly as in snapshot `before` (nothing partial, no .tmp)."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.code == 2, f"exit {r.code}\n{r.stderr}"
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert len(lines) == 1, f"stderr is not one line:\n{r.stderr}"
+    msg = lines[0]
+    assert msg.startswith("error: "), msg
+    assert expect in msg, f"{expect!r} not named in: {msg}"
+    assert " Fix: " in msg and len(msg.split(" Fix: ", 1)[1]) > 5, msg
+    after = snapshot(d)
+    assert after == before, (f"the project folder changed: added {sorted(set(after) - set(before))}, "
+                             f"removed {sorted(set(before) - set(after))}, changed "
+                             f"{sorted(k for k in set(after) & set(before) if after[k] != before[k])}")
+    assert not [p for p in after if p.endswith(".tmp")]
+    return msg

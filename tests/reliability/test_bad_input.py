@@ -7,7 +7,6 @@ traceback, and the project folder exactly as it was (no partial output, no `.tmp
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,20 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _reliability import run_stage, stage_args, tiny_params, write_params
+from _reliability import (INPUTS, assert_user_error, copy_inputs, run_stage, snapshot, stage_args, tiny_params,
+                          write_params)
 
-# what each stage reads (copied from the session project) and writes (must not appear on failure)
-INPUTS = {
-    "synth": [],
-    "sam_keyframes": ["data/scenes"],
-    "stage1_train": ["data/scenes", "data/sam_keyframes"],
-    "sam2_track": ["data/scenes"],
-    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt"],
-    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt"],
-    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt"],
-    "eval": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/models/stage2/model.pt",
-             "data/models/stage3/model.pt"],
-}
 S0 = "data/scenes/synth_000"  # a train scene (every stage with split all reads it first)
 S1 = "data/scenes/synth_001"  # the val scene (eval)
 
@@ -289,15 +277,6 @@ CASES: dict[str, Case] = {
 }
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every path under `folder` (folders too) with a digest of its bytes."""
-    out: dict[str, str] = {}
-    for p in sorted(folder.rglob("*")):
-        rel = str(p.relative_to(folder))
-        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def test_corpus_size() -> None:
     assert len(CASES) >= 30
     stages = {c.stage for c in CASES.values()}
@@ -310,10 +289,7 @@ def test_bad_input(case_id: str, project: Path, tmp_path: Path) -> None:
     case = CASES[case_id]
     d = tmp_path / "p"
     d.mkdir()
-    for rel in INPUTS.get(case.stage, []) if case.inputs is None else case.inputs:
-        src, dst = project / rel, d / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    copy_inputs(project, d, INPUTS.get(case.stage, []) if case.inputs is None else case.inputs)
     params = tiny_params()
     if case.params:
         case.params(params)
@@ -328,16 +304,4 @@ def test_bad_input(case_id: str, project: Path, tmp_path: Path) -> None:
 
     r = run_stage(case.stage, *args, cwd=d)
 
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert r.code == 2, f"exit {r.code}\n{r.stderr}"
-    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
-    assert len(lines) == 1, f"stderr is not one line:\n{r.stderr}"
-    msg = lines[0]
-    assert msg.startswith("error: "), msg
-    assert case.expect in msg, f"{case.expect!r} not named in: {msg}"
-    assert " Fix: " in msg and len(msg.split(" Fix: ", 1)[1]) > 5, msg
-    after = snapshot(d)
-    assert after == before, (f"the project folder changed: added {sorted(set(after) - set(before))}, "
-                             f"removed {sorted(set(before) - set(after))}, changed "
-                             f"{sorted(k for k in set(after) & set(before) if after[k] != before[k])}")
-    assert not [p for p in after if p.endswith(".tmp")]
+    assert_user_error(r, case.expect, d, before)
