@@ -90,9 +90,10 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     from gcseg.train.dataset import list_sample_files
     from gcseg.train.loop import train
     from gcseg.train.quick_metrics import labels_ap_fn
-
     from gcseg.atomic import check_output
+    from gcseg.determinism import configure_torch
 
+    configure_torch()
     p = load_params(params, params_model)
     cfg: TrainConfig = getattr(p, stage)
     for path in (out, metrics):  # fail before any work; create nothing

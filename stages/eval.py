@@ -125,9 +125,10 @@ def main(
     from gcseg.eval.folders import read_label_list
     from gcseg.models.mask_model import load_model
     from gcseg.readers import list_scenes, open_scene
-
     from gcseg.atomic import check_output
+    from gcseg.determinism import configure_torch
 
+    configure_torch()
     p = load_params(params, Params)
     cfg = p.eval
     for path in (out, table, plots):  # fail before any work; create nothing

@@ -113,7 +113,9 @@ def main(
     from gcseg.models.mask_model import load_model
     from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
     from gcseg.readers import list_scenes, open_scene
+    from gcseg.determinism import configure_torch
 
+    configure_torch()
     p = load_params(params, Params)
     cfg = p.full_scene_pseudolabel
     rank, world = parse_shard(shard)
