@@ -18,10 +18,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The stage subprocesses use one thread each: the machine is shared, and thread count is part of what makes
-# float reductions reproducible (docs/reliability.md).
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-       "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
+# The stage subprocesses use one thread each: the machine is shared, and the thread count is part of what makes
+# threaded float reductions reproducible (docs/reliability.md). PYTHONHASHSEED is deliberately left random: the
+# stages must not depend on set / dict-of-str iteration order.
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}, "OMP_NUM_THREADS": "1",
+       "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 TINY_MODEL = dict(backend="torch", voxel_size=0.1, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
                   hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16,
