@@ -36,12 +36,7 @@ app = typer.Typer(
 )
 
 for _name, _module, _help in COMMANDS:
-    try:
-        _mod = importlib.import_module(f"stages.{_module}")
-    except ModuleNotFoundError as _exc:  # a stage not installed in this checkout
-        if _exc.name != f"stages.{_module}":
-            raise
-        continue
+    _mod = importlib.import_module(f"stages.{_module}")  # stage modules import torch & co. lazily
     app.command(name=_name, help=(_mod.main.__doc__ or _help))(_mod.main)
 
 
