@@ -7,6 +7,8 @@ data an uninterrupted single-process run sees.
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +103,8 @@ def augment(coord: np.ndarray, color: np.ndarray, cfg: AugmentConfig, rng: np.ra
 class PointSampleDataset:
     """All labelled samples of a list of point-sample files, read lazily (h5py) by index.
 
-    Samples without a single labelled point are dropped; a file none of whose samples has a label is an error
-    (a scene without labels means the upstream stage failed on it).
+    Samples without a single labelled point are dropped; a file none of whose samples has a label is skipped
+    with a warning (listed in `unlabelled_files`); no labelled sample at all is an error.
     """
 
     def __init__(self, files: list[Path], *, augment_cfg: AugmentConfig | None, seed: int,
@@ -113,6 +115,7 @@ class PointSampleDataset:
         self.max_points = max_points
         self.index: list[tuple[int, str]] = []
         self.dropped = 0
+        self.unlabelled_files: list[Path] = []
         for fi, path in enumerate(self.files):
             kept = 0
             with _open(path) as f:
@@ -129,9 +132,15 @@ class PointSampleDataset:
                     else:
                         self.dropped += 1
             if kept == 0:
-                raise InputError(f"no sample of this scene has any labelled point ({len(names)} samples)",
-                                 path=path, fix="check the upstream stage's thresholds (e.g. min points, "
-                                 "tau_conf) or remove the scene from the training set")
+                self.unlabelled_files.append(path)
+        if self.unlabelled_files:
+            # A scene can legitimately end up without labels (e.g. nothing above tau_conf): train on the rest.
+            print(f"warning: {len(self.unlabelled_files)} of {len(self.files)} label file(s) have no labelled "
+                  f"point and are skipped: {', '.join(p.name for p in self.unlabelled_files)}", file=sys.stderr)
+        if not self.index:
+            raise InputError(f"none of the {len(self.files)} label file(s) has a labelled point",
+                             path=self.files[0].parent if self.files else None,
+                             fix="check the upstream stage's thresholds (e.g. min points, tau_conf) and its metrics")
 
     def __len__(self) -> int:
         return len(self.index)

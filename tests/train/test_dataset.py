@@ -25,12 +25,22 @@ def test_samples_without_labels_are_dropped(tmp_path):
     assert ds.get(0, 0)["instance"].tolist() == [0, 0, -1, 1]  # contiguous ids, -1 kept
 
 
-def test_scene_without_any_label_is_a_clear_error(tmp_path):
+def test_scene_without_any_label_is_skipped_with_a_warning(tmp_path, capsys):
     write_point_samples(tmp_path / "bad.h5", {"000": _sample([-1] * 5)}, schema="gcseg.sam2_track",
                         scene_id="bad")
-    with pytest.raises(InputError, match="no sample of this scene has any labelled point") as ei:
+    write_point_samples(tmp_path / "good.h5", {"000": _sample([1, 1, 2, -1])}, schema="gcseg.sam2_track",
+                        scene_id="good")
+    ds = PointSampleDataset(list_sample_files(tmp_path), augment_cfg=None, seed=0)
+    assert len(ds) == 1 and [p.name for p in ds.unlabelled_files] == ["bad.h5"]
+    assert "bad.h5" in capsys.readouterr().err
+
+
+def test_no_label_anywhere_is_a_clear_error(tmp_path):
+    write_point_samples(tmp_path / "bad.h5", {"000": _sample([-1] * 5)}, schema="gcseg.sam2_track",
+                        scene_id="bad")
+    with pytest.raises(InputError, match="none of the 1 label file") as ei:
         PointSampleDataset(list_sample_files(tmp_path), augment_cfg=None, seed=0)
-    assert "bad.h5" in str(ei.value)
+    assert str(tmp_path) in str(ei.value)
 
 
 def test_missing_or_empty_folder(tmp_path):
