@@ -185,6 +185,7 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     weights = cfg.loss.weights()
     metrics = _Metrics(Path(metrics_dir), history) if (rank == 0 and metrics_dir is not None) else _Metrics(None, [])
     t0 = time.monotonic()
+    bn_done: tuple[int, dict[str, torch.Tensor]] | None = None  # (epoch, state) of a validated snapshot
     bar = tqdm(total=cfg.epochs * steps, initial=start_epoch * steps, desc="train", unit="step",
                disable=None if progress and rank == 0 else True, dynamic_ncols=True)  # None: off when not a TTY
     for epoch in range(start_epoch, cfg.epochs):
@@ -220,6 +221,9 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
                 recompute_bn_stats(snap, ds, cfg, model_cfg, seed, epoch + 1, world_size, rank, dev)
             if rank == 0:
                 rec.update({f"val/{k}": float(v) for k, v in val_fn(snap.eval(), epoch + 1).items()})
+            if cfg.bn_recompute_batches and epoch + 1 == cfg.epochs:
+                # the final model gets exactly these statistics (same weights, same batches): keep, not redo
+                bn_done = (epoch + 1, {k: v.clone() for k, v in snap.state_dict().items()})
             del snap
         history.append(rec)
         over_budget = cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s
@@ -237,7 +241,10 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
             break
     bar.close()
     done_epochs = len(history)
-    if cfg.bn_recompute_batches:
+    if bn_done is not None and bn_done[0] == done_epochs:  # validated after the last epoch: same result
+        model.load_state_dict(bn_done[1])
+        net.eval()
+    elif cfg.bn_recompute_batches:
         recompute_bn_stats(net, ds, cfg, model_cfg, seed, done_epochs, world_size, rank, dev)
     metrics.close()
     model_path = out_dir / "model.pt"
