@@ -138,8 +138,12 @@ def main(
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
     label_list = None
-    if cfg.gt_classes == "scannetpp_84":  # ScanNet++ GT ids index the dataset's own class list
-        label_list = read_label_list(scenes / "metadata" / "semantic_classes.txt")
+    if cfg.gt_classes == "scannetpp_84":
+        # gcseg.readers.scannetpp numbers a vertex's segment by the 1-based line of its class in the dataset's
+        # top100_instance.txt: index 0 of the list is void, so names resolve to the reader's ids.
+        from gcseg.readers.scannetpp import CLASS_LIST
+
+        label_list = ["<void>", *read_label_list(scenes / CLASS_LIST)]
     valid_labels = valid_labels_for(cfg.gt_classes, label_list)
     ckpts = model_paths(models)
     track_files = track_paths(tracks, scene_ids)
