@@ -84,20 +84,21 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     With `scenes` (the data root), every `val_every` epochs the model is also scored against the GT of the val
     split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
     val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check)."""
+    from gcseg.atomic import check_output
+
+    p = load_params(params, params_model)  # params and outputs checked before torch is even imported
+    for path in (out, metrics):  # create nothing
+        check_output(path)
     import torch
 
     from gcseg.errors import InputError
     from gcseg.train.dataset import list_sample_files
     from gcseg.train.loop import train
     from gcseg.train.quick_metrics import labels_ap_fn
-    from gcseg.atomic import check_output
     from gcseg.determinism import configure_torch
 
     configure_torch()
-    p = load_params(params, params_model)
     cfg: TrainConfig = getattr(p, stage)
-    for path in (out, metrics):  # fail before any work; create nothing
-        check_output(path)
     files = list_sample_files(labels)
     if scenes is not None:
         files = train_split_files(files, p.data.source, scenes)  # type: ignore[attr-defined]

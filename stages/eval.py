@@ -113,6 +113,11 @@ def main(
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
+    from gcseg.atomic import check_output
+
+    p = load_params(params, Params)  # params and outputs checked before torch is even imported
+    for path in (out, table, plots):  # create nothing
+        check_output(path)
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -125,14 +130,10 @@ def main(
     from gcseg.eval.folders import read_label_list
     from gcseg.models.mask_model import load_model
     from gcseg.readers import list_scenes, open_scene
-    from gcseg.atomic import check_output
     from gcseg.determinism import configure_torch
 
     configure_torch()
-    p = load_params(params, Params)
     cfg = p.eval
-    for path in (out, table, plots):  # fail before any work; create nothing
-        check_output(path)
     scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
     if not scene_ids:
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,

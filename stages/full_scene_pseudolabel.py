@@ -104,11 +104,16 @@ def main(
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
 ) -> None:
     """Stage 3 data: full-scene pseudo-labels above tau_conf."""
+    from gcseg.atomic import check_output
+
+    p = load_params(params, Params)  # params and outputs checked before torch is even imported
+    for path in (out, metrics):  # create nothing (the writers do, atomically)
+        check_output(path)
     import numpy as np
     import torch
     from tqdm import tqdm
 
-    from gcseg.atomic import check_output, write_text
+    from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.models.mask_model import load_model
     from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
@@ -116,15 +121,12 @@ def main(
     from gcseg.determinism import configure_torch
 
     configure_torch()
-    p = load_params(params, Params)
     cfg = p.full_scene_pseudolabel
     rank, world = parse_shard(shard)
     scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
     if not scene_ids:
         raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
                          fix="run the synth stage or point --scenes at the data root")
-    for path in (out, metrics):  # fail before any work; create nothing (the writers do, atomically)
-        check_output(path)
     net, _ = load_model(model, expected_cfg=p.model)
     if torch.cuda.is_available():  # one GPU per torchrun worker
         net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
