@@ -133,14 +133,14 @@ class PointSampleDataset:
                         self.dropped += 1
             if kept == 0:
                 self.unlabelled_files.append(path)
+        if not self.index:  # before the warning: a failing command prints its one error line only
+            raise InputError(f"none of the {len(self.files)} label file(s) has a labelled point",
+                             path=self.files[0].parent if self.files else None,
+                             fix="check the upstream stage's thresholds (e.g. min points, tau_conf) and its metrics")
         if self.unlabelled_files:
             # A scene can legitimately end up without labels (e.g. nothing above tau_conf): train on the rest.
             print(f"warning: {len(self.unlabelled_files)} of {len(self.files)} label file(s) have no labelled "
                   f"point and are skipped: {', '.join(p.name for p in self.unlabelled_files)}", file=sys.stderr)
-        if not self.index:
-            raise InputError(f"none of the {len(self.files)} label file(s) has a labelled point",
-                             path=self.files[0].parent if self.files else None,
-                             fix="check the upstream stage's thresholds (e.g. min points, tau_conf) and its metrics")
 
     def __len__(self) -> int:
         return len(self.index)
