@@ -51,6 +51,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     pct_start: float = Field(0.3, gt=0, lt=1)
     max_points: int | None = Field(None, gt=0)
+    # visits of every sample per epoch, each with its own crop / augmentation (1 = one pass, the old behaviour)
+    repeats: int = Field(1, ge=1)
+    # random xy box crop (metres) around a labelled point before augmentation; None = whole samples
+    crop_size: float | None = Field(None, gt=0)
     loss: LossConfig = LossConfig()
     augment: AugmentConfig = AugmentConfig()
     time_budget_s: float | None = Field(None, gt=0)

@@ -27,7 +27,7 @@ from gcseg.models.voxelize import scatter_mean, voxelize
 from gcseg.train.config import AugmentConfig
 
 __all__ = ["AugmentConfig", "PointSampleDataset", "Batch", "augment", "elastic_distortion", "list_sample_files",
-           "make_batch", "sample_seed", "voxel_labels"]
+           "make_batch", "random_crop", "sample_seed", "voxel_labels"]
 
 
 def list_sample_files(folder: str | Path) -> list[Path]:
@@ -108,11 +108,12 @@ class PointSampleDataset:
     """
 
     def __init__(self, files: list[Path], *, augment_cfg: AugmentConfig | None, seed: int,
-                 max_points: int | None = None):
+                 max_points: int | None = None, crop_size: float | None = None):
         self.files = [Path(f) for f in files]
         self.augment_cfg = augment_cfg
         self.seed = seed
         self.max_points = max_points
+        self.crop_size = crop_size
         self.index: list[tuple[int, str]] = []
         self.dropped = 0
         self.unlabelled_files: list[Path] = []
@@ -151,12 +152,17 @@ class PointSampleDataset:
             g = f["samples"][name]
             return {k: g[k][()] for k in REQUIRED}
 
-    def get(self, i: int, epoch: int) -> dict[str, np.ndarray]:
+    def get(self, i: int, epoch: int, draw: int | None = None) -> dict[str, np.ndarray]:
         """Sample i as augmented for `epoch`: coord float32 [N,3], color uint8 [N,3], instance int64 [N]
-        (contiguous 0..K-1, -1 unlabelled)."""
+        (contiguous 0..K-1, -1 unlabelled).
+
+        `draw` (default i) indexes the random draws: the loop passes its position in the epoch, so that a sample
+        visited several times per epoch (TrainConfig.repeats) gets a new crop and augmentation each time."""
         s = self.raw(i)
-        rng = np.random.default_rng([self.seed, epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i if draw is None else draw])
         coord, color, inst = s["coord"].astype(np.float32), s["color"], s["instance"].astype(np.int64)
+        if self.crop_size:
+            coord, color, inst = random_crop(coord, color, inst, self.crop_size, rng)
         if self.max_points and len(coord) > self.max_points:
             keep = np.sort(rng.choice(len(coord), self.max_points, replace=False))
             coord, color, inst = coord[keep], color[keep], inst[keep]
@@ -167,6 +173,21 @@ class PointSampleDataset:
         ids, inv = np.unique(inst, return_inverse=True)
         lab = np.where(ids >= 0, np.cumsum(ids >= 0) - 1, -1)[inv]
         return {"coord": coord, "color": color, "instance": lab.astype(np.int64)}
+
+
+def random_crop(coord: np.ndarray, color: np.ndarray, inst: np.ndarray, size: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points inside a `size` x `size` m box (x, y; all heights) centred on a random labelled point.
+
+    Why: a full-scene sample is one optimisation step per epoch; crops give many cheaper, varied steps per scene
+    (Mask3D trains on crops of large scenes the same way). A cloud smaller than the box is returned whole."""
+    ext = coord[:, :2].max(0) - coord[:, :2].min(0)
+    if (ext <= size).all():
+        return coord, color, inst
+    labelled = np.flatnonzero(inst >= 0)
+    c = coord[labelled[rng.integers(len(labelled))], :2] if len(labelled) else coord[rng.integers(len(coord)), :2]
+    keep = (np.abs(coord[:, :2] - c) <= size / 2).all(1)
+    return coord[keep], color[keep], inst[keep]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -37,7 +37,7 @@ from gcseg.models.mask_model import (MaskModel, ModelConfig, build_model, check_
                                      read_checkpoint, save_checkpoint)
 from gcseg.train import ddp
 from gcseg.train.config import LossConfig, TrainConfig
-from gcseg.train.dataset import PointSampleDataset, make_batch, sample_seed
+from gcseg.train.dataset import Batch, PointSampleDataset, make_batch, sample_seed
 
 __all__ = ["LossConfig", "TrainConfig", "TrainResult", "train", "fingerprint", "recompute_bn_stats"]
 
@@ -81,6 +81,13 @@ def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world_size: i
 def _steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
     full, rest = divmod(n, batch_size)
     return full + (1 if rest >= world_size and rest > 0 else 0)
+
+
+def _batch(ds: PointSampleDataset, draws: list[int], epoch: int, seed: int, model_cfg: ModelConfig) -> Batch:
+    """The batch of epoch positions `draws` (position j = sample j mod len(ds), see TrainConfig.repeats)."""
+    n = len(ds)
+    return make_batch([ds.get(j % n, epoch, draw=j) for j in draws], [sample_seed(seed, epoch, j) for j in draws],
+                      voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels)
 
 
 class _Metrics:
@@ -140,10 +147,11 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     if cfg.batch_size < world_size:
         raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the {world_size} ranks",
                           fix="raise batch_size (the global batch is split across ranks)")
-    ds = PointSampleDataset(files, augment_cfg=cfg.augment, seed=seed, max_points=cfg.max_points)
+    ds = PointSampleDataset(files, augment_cfg=cfg.augment, seed=seed, max_points=cfg.max_points,
+                            crop_size=cfg.crop_size)
     if len(ds) < world_size:
         raise ConfigError(f"{len(ds)} training samples for {world_size} ranks", fix="use fewer ranks")
-    steps = _steps_per_epoch(len(ds), cfg.batch_size, world_size)
+    steps = _steps_per_epoch(len(ds) * cfg.repeats, cfg.batch_size, world_size)
     init_path = None if init_checkpoint is None else Path(init_checkpoint)
     fp = fingerprint(model_cfg, cfg, seed, files, world_size, init_path)
 
@@ -192,10 +200,9 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         net.train()
         torch.manual_seed(seed * 100003 + epoch)  # dropout; independent of where a run was resumed
         sums = np.zeros(5)  # loss, ce, bce, dice (sample-weighted), samples
-        for gb in _epoch_batches(len(ds), cfg.batch_size, seed, epoch, world_size):
+        for gb in _epoch_batches(len(ds) * cfg.repeats, cfg.batch_size, seed, epoch, world_size):
             mine = ddp.shard(gb, rank, world_size)
-            batch = make_batch([ds.get(i, epoch) for i in mine], [sample_seed(seed, epoch, i) for i in mine],
-                               voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels)
+            batch = _batch(ds, mine, epoch, seed, model_cfg)
             preds = net(batch.coords.to(dev), batch.feats.to(dev), batch.seeds)
             for t in batch.targets:
                 t.labels = t.labels.to(dev)
@@ -271,10 +278,10 @@ def recompute_bn_stats(net: torch.nn.Module, ds: PointSampleDataset, cfg: TrainC
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
     net.train()
-    for gb in _epoch_batches(len(ds), cfg.batch_size, seed, epoch, world_size)[: cfg.bn_recompute_batches]:
+    for gb in _epoch_batches(len(ds) * cfg.repeats, cfg.batch_size, seed, epoch,
+                             world_size)[: cfg.bn_recompute_batches]:
         mine = ddp.shard(gb, rank, world_size)
-        batch = make_batch([ds.get(i, epoch) for i in mine], [sample_seed(seed, epoch, i) for i in mine],
-                           voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels)
+        batch = _batch(ds, mine, epoch, seed, model_cfg)
         model = net.module if hasattr(net, "module") else net
         model.backbone(batch.coords.to(dev), batch.feats.to(dev))  # BN lives in the backbone only
     for m, mom in zip(bns, saved):

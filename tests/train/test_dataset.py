@@ -90,3 +90,26 @@ def test_make_batch_stacks_scenes_with_batch_column():
     assert b.feats.shape == (len(b.coords), 3)
     assert [t.num_instances for t in b.targets] == [2, 2] and b.seeds == [1, 2]
     assert sum(len(t.labels) for t in b.targets) == len(b.coords)
+
+
+def test_random_crop_keeps_a_box_around_a_labelled_point():
+    from gcseg.train.dataset import random_crop
+
+    rng = np.random.default_rng(0)
+    coord = rng.uniform(0, 6, (2000, 3)).astype(np.float32)
+    inst = np.where(coord[:, 0] > 5.0, 1, -1).astype(np.int64)  # only a strip at x > 5 is labelled
+    color = np.zeros((2000, 3), np.uint8)
+    c, col, i = random_crop(coord, color, inst, 2.0, np.random.default_rng(1))
+    assert len(c) == len(col) == len(i) and 0 < len(c) < len(coord)
+    assert (c[:, :2].max(0) - c[:, :2].min(0) <= 2.0 + 1e-6).all()
+    assert (i >= 0).any()  # centred on a labelled point: the crop always supervises something
+    same = random_crop(coord[:10] * 0.1, color[:10], inst[:10], 2.0, np.random.default_rng(1))
+    assert len(same[0]) == 10  # smaller than the box: whole cloud
+
+
+def test_draw_index_gives_repeated_visits_their_own_augmentation(tmp_path):
+    files = write_box_samples(tmp_path, scenes=1, samples_per_scene=2, seed=0, n_boxes=2, points_per_box=50,
+                              floor_points=20)
+    ds = PointSampleDataset(files, augment_cfg=AugmentConfig(), seed=5)
+    assert np.array_equal(ds.get(1, 3)["coord"], ds.get(1, 3, draw=1)["coord"])  # draw defaults to the index
+    assert not np.array_equal(ds.get(1, 3)["coord"], ds.get(1, 3, draw=3)["coord"])
