@@ -8,6 +8,7 @@ backward, sums) are reproducible for a FIXED thread count only: pin it with OMP_
 from __future__ import annotations
 
 import os
+import sys
 
 
 def configure_torch() -> dict[str, int]:
@@ -16,7 +17,15 @@ def configure_torch() -> dict[str, int]:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS initialises (CUDA only)
     import torch
 
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # = torch.use_deterministic_algorithms(True, warn_only=True) without its `import torch._inductor.config`
+    # (it pulls in torch._dynamo: ~1.5 s CPU per stage start on 2 cores). Inductor's flag only matters for
+    # torch.compile'd code, which gcseg does not use; it is still set when inductor is already loaded.
+    if hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+        if "torch._inductor.config" in sys.modules:
+            sys.modules["torch._inductor.config"].deterministic = True
+    else:  # a torch without the private switch
+        torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     return {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads()}
