@@ -1,5 +1,5 @@
-"""Scale: peak memory and time growth of tracking + lifting over long scans, the no-op `dvc repro`, and the
-whole default pipeline's time (read from metrics/pipeline_timing.json, written by `python -m bench pipeline`).
+"""Scale: peak memory and time growth of tracking + lifting over long scans (the no-op `dvc repro` and the whole
+default pipeline's time: bench_pipeline.py).
 
 Long scans come from `gcseg.synth.stream` (frames ray-cast on demand: the scan is never in memory whole). Each
 size runs in a fresh subprocess (reprojection propagation, Algorithm 1 policy, gt_sim keyframe proposals,
@@ -8,8 +8,10 @@ RSS (the kernel's VmHWM of that process image; getrusage ru_maxrss where /proc i
 frame rendering subtracted (wall time too, as context).
 
 Target: 5,000 frames at 640x480 within 6 GB for tracking and lifting; time linear in frames and points.
-quick: 100 and 200 frames at 160x120. Default: 250, 500, 1000 frames at 640x480, then a least-squares line
-through them extrapolated to 5,000 frames (stated as an extrapolation). GCSEG_BENCH_FULL=1 also runs the
+quick: 100, 200, 400 frames at 160x120 plus 20 frames at 640x480; the 5,000-frame 640x480 peak is extrapolated
+from the 640x480 run plus the per-frame growth at 160x120 scaled by the pixel ratio (16: conservative, as if all
+growth were per pixel). Default: 250, 500, 1000 frames at 640x480, then a least-squares line through them
+extrapolated to 5,000 frames. Both are stated as extrapolations in `peak_rss_5000f_note`. GCSEG_BENCH_FULL=1 also runs the
 5,000-frame 640x480 scan itself (long: an hour or more on 2 shared cores).
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +28,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 STRIDE = 5  # keyframe every 5 frames (params.yaml sam2_track.keyframe_stride)
-DEG_PER_FRAME = 0.5  # a long scan walks round the room several times (5,000 frames: ~7 loops)
+# the camera circles the room once per 100 frames (3.6 degrees per frame; the default synth data: 4.7), so every
+# scan of >= 100 frames sees the whole room and longer scans only add frames: time and memory per frame are then
+# comparable across lengths (a slow orbit would add new objects with every frame and confound length with content)
+DEG_PER_FRAME = 3.6
 
 
 def _peak_rss_mb() -> float:
@@ -127,46 +131,12 @@ def _points_scaling(quick: bool) -> dict[str, float | int]:
     return out
 
 
-def _noop_repro() -> dict[str, float | str]:
-    """`dvc repro` when everything is up to date (the cost of a rerun that has nothing to do). Measured only
-    when `dvc status` says the pipeline is clean, so the benchmark never recomputes a stage."""
-    dvc = ROOT / ".venv" / "bin" / "dvc"
-    dvc_cmd = str(dvc) if dvc.is_file() else shutil.which("dvc")
-    if not dvc_cmd or not (ROOT / "dvc.lock").is_file():
-        return {"noop_repro_note": "skipped: no dvc.lock (run `dvc repro` once first)"}
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    t0 = time.perf_counter()
-    st = subprocess.run([dvc_cmd, "status", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
-    status_s = time.perf_counter() - t0
-    if st.returncode != 0:
-        return {"noop_dvc_status_s": round(status_s, 2),
-                "noop_repro_note": "skipped: `dvc status` reports changed stages (not a no-op here)"}
-    t0 = time.perf_counter()
-    rp = subprocess.run([dvc_cmd, "repro"], cwd=ROOT, env=env, capture_output=True, text=True)
-    if rp.returncode != 0:
-        return {"noop_repro_note": f"dvc repro failed: {rp.stderr.strip().splitlines()[-1:]}"}
-    return {"noop_dvc_status_s": round(status_s, 2), "noop_repro_s": round(time.perf_counter() - t0, 2)}
-
-
-def _pipeline() -> dict[str, float | int | str]:
-    path = ROOT / "metrics" / "pipeline_timing.json"
-    if not path.is_file():
-        return {"pipeline_note": "not measured: run `python -m bench pipeline` (dvc repro -f, timed per stage)"}
-    t = json.loads(path.read_text())
-    out: dict[str, float | int | str] = {"default_repro_s": t["total_s"], "default_repro_cores": t.get("cores", 0),
-                                         "default_repro_ok": "yes" if t.get("returncode", 1) == 0 else "NO"}
-    for stage, s in t.get("stages_s", {}).items():
-        out[f"stage_{stage}_s"] = s
-    if t.get("slowest_stage"):
-        out["slowest_stage"] = t["slowest_stage"]
-    return out
-
-
 def run(quick: bool) -> dict[str, float | int | str]:
     h, w = (120, 160) if quick else (480, 640)
-    sizes = [100, 200] if quick else [250, 500, 1000]
+    sizes = [100, 200, 400] if quick else [250, 500, 1000]
     runs = [_child(n, h, w) for n in sizes]
     out: dict[str, float | int | str] = {"long_scan_size": f"{w}x{h}", "keyframe_stride": STRIDE,
+                                         "degrees_per_frame": DEG_PER_FRAME,
                                          "reference_points": runs[0]["reference_points"]}
     for r in runs:
         n = r["frames"]
@@ -174,35 +144,43 @@ def run(quick: bool) -> dict[str, float | int | str]:
         out[f"frames_{n}_track_lift_cpu_s"] = r["track_lift_cpu_s"]
         out[f"frames_{n}_peak_rss_mb"] = r["peak_rss_mb"]
         out[f"frames_{n}_id_maps_mb"] = r["id_maps_compressed_mb"]
+        out[f"frames_{n}_objects"] = r["objects"]
     x = [float(r["frames"]) for r in runs]
     a, b, r2 = _fit(x, [float(r["track_lift_cpu_s"]) for r in runs])
-    ar, br, _ = _fit(x, [float(r["peak_rss_mb"]) for r in runs])
+    _, br, _ = _fit(x, [float(r["peak_rss_mb"]) for r in runs])
     out["cpu_ms_per_frame_slope"] = round(1000 * b, 2)
-    if len(runs) > 2:
-        out["time_linear_fit_r2"] = round(r2, 4)
+    out["time_linear_fit_r2"] = round(r2, 4)
     # ratio of per-frame CPU times at the largest and smallest size: 1.0 = exactly linear
     out["time_per_frame_ratio_largest_over_smallest"] = round(
         (runs[-1]["track_lift_cpu_s"] / runs[-1]["frames"])
         / max(runs[0]["track_lift_cpu_s"] / runs[0]["frames"], 1e-9), 3)
     out["rss_mb_per_1000_frames_slope"] = round(1000 * br, 1)
+    n_target = 5000
     if os.environ.get("GCSEG_BENCH_FULL") == "1" and not quick:
-        full = _child(5000, 480, 640)
+        full = _child(n_target, 480, 640)
         out["peak_rss_gb_5000f_640x480"] = round(full["peak_rss_mb"] / 1024, 3)
         out["track_lift_cpu_s_5000f_640x480"] = full["track_lift_cpu_s"]
         out["peak_rss_5000f_note"] = "measured (GCSEG_BENCH_FULL=1)"
-    else:
-        n_target = 5000
-        scale = (480 * 640) / (h * w)  # per-frame costs grow with pixels when extrapolating from a smaller size
-        rss = ar + br * n_target if not quick else ar + br * n_target * scale
+    elif quick:
+        big = _child(20, 480, 640)
+        scale = (480 * 640) / (h * w)
+        out["frames_20_640x480_peak_rss_mb"] = big["peak_rss_mb"]
+        out["frames_20_640x480_track_lift_cpu_s"] = big["track_lift_cpu_s"]
+        rss = big["peak_rss_mb"] + max(br, 0.0) * scale * (n_target - 20)
         out["peak_rss_gb_5000f_640x480"] = round(rss / 1024, 3)
-        out["track_lift_cpu_s_5000f_640x480"] = round((a + b * n_target) * (1 if not quick else scale), 1)
+        out["track_lift_cpu_s_5000f_640x480"] = round(big["track_lift_cpu_s"] / 20 * n_target, 1)
         out["peak_rss_5000f_note"] = (
-            f"EXTRAPOLATED by a least-squares line through {', '.join(str(int(v)) for v in x)} frames at {w}x{h}"
-            + ("" if not quick else f", scaled by the pixel ratio {scale:g} to 640x480")
-            + "; GCSEG_BENCH_FULL=1 (without --quick) measures it")
+            f"EXTRAPOLATED: peak of a 20-frame 640x480 scan + {n_target - 20} frames x the per-frame RSS growth "
+            f"fitted over {', '.join(str(int(v)) for v in x)} frames at {w}x{h} scaled by the pixel ratio {scale:g} "
+            "(conservative); GCSEG_BENCH_FULL=1 without --quick measures it")
+    else:
+        ar = float(np.polyfit(x, [float(r["peak_rss_mb"]) for r in runs], 1)[1])
+        out["peak_rss_gb_5000f_640x480"] = round((ar + br * n_target) / 1024, 3)
+        out["track_lift_cpu_s_5000f_640x480"] = round(a + b * n_target, 1)
+        out["peak_rss_5000f_note"] = (
+            f"EXTRAPOLATED by least-squares lines through {', '.join(str(int(v)) for v in x)} frames at {w}x{h}; "
+            "GCSEG_BENCH_FULL=1 measures it")
     out.update(_points_scaling(quick))
-    out.update(_noop_repro())
-    out.update(_pipeline())
     return out
 
 
