@@ -85,13 +85,15 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
     val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check)."""
     from gcseg.atomic import check_output
+    from gcseg.errors import InputError
 
-    p = load_params(params, params_model)  # params and outputs checked before torch is even imported
+    p = load_params(params, params_model)  # params, outputs and init checked before torch is even imported
     for path in (out, metrics):  # create nothing
         check_output(path)
+    if init is not None and not init.is_file():
+        raise InputError("initial model not found", path=init, fix="run the upstream training stage first")
     import torch
 
-    from gcseg.errors import InputError
     from gcseg.train.dataset import list_sample_files
     from gcseg.train.loop import train
     from gcseg.train.quick_metrics import labels_ap_fn
@@ -102,8 +104,6 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     files = list_sample_files(labels)
     if scenes is not None:
         files = train_split_files(files, p.data.source, scenes)  # type: ignore[attr-defined]
-    if init is not None and not init.is_file():
-        raise InputError("initial model not found", path=init, fix="run the upstream training stage first")
     if torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     else:
