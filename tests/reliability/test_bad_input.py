@@ -305,3 +305,27 @@ def test_bad_input(case_id: str, project: Path, tmp_path: Path) -> None:
     r = run_stage(case.stage, *args, cwd=d)
 
     assert_user_error(r, case.expect, d, before)
+
+
+def test_check_output_refuses_read_only_folder(tmp_path: Path) -> None:
+    """The permission case (the subprocess corpus runs as root in CI containers, where every folder is writable)."""
+    import os
+
+    from gcseg.atomic import check_output
+    from gcseg.errors import InputError
+
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output(blocked / "out" / "model.pt")
+    if os.geteuid() == 0:
+        pytest.skip("root may write into a read-only folder")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(InputError, match="not writable"):
+            check_output(ro / "out")
+        assert not (ro / "out").exists()
+    finally:
+        ro.chmod(0o700)
