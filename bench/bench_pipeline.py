@@ -45,10 +45,21 @@ def _pipeline() -> dict[str, float | int | str]:
     if not path.is_file():
         return {"pipeline_note": "not measured: run `python -m bench pipeline` (dvc repro -f, timed per stage)"}
     t = json.loads(path.read_text())
-    out: dict[str, float | int | str] = {"default_repro_s": t["total_s"], "default_repro_cores": t.get("cores", 0),
-                                         "default_repro_ok": "yes" if t.get("returncode", 1) == 0 else "NO"}
+    out: dict[str, float | int | str] = {"default_repro_cores": t.get("cores", 0)}
+    if t.get("complete", True):
+        out["default_repro_s"] = t["total_s"]
+        out["default_repro_ok"] = "yes" if t.get("returncode", 1) == 0 else "NO"
+    else:  # an interrupted timing run: its finished stages only, no total
+        out["default_repro_partial_s"] = t["total_s"]
+        out["default_repro_ok"] = "interrupted: stages after the last one listed did not run"
+    if "load_average_1min_at_end" in t:
+        out["default_repro_load_average"] = t["load_average_1min_at_end"]
     for stage, s in t.get("stages_s", {}).items():
         out[f"stage_{stage}_s"] = s
+    for stage, s in t.get("stages_cpu_s", {}).items():
+        out[f"stage_{stage}_cpu_s"] = s
+    if t.get("stages_cpu_s"):
+        out["default_repro_cpu_s"] = round(sum(t["stages_cpu_s"].values()), 1)
     if t.get("slowest_stage"):
         out["slowest_stage"] = t["slowest_stage"]
     return out
