@@ -31,6 +31,10 @@ class LossWeights:
     dice: float = 2.0
     eos_coef: float = 0.1
     num_points: int = 4096
+    # weight of a BCE pushing every matched mask to 0 on a sample of UNLABELLED voxels (0 = they never enter
+    # the loss, Mask3D/Segment3D). Why: with sparse pseudo-labels (Stage 2: ~16 % of a scene's points labelled)
+    # nothing bounds a mask outside the labelled points, and masks bleed over the whole scene.
+    unlabelled_bce: float = 0.0
 
 
 @dataclass
@@ -53,8 +57,16 @@ def _sample_points(labels: Tensor, num_points: int, seed: int) -> Tensor:
     return valid
 
 
-def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights
-               ) -> dict[str, Tensor]:
+def _sample_unlabelled(labels: Tensor, num_points: int, seed: int) -> Tensor:
+    free = torch.nonzero(labels < 0).squeeze(1)
+    if len(free) > num_points:
+        g = torch.Generator().manual_seed(int(seed) + 104729)
+        free = free[torch.randperm(len(free), generator=g)[:num_points].to(free.device)]
+    return free
+
+
+def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
+               free: Tensor | None = None) -> dict[str, Tensor]:
     """Loss terms of one layer's prediction for one scene (logits [Q, 2], masks [Q, V]) on sampled voxels pts."""
     k = target.num_instances
     lab = target.labels[pts]
@@ -75,6 +87,10 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
         bce = F.binary_cross_entropy_with_logits(x, t, reduction="none").mean(1).sum() / n
         s = x.sigmoid()
         dice = (1 - (2 * (s * t).sum(1) + 1) / (s.sum(1) + t.sum(1) + 1)).sum() / n
+        if w.unlabelled_bce and free is not None and len(free):
+            xf = pred_masks[torch.as_tensor(qi, device=pm.device)][:, free]
+            bce = bce + w.unlabelled_bce * F.binary_cross_entropy_with_logits(
+                xf, torch.zeros_like(xf), reduction="none").mean(1).sum() / n
     else:
         bce = dice = pred_masks.sum() * 0.0
     return {"ce": ce, "bce": bce, "dice": dice}
@@ -86,9 +102,10 @@ def set_criterion(preds: list[Prediction], targets: list[SceneTarget], w: LossWe
     final = {"ce": total.new_zeros(()), "bce": total.new_zeros(()), "dice": total.new_zeros(())}
     nb = len(targets)
     pts = [_sample_points(t.labels, w.num_points, t.seed) for t in targets]
+    free = [_sample_unlabelled(t.labels, w.num_points, t.seed) if w.unlabelled_bce else None for t in targets]
     for li, p in enumerate(preds):
         for b, t in enumerate(targets):
-            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w)
+            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w, free[b])
             total = total + (w.ce * terms["ce"] + w.bce * terms["bce"] + w.dice * terms["dice"]) / nb
             if li == len(preds) - 1:
                 for key in final:

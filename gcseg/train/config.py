@@ -32,6 +32,7 @@ class LossConfig(BaseModel):
     dice: float = Field(2.0, ge=0)
     eos_coef: float = Field(0.1, ge=0)
     num_points: int = Field(4096, gt=0)
+    unlabelled_bce: float = Field(0.0, ge=0)  # BCE towards 0 on unlabelled voxels for matched masks (0 = off)
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""

@@ -89,3 +89,20 @@ def test_aux_layers_add_up_and_unmatched_queries_get_no_object():
     assert abs(float(two["loss"]) - 2 * float(one["loss"])) < 1e-5
     assert float(one["ce"]) < 1e-3  # query 0 matched as object, query 1 confidently no-object
     assert np.isfinite(float(one["loss"]))
+
+
+def test_unlabelled_bce_penalises_masks_that_bleed_over_unlabelled_voxels():
+    # 2 queries, 1 target on voxels 0-1; voxels 2-5 unlabelled. Query 0 fits the target but also covers the
+    # unlabelled voxels (a mask bleeding over the scene); query 1 fits it and stays off them.
+    labels = torch.tensor([0, 0, -1, -1, -1, -1])
+    bleed = torch.tensor([[9.0, 9, 9, 9, 9, 9], [-9.0, -9, -9, -9, -9, -9]])
+    tight = torch.tensor([[9.0, 9, -9, -9, -9, -9], [-9.0, -9, -9, -9, -9, -9]])
+    logits = torch.zeros(1, 2, 2)
+    def loss(masks, u):
+        w = LossWeights(unlabelled_bce=u)
+        return set_criterion([Prediction(logits, [masks])], [SceneTarget(labels, seed=0)], w)
+    # off (the default): unlabelled voxels never enter the loss, both masks cost the same
+    assert abs(float(loss(bleed, 0.0)["bce"] - loss(tight, 0.0)["bce"])) < 1e-6
+    # on: the bleeding mask costs ~u * 9 more (BCE of logit 9 against 0 on every unlabelled voxel)
+    gap = float(loss(bleed, 0.5)["bce"] - loss(tight, 0.5)["bce"])
+    assert 4.0 < gap < 5.0
