@@ -90,7 +90,8 @@ def scale_child(frames: int, height: int, width: int, spacing: float = 0.02) -> 
 def _child(frames: int, height: int, width: int, spacing: float = 0.02) -> dict[str, float | int]:
     code = ("import json, sys; sys.path.insert(0, %r); from bench.bench_scale import scale_child; "
             "print(json.dumps(scale_child(%d, %d, %d, %r)))" % (str(ROOT), frames, height, width, spacing))
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    # one thread: CPU seconds then measure work (waiting OpenMP threads spin, and count as CPU, on busy cores)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
