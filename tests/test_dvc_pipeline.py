@@ -97,7 +97,9 @@ def exp_run(repo: Path, assignment: str, name: str) -> set[str]:
 
 
 def test_tau_contain_reaches_back_to_sam_keyframes(repo: Path) -> None:
-    stages = exp_run(repo, "tau_contain=0.7", "tcontain-07")
+    # 0.3 filters far harder than the default 0.8, so the labels (not only the stored config) change; DVC then
+    # reruns a downstream stage only when its inputs' bytes changed (deterministic training: same data, same model).
+    stages = exp_run(repo, "tau_contain=0.3", "tcontain-03")
     assert "synth" not in stages
     assert {"sam_keyframes", "stage1_train", "sam2_track", "stage2_train"} <= stages, stages
 
