@@ -5,7 +5,8 @@
 
 summed over the initial and every decoder layer's prediction (auxiliary losses) and averaged over the scenes of the
 batch (so that a batch split over DDP ranks averages to the same loss). Voxels whose label is -1 (unlabelled)
-never enter the mask terms; the mask terms use a per-scene random subsample of at most `num_points` labelled
+never enter the mask terms (unless LossWeights.unlabelled_bce > 0: then matched masks are also pushed to 0 on a
+sample of them); the mask terms use a per-scene random subsample of at most `num_points` labelled
 voxels, shared by the matcher and the loss (Mask3D samples points the same way).
 """
 
