@@ -19,7 +19,7 @@ repro: install
 
 ## make test: install, run the whole test suite (CPU only, no weights, no network)
 test: install
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-fast: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
