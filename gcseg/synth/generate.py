@@ -85,6 +85,19 @@ def _holes(rng: np.random.Generator, h: int, w: int, fraction: float) -> np.ndar
     return field_ >= np.quantile(field_, 1.0 - fraction)
 
 
+def check_options(*, num_frames: int, max_frames: int, height: int, width: int, hfov_deg: float,
+                  depth_noise: float, hole_fraction: float, point_spacing: float, max_furniture: int) -> None:
+    """Range checks shared by `generate_scene` and the streamed long scan (`gcseg.synth.stream`)."""
+    _check("num_frames", num_frames, 1, max_frames)
+    _check("height", height, 8, 4096)
+    _check("width", width, 8, 4096)
+    _check("hfov_deg", hfov_deg, 20, 140)
+    _check("depth_noise", depth_noise, 0.0, 0.2)
+    _check("hole_fraction", hole_fraction, 0.0, 0.9)
+    _check("point_spacing", point_spacing, 0.002, 0.5)
+    _check("max_furniture", max_furniture, 1, 64)
+
+
 def generate_scene(seed: int, *, num_frames: int, height: int, width: int, hfov_deg: float = 65.0,
                    depth_noise: float = 0.0, hole_fraction: float = 0.0, point_spacing: float = 0.02,
                    max_furniture: int = 8, orbit_degrees: float = 330.0, camera_jitter: float = 1.0,
@@ -100,14 +113,9 @@ def generate_scene(seed: int, *, num_frames: int, height: int, width: int, hfov_
     point_spacing: reference-cloud sample spacing (m); small objects get denser sampling so every seen
         instance keeps >= `min_instance_points` points.
     """
-    _check("num_frames", num_frames, 1, 100000)
-    _check("height", height, 8, 4096)
-    _check("width", width, 8, 4096)
-    _check("hfov_deg", hfov_deg, 20, 140)
-    _check("depth_noise", depth_noise, 0.0, 0.2)
-    _check("hole_fraction", hole_fraction, 0.0, 0.9)
-    _check("point_spacing", point_spacing, 0.002, 0.5)
-    _check("max_furniture", max_furniture, 1, 64)
+    check_options(num_frames=num_frames, max_frames=100000, height=height, width=width, hfov_deg=hfov_deg,
+                  depth_noise=depth_noise, hole_fraction=hole_fraction, point_spacing=point_spacing,
+                  max_furniture=max_furniture)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
     layout_rng, camera_rng, ref_rng, noise_rng = streams
     layout = make_layout(layout_rng, max_furniture=max_furniture)

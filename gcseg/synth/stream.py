@@ -14,7 +14,7 @@ import numpy as np
 
 from gcseg.scene import Frame, PointCloud, Scene
 from gcseg.synth.camera import camera_path, intrinsics
-from gcseg.synth.generate import ROOM_PRIMITIVES, _check, _holes
+from gcseg.synth.generate import ROOM_PRIMITIVES, _holes, check_options
 from gcseg.synth.layout import make_layout
 from gcseg.synth.primitives import pack
 from gcseg.synth.reference import reference_cloud
@@ -30,14 +30,9 @@ def stream_scene(seed: int, *, num_frames: int, height: int, width: int, hfov_de
     Same options as `gcseg.synth.generate_scene` (a long scan walks several times around the room: e.g.
     orbit_degrees = 0.5 * num_frames). Memory: the packed layout, `num_frames` poses (128 B each), one ray
     grid and the reference cloud; each loaded frame is built fresh and freed by the caller."""
-    _check("num_frames", num_frames, 1, 10_000_000)
-    _check("height", height, 8, 4096)
-    _check("width", width, 8, 4096)
-    _check("hfov_deg", hfov_deg, 20, 140)
-    _check("depth_noise", depth_noise, 0.0, 0.2)
-    _check("hole_fraction", hole_fraction, 0.0, 0.9)
-    _check("point_spacing", point_spacing, 0.002, 0.5)
-    _check("max_furniture", max_furniture, 1, 64)
+    check_options(num_frames=num_frames, max_frames=10_000_000, height=height, width=width, hfov_deg=hfov_deg,
+                  depth_noise=depth_noise, hole_fraction=hole_fraction, point_spacing=point_spacing,
+                  max_furniture=max_furniture)
     # the same child streams as generate_scene: equal layout and camera path for equal options
     layout_ss, camera_ss, ref_ss, noise_ss = np.random.SeedSequence(int(seed)).spawn(4)
     layout = make_layout(np.random.default_rng(layout_ss), max_furniture=max_furniture)
