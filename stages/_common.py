@@ -66,6 +66,18 @@ def param_keys(model: type[BaseModel]) -> tuple[str, ...]:
     return tuple(model.model_fields)
 
 
+def split_scenes(source: str, root: Path, split: str) -> list[str]:
+    """Sorted scene ids of `split` under the data root; InputError if there is none (no stage has work then)."""
+    from gcseg.errors import InputError
+    from gcseg.readers import list_scenes
+
+    scene_ids = sorted(list_scenes(source, root, split))
+    if not scene_ids:
+        raise InputError(f"no {split!r} scenes of source {source!r}", path=root,
+                         fix="run the synth stage or point --scenes at the data root")
+    return scene_ids
+
+
 def parse_shard(shard: str | None) -> tuple[int, int]:
     """`--shard i/n` (0-based), else torchrun's RANK/WORLD_SIZE (binding the worker to GPU LOCAL_RANK), else
     (0, 1)."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from stages._common import DataSection, Section, load_params, make_app, run_module, user_errors
+from stages._common import DataSection, Section, load_params, make_app, run_module, split_scenes, user_errors
 
 app = make_app(__doc__ or "")
 
@@ -129,15 +129,12 @@ def main(
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
     from gcseg.models.mask_model import load_model
-    from gcseg.readers import list_scenes, open_scene
+    from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
 
     configure_torch()
     cfg = p.eval
-    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
-    if not scene_ids:
-        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
-                         fix="run the synth stage or point --scenes at the data root")
+    scene_ids = split_scenes(p.data.source, scenes, cfg.split)
     label_list = None
     if cfg.gt_classes == "scannetpp_84":
         # gcseg.readers.scannetpp numbers a vertex's segment by the 1-based line of its class in the dataset's

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from gcseg.models.config import ModelConfig
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, user_errors)
+                            run_module, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -117,16 +117,13 @@ def main(
     from gcseg.errors import InputError
     from gcseg.models.mask_model import load_model
     from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
-    from gcseg.readers import list_scenes, open_scene
+    from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
 
     configure_torch()
     cfg = p.full_scene_pseudolabel
     rank, world = parse_shard(shard)
-    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
-    if not scene_ids:
-        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
-                         fix="run the synth stage or point --scenes at the data root")
+    scene_ids = split_scenes(p.data.source, scenes, cfg.split)
     net, _ = load_model(model, expected_cfg=p.model)
     if torch.cuda.is_available():  # one GPU per torchrun worker
         net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")

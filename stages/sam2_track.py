@@ -14,7 +14,7 @@ import typer
 from pydantic import Field
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, user_errors)
+                            run_module, split_scenes, user_errors)
 from stages.sam_keyframes import SamKeyframesSection, backend_options
 
 app = make_app(__doc__ or "")
@@ -148,9 +148,8 @@ def main(
     from tqdm import tqdm
 
     from gcseg.atomic import check_output, write_text
-    from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
-    from gcseg.readers import list_scenes, open_scene
+    from gcseg.readers import open_scene
     from gcseg.tracking.artifact import is_finished, read_summary, write_track_artifact
     from gcseg.tracking.policy import TrackingPolicy
     from gcseg.tracking.run import LiftConfig, track_and_lift
@@ -158,10 +157,7 @@ def main(
     p = load_params(params, Params)
     cfg = p.sam2_track
     rank, world = parse_shard(shard)
-    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
-    if not scene_ids:
-        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
-                         fix="run the synth stage or point --scenes at the data root")
+    scene_ids = split_scenes(p.data.source, scenes, cfg.split)
     for path in (out, metrics):  # fail before any work; create nothing (the writers do, atomically)
         check_output(path)
     mine = scene_ids[rank::world]

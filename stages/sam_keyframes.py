@@ -18,7 +18,7 @@ import typer
 from pydantic import Field
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, user_errors)
+                            run_module, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -178,10 +178,7 @@ def main(
     p = load_params(params, Params)  # validated before any work
     cfg = p.sam_keyframes
     rank, world = parse_shard(shard)
-    scene_ids = sorted(list_scenes(p.data.source, scenes, cfg.split))
-    if not scene_ids:
-        raise InputError(f"no {cfg.split!r} scenes of source {p.data.source!r}", path=scenes,
-                         fix="run the synth stage or point --scenes at the data root")
+    scene_ids = split_scenes(p.data.source, scenes, cfg.split)
     config = run_config(p)
     mine = scene_ids[rank::world]
     todo = [s for s in mine if not (is_finished(out / f"{s}.h5", config) and (overlays / f"{s}.png").is_file())]
