@@ -79,7 +79,8 @@ def _stage(inplanes: int, planes: int, blocks: int, bn_momentum: float) -> nn.Se
 class Res16UNet(nn.Module):
     """Sparse residual UNet; ``forward(coords [V, 4], feats [V, in_channels]) -> BackboneOutput``.
 
-    ``backend``: ``"auto" | "minkowski" | "torch"`` (resolved once, see :func:`gcseg.sparse.resolve_backend`).
+    ``backend``: ``"auto" | "minkowski" | "torch"`` (resolved per input device, see
+    :func:`gcseg.sparse.resolve_backend`: ``auto`` is MinkowskiEngine on CPU where it is installed, else torch).
     Parameters and their names do not depend on the backend.
     """
 
@@ -97,7 +98,8 @@ class Res16UNet(nn.Module):
             raise ConfigError(f"conv0_kernel_size must be 3 or 5, got {conv0_kernel_size}")
         if not 0.0 < bn_momentum <= 1.0:
             raise ConfigError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
-        self.backend = get_backend(backend).NAME
+        self.requested_backend = backend
+        self.backend = get_backend(backend).NAME  # on CPU; checks the name now rather than at the first forward
         self.in_channels, self.planes, self.layers = in_channels, planes, layers
         self.out_channels = planes[7]
         m = bn_momentum
@@ -137,7 +139,7 @@ class Res16UNet(nn.Module):
         if feats.dim() != 2 or feats.shape != (coords.shape[0], self.in_channels):
             raise InputError(f"backbone features must be ({coords.shape[0]}, {self.in_channels}), "
                              f"got {tuple(feats.shape)}", fix="one row of in_channels features per voxel")
-        ctx = get_backend(self.backend).make_context(coords)
+        ctx = get_backend(self.requested_backend, coords.device.type).make_context(coords)
         x = ctx.input(feats)
         r = self.relu
 

@@ -46,8 +46,8 @@ class MaskModel(nn.Module):
         from gcseg.sparse import resolve_backend
 
         self.cfg = cfg
-        self.backend = resolve_backend(cfg.backend)
-        self.backbone = Res16UNet(cfg.in_channels, list(cfg.planes), list(cfg.layers), self.backend,
+        self.backend = resolve_backend(cfg.backend)  # on CPU tensors; "auto" picks torch for GPU tensors
+        self.backbone = Res16UNet(cfg.in_channels, list(cfg.planes), list(cfg.layers), cfg.backend,
                                   bn_momentum=cfg.bn_momentum)
         p = cfg.planes
         # BackboneOutput.levels: strides 16, 8, 4, 2, 1 with channels planes[3..7] (gcseg.models.backbone)

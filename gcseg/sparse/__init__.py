@@ -36,14 +36,16 @@ def available_backends() -> list[str]:
     return [b for b in BACKENDS if b != "minkowski" or _minkowski_import_error() is None]
 
 
-def resolve_backend(name: str) -> str:
-    """Map ``"auto" | "minkowski" | "torch"`` to a usable backend name.
+def resolve_backend(name: str, device: str = "cpu") -> str:
+    """Map ``"auto" | "minkowski" | "torch"`` to a usable backend name for tensors on ``device``.
 
-    ``"auto"`` is ``"minkowski"`` when MinkowskiEngine imports, else ``"torch"``. An explicit ``"minkowski"``
-    without MinkowskiEngine raises :class:`ConfigError` with the fix.
+    ``"auto"`` is ``"minkowski"`` when MinkowskiEngine imports and the tensors are on the CPU (the backend drives
+    the CPU build that the install makes), else ``"torch"``. An explicit ``"minkowski"`` without MinkowskiEngine,
+    or on another device, raises :class:`ConfigError` with the fix.
     """
+    device = str(device).split(":")[0]
     if name == "auto":
-        return available_backends()[0]
+        return available_backends()[0] if device == "cpu" else "torch"
     if name not in BACKENDS:
         raise ConfigError(f"unknown sparse backend {name!r}", fix=f"use one of auto, {', '.join(BACKENDS)}")
     if name == "minkowski":
@@ -51,12 +53,15 @@ def resolve_backend(name: str) -> str:
         if err is not None:
             raise ConfigError(f"sparse backend 'minkowski' requested but MinkowskiEngine does not import ({err})",
                               fix=_INSTALL_FIX)
+        if device != "cpu":
+            raise ConfigError(f"sparse backend 'minkowski' runs on CPU tensors only, got {device} tensors",
+                              fix="set model.backend to auto or torch on GPU (same weights)")
     return name
 
 
-def get_backend(name: str) -> ModuleType:
-    """The backend module for ``name`` (resolved first, see :func:`resolve_backend`)."""
-    resolved = resolve_backend(name)
+def get_backend(name: str, device: str = "cpu") -> ModuleType:
+    """The backend module for ``name`` on ``device`` (resolved first, see :func:`resolve_backend`)."""
+    resolved = resolve_backend(name, device)
     return importlib.import_module(f"gcseg.sparse.{resolved}_backend")
 
 

@@ -13,8 +13,10 @@ caller's input order; coarser levels: sorted lexicographically).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 
 # OpenBLAS threads oversubscribe the cores beside torch's OpenMP threads (20-30 % slower on 2 cores); the variable
 # is read when MinkowskiEngine loads libopenblas, i.e. on the import below. An explicit user setting wins.
@@ -41,6 +43,27 @@ NAME = "minkowski"
 _DIM = 3
 
 
+@contextlib.contextmanager
+def _one_openmp_thread() -> Iterator[None]:
+    """Run MinkowskiEngine's coordinate hashing and kernel-map building on one OpenMP thread.
+
+    Its CPU hash map inserts rows and kernel-map pairs with ``omp atomic capture``: with several threads the row
+    order of coarse levels and the order of the pairs (hence the order of every sum in the backward) change from
+    run to run, and so do the gradients' last bits. ME finds OpenMP through libtorch's libgomp, so
+    ``torch.set_num_threads`` governs it. The conv GEMMs go to OpenBLAS (one thread, above) and torch's own ops
+    outside these calls keep their threads.
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _kernel(kernel_size: int, stride: int) -> ME.KernelGenerator:
     return ME.KernelGenerator(kernel_size=kernel_size, stride=stride, dilation=1, dimension=_DIM)
 
@@ -62,8 +85,9 @@ class Context:
         coords = check_coords(coords)
         if coords.device.type != "cpu":
             raise InputError("this MinkowskiEngine build is CPU-only", fix="use backend: torch on GPU tensors")
-        self.manager = CoordinateManager(D=_DIM, coordinate_map_type=CoordinateMapType.CPU)
-        key, (unique_index, inverse) = self.manager.insert_and_map(coords.int(), [1] * _DIM, "")
+        with _one_openmp_thread():
+            self.manager = CoordinateManager(D=_DIM, coordinate_map_type=CoordinateMapType.CPU)
+            key, (unique_index, inverse) = self.manager.insert_and_map(coords.int(), [1] * _DIM, "")
         if unique_index.shape[0] != coords.shape[0]:
             raise InputError("voxel coordinates contain duplicates",
                              fix="pass unique voxels (gcseg.models.voxelize.voxelize) and pool features per voxel")
@@ -101,22 +125,25 @@ class Context:
 
     def subm_conv(self, x: SparseTensor, weight: Tensor, kernel_size: int) -> Tensor:
         key = self._keys[x.level]
-        return MinkowskiConvolutionFunction.apply(x.feats, weight, _kernel(kernel_size, 1), ConvolutionMode.DEFAULT,
-                                                  key, key, self.manager)
+        with _one_openmp_thread():
+            return MinkowskiConvolutionFunction.apply(x.feats, weight, _kernel(kernel_size, 1),
+                                                      ConvolutionMode.DEFAULT, key, key, self.manager)
 
     def down_conv(self, x: SparseTensor, weight: Tensor) -> Tensor:
         out_key = self._keys.get(x.level + 1) or CoordinateMapKey(_DIM + 1)  # empty key: ME creates the map
-        out = MinkowskiConvolutionFunction.apply(x.feats, weight, _kernel(2, 2), ConvolutionMode.DEFAULT,
-                                                 self._keys[x.level], out_key, self.manager)
+        with _one_openmp_thread():
+            out = MinkowskiConvolutionFunction.apply(x.feats, weight, _kernel(2, 2), ConvolutionMode.DEFAULT,
+                                                     self._keys[x.level], out_key, self.manager)
         self._keys[x.level + 1] = out_key
         return out
 
     def up_conv(self, x: SparseTensor, weight: Tensor) -> Tensor:
         if x.level - 1 not in self._keys:
             raise ValueError(f"transposed convolution to level {x.level - 1}, which was never downsampled")
-        return MinkowskiConvolutionTransposeFunction.apply(x.feats, weight, _kernel(2, 2), ConvolutionMode.DEFAULT,
-                                                           self._keys[x.level], self._keys[x.level - 1],
-                                                           self.manager)
+        with _one_openmp_thread():
+            return MinkowskiConvolutionTransposeFunction.apply(x.feats, weight, _kernel(2, 2),
+                                                               ConvolutionMode.DEFAULT, self._keys[x.level],
+                                                               self._keys[x.level - 1], self.manager)
 
 
 def make_context(coords: Tensor) -> Context:

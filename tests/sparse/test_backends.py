@@ -28,3 +28,14 @@ def test_minkowski_missing_is_a_config_error_with_fix(monkeypatch):
     with pytest.raises(ConfigError, match="MinkowskiEngine does not import") as err:
         sparse.resolve_backend("minkowski")
     assert "backend: torch" in str(err.value)
+
+
+def test_auto_picks_torch_for_gpu_tensors_and_minkowski_refuses_them(monkeypatch):
+    # the installed MinkowskiEngine is the CPU build: "auto" must not hand it CUDA tensors
+    monkeypatch.setattr(sparse, "_minkowski_import_error", lambda: None)
+    assert sparse.resolve_backend("auto", "cpu") == "minkowski"
+    assert sparse.resolve_backend("auto", "cuda") == "torch"
+    assert sparse.resolve_backend("auto", "cuda:1") == "torch"
+    with pytest.raises(ConfigError, match="CPU tensors only") as err:
+        sparse.resolve_backend("minkowski", "cuda")
+    assert "auto or torch" in str(err.value)
