@@ -23,6 +23,7 @@ class LiftOnlySection(Section):
     """`eval.lift_only`: how the lift-only row's confidences are recovered (gcseg.eval.ablation.vote_shares).
     The tracked id maps are re-voted onto the reference cloud with the association `sam2_track` used."""
 
+    association: Literal["point", "pixel"] = "point"  # keep equal to sam2_track.lift.association
     max_dist: float = Field(0.05, gt=0)  # metres; keep equal to sam2_track.lift.max_dist
     voxel: float | None = Field(0.01, gt=0)  # association grid in metres (None = exact); = sam2_track.lift.voxel
 
@@ -97,7 +98,8 @@ def lift_only_row(scene: Any, track_path: Path, val: Any, cfg: LiftOnlySection) 
         frames = f["frames"][()].astype(np.int64)
         id_maps = f["id_maps"]
         views = ((scene.frame(int(fi)), id_maps[i]) for i, fi in enumerate(frames))
-        shares = vote_shares(val.coord, labels, views, max_dist=cfg.max_dist, voxel=cfg.voxel)
+        shares = vote_shares(val.coord, labels, views, max_dist=cfg.max_dist, voxel=cfg.voxel,
+                             association=cfg.association)
     return lift_only_predictions(labels, shares)
 
 

@@ -42,6 +42,7 @@ class Sam2Section(Section):
 class LiftSection(Section):
     """`sam2_track.lift`: voting of id maps onto the reference cloud (gcseg.lifting.VoteAccumulator)."""
 
+    association: Literal["point", "pixel"] = "point"
     max_dist: float = Field(0.05, gt=0)
     voxel: float | None = Field(0.01, gt=0)
     min_share: float = Field(0.5, gt=0, le=1)

@@ -148,3 +148,34 @@ def test_frames_that_see_nothing_near_the_reference():
     empty = VoteAccumulator(np.zeros((0, 3), np.float32))
     empty.add(frame, ids)
     assert empty.result().shape == (0,)
+
+
+def test_point_association_votes_every_visible_point_and_skips_occluded_ones():
+    """Reference points denser than the pixels: "point" association gives every visible point of the box face a
+    vote (the pixel association reaches only the points nearest some lifted pixel); a point behind the box and a
+    point off the image get none."""
+    frame, ids = _box_scene()
+    pose = frame.pose
+    # box face (camera z = 1.5) sampled 4x denser than its pixels, inside pixels [9:15, 11:21]
+    v, u = np.mgrid[9:15:0.25, 11:21:0.25]
+    cam = np.stack([(u.ravel() - 15.5) * 1.5 / F, (v.ravel() - 11.5) * 1.5 / F, np.full(u.size, 1.5)], 1)
+    hidden = np.array([[0.0, 0.0, 1.9]])  # behind the box face on the optical axis (the pixel sees 1.5 m)
+    outside = np.array([[5.0, 0.0, 2.0]])  # projects far off the image
+    ref = (np.concatenate([cam, hidden, outside]) + pose[:3, 3]).astype(np.float32)
+    face = np.arange(cam.shape[0])
+    point = VoteAccumulator(ref, max_dist=0.05, association="point")
+    pixel = VoteAccumulator(ref, max_dist=0.05, voxel=None, association="pixel")
+    for acc in (point, pixel):
+        acc.add(frame, ids)
+    out = point.result(min_share=0.5, min_points=1)
+    assert (out[face] == 3).all()
+    assert out[-2] == -1 and out[-1] == -1
+    voted, _, _ = point.votes()
+    assert set(voted.tolist()) == set(face.tolist())  # occluded and off-image points never voted
+    covered = (pixel.result(min_share=0.5, min_points=1)[face] == 3).mean()
+    assert covered < 0.5  # one pixel per 16 reference points: most are nobody's nearest point
+
+
+def test_association_is_checked():
+    with pytest.raises(ValueError, match="association"):
+        VoteAccumulator(np.zeros((1, 3), np.float32), association="nearest")

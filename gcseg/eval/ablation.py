@@ -115,15 +115,15 @@ def val_scene_from_cloud(scene_id: str, cloud: PointCloud, valid: np.ndarray | N
 
 
 def vote_shares(coord: np.ndarray, labels: np.ndarray, views: Iterable[tuple[Any, np.ndarray]], *,
-                max_dist: float, voxel: float | None) -> np.ndarray:
+                max_dist: float, voxel: float | None, association: str = "point") -> np.ndarray:
     """Per point, the share of its votes that went to its label (0 where unlabelled or never seen).
 
     views: (gcseg.scene.Frame, id map) pairs, the tracked id maps of the scene; they are lifted exactly as
-    `sam2_track` lifts them (gcseg.lifting.VoteAccumulator with the same max_dist / voxel)."""
+    `sam2_track` lifts them (gcseg.lifting.VoteAccumulator with the same association / max_dist / voxel)."""
     from gcseg.lifting import VoteAccumulator
 
     labels = np.asarray(labels, dtype=np.int64)
-    acc = VoteAccumulator(np.asarray(coord, np.float32), max_dist=max_dist, voxel=voxel)
+    acc = VoteAccumulator(np.asarray(coord, np.float32), max_dist=max_dist, voxel=voxel, association=association)
     for frame, id_map in views:
         acc.add(frame, id_map)
     point, ids, count = acc.votes()

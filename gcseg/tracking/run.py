@@ -230,8 +230,9 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
 class LiftConfig:
     """Voting of the tracked id maps onto the reference cloud (method.md "Lifting/voting")."""
 
-    max_dist: float = 0.05  # metres: a pixel votes for its nearest reference point within this distance
-    voxel: float | None = 0.01  # association cache grid (None = exact nearest neighbour per pixel)
+    association: str = "point"  # "point": project reference points (visibility by depth) | "pixel": lift pixels
+    max_dist: float = 0.05  # metres: depth agreement ("point") / pixel-to-nearest-point distance ("pixel")
+    voxel: float | None = 0.01  # "pixel" only: association cache grid (None = exact nearest neighbour per pixel)
     min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
     min_points: int = 100  # ids on fewer points are dropped (Segment3D)
     every: int = 1  # vote with every n-th frame
@@ -259,7 +260,7 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
     if len(cloud) == 0:
         raise InputError(f"scene {scene.scene_id} has an empty reference cloud", path=scene.root or None,
                          fix="the scene needs a mesh, reference.ply or valid depth to fuse")
-    acc = VoteAccumulator(cloud.coord, max_dist=lift.max_dist, voxel=lift.voxel)
+    acc = VoteAccumulator(cloud.coord, max_dist=lift.max_dist, voxel=lift.voxel, association=lift.association)
     tracked, tracked_kf, stage1 = (ConsistencyMeter(iou_thresh=consistency_iou) for _ in range(3))
 
     def on_frame(frame: Frame, id_map: np.ndarray) -> None:
