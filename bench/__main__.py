@@ -74,9 +74,10 @@ def run(out: Path = typer.Option(Path("metrics/bench.json"), help="JSON file to 
             figures, status = {"error": f"{type(exc).__name__}: {exc}"}, "failed"
         results["areas"][area] = {"status": status, "quick": quick, "wall_s": round(time.perf_counter() - t0, 2),
                                   "figures": figures}
-    results["machine"] = _machine()
-    results["versions"] = _versions()
-    write_text(out, json.dumps(results, indent=2, sort_keys=True) + "\n")
+        # written after every area: an interrupted run (the long-scan areas take tens of minutes) keeps the rest
+        results["machine"] = _machine()
+        results["versions"] = _versions()
+        write_text(out, json.dumps(results, indent=2, sort_keys=True) + "\n")
     typer.echo(f"[bench] wrote {out}", err=True)
     if any(a["status"] != "ok" for a in results["areas"].values()):
         sys.exit(1)
