@@ -94,6 +94,11 @@ def time_repro(root: Path = ROOT, out: Path | None = None, force: bool = True,
     dvc = str(venv_bin / "dvc") if (venv_bin / "dvc").is_file() else shutil.which("dvc") or "dvc"
     env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [dvc, "repro", *(["-f"] if force else []), *(targets or [])]
+    if force:
+        # training checkpoints persist across runs (a killed stage resumes from them); a finished one would make a
+        # forced rerun "resume" at its last epoch in seconds, so a from-scratch timing removes them first
+        for ckpt in sorted((root / "data" / "models").glob("*/checkpoints")):
+            shutil.rmtree(ckpt)
     starts: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
