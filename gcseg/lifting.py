@@ -125,9 +125,10 @@ class VoteAccumulator:
         self.compress_at = int(compress_at)
         self.workers = int(workers)
         self.num_frames = 0
-        self._ref = ref
-        if association == "point":  # no nearest-neighbour structures: points are projected, not searched
-            voxel = self.voxel = None
+        # "point" projects the points (kept as given); "pixel" searches them (a KD-tree, optionally a voxel cache)
+        self._ref = ref if association == "point" else None
+        if association == "point":
+            self.voxel = None
         self._tree = cKDTree(ref) if self.num_points and association == "pixel" else None
         # votes: a sorted table of (point << 32 | id) keys with counts, updated in place for pairs it already
         # holds; new pairs wait in `_pending_*` until `compress_at` of them are merged in (bounded memory)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gcseg.errors import ConfigError, InputError
-from gcseg.sparse import get_backend
+from gcseg.sparse import get_backend, resolve_backend
 from gcseg.sparse.common import BatchNorm, DownConv, ReLU, SparseTensor, SubmConv, UpConv, cat, check_coords
 
 RES16UNET34C = {"planes": (32, 64, 128, 256, 256, 128, 96, 96), "layers": (2, 3, 4, 6, 2, 2, 2, 2)}
@@ -98,8 +98,8 @@ class Res16UNet(nn.Module):
             raise ConfigError(f"conv0_kernel_size must be 3 or 5, got {conv0_kernel_size}")
         if not 0.0 < bn_momentum <= 1.0:
             raise ConfigError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
-        self.requested_backend = backend
-        self.backend = get_backend(backend).NAME  # on CPU; checks the name now rather than at the first forward
+        resolve_backend(backend)  # an unknown name or a missing MinkowskiEngine fails here, not at the first forward
+        self.backend = backend  # resolved per forward, on the input's device
         self.in_channels, self.planes, self.layers = in_channels, planes, layers
         self.out_channels = planes[7]
         m = bn_momentum
@@ -139,7 +139,7 @@ class Res16UNet(nn.Module):
         if feats.dim() != 2 or feats.shape != (coords.shape[0], self.in_channels):
             raise InputError(f"backbone features must be ({coords.shape[0]}, {self.in_channels}), "
                              f"got {tuple(feats.shape)}", fix="one row of in_channels features per voxel")
-        ctx = get_backend(self.requested_backend, coords.device.type).make_context(coords)
+        ctx = get_backend(self.backend, coords.device.type).make_context(coords)
         x = ctx.input(feats)
         r = self.relu
 

@@ -43,10 +43,8 @@ class MaskModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         from gcseg.models.backbone import Res16UNet
-        from gcseg.sparse import resolve_backend
 
         self.cfg = cfg
-        self.backend = resolve_backend(cfg.backend)  # on CPU tensors; "auto" picks torch for GPU tensors
         self.backbone = Res16UNet(cfg.in_channels, list(cfg.planes), list(cfg.layers), cfg.backend,
                                   bn_momentum=cfg.bn_momentum)
         p = cfg.planes
