@@ -50,20 +50,21 @@ class SceneTarget:
         return int(self.labels.max()) + 1 if self.labels.numel() and int(self.labels.max()) >= 0 else 0
 
 
+def _sample(where: Tensor, num_points: int, seed: int) -> Tensor:
+    """Indices of `where`'s true entries, a seeded random subset of `num_points` when there are more."""
+    idx = torch.nonzero(where).squeeze(1)
+    if len(idx) > num_points:
+        g = torch.Generator().manual_seed(int(seed))
+        idx = idx[torch.randperm(len(idx), generator=g)[:num_points].to(idx.device)]
+    return idx
+
+
 def _sample_points(labels: Tensor, num_points: int, seed: int) -> Tensor:
-    valid = torch.nonzero(labels >= 0).squeeze(1)
-    if len(valid) > num_points:
-        g = torch.Generator().manual_seed(int(seed) + 7919)
-        valid = valid[torch.randperm(len(valid), generator=g)[:num_points].to(valid.device)]
-    return valid
+    return _sample(labels >= 0, num_points, int(seed) + 7919)
 
 
 def _sample_unlabelled(labels: Tensor, num_points: int, seed: int) -> Tensor:
-    free = torch.nonzero(labels < 0).squeeze(1)
-    if len(free) > num_points:
-        g = torch.Generator().manual_seed(int(seed) + 104729)
-        free = free[torch.randperm(len(free), generator=g)[:num_points].to(free.device)]
-    return free
+    return _sample(labels < 0, num_points, int(seed) + 104729)
 
 
 def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
