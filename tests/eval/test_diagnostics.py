@@ -1,0 +1,75 @@
+"""Label-quality diagnostics: GT ceiling, proposals with perfect identity, coverage (gcseg.eval.diagnostics)."""
+
+import numpy as np
+import pytest
+
+from gcseg.eval.ablation import evaluate_rows, val_scene_from_cloud
+from gcseg.eval.diagnostics import (FRESH_ID_BASE, LiftSettings, ceiling_id_map, perfect_identity_id_map,
+                                    scene_diagnostics)
+from gcseg.proposals.base import Proposals
+from gcseg.synth.generate import generate_scene
+
+
+def test_ceiling_drops_small_instances_per_frame():
+    inst = np.zeros((6, 6), np.int32)
+    inst[:3, :3] = 4  # 9 px
+    inst[5, 5] = 7  # 1 px
+    out = ceiling_id_map(inst, min_area=2)
+    assert (out[:3, :3] == 4).all() and out[5, 5] == 0 and out.sum() == 36
+
+
+def test_perfect_identity_gives_gt_ids_and_fresh_ids():
+    inst = np.zeros((4, 8), np.int32)
+    inst[:, :4] = 3
+    inst[:, 4:] = 9
+    masks = np.zeros((3, 4, 8), bool)
+    masks[0, :, :4] = True  # exactly instance 3
+    masks[1, :, 3:] = True  # IoU with 9 = 16/20 = 0.8
+    masks[2, :2, :] = True  # half of both: IoU 0.333 with each -> fresh id
+    out, nxt = perfect_identity_id_map(inst, masks, match_iou=0.5, fresh_start=FRESH_ID_BASE)
+    assert nxt == FRESH_ID_BASE + 1
+    # largest first: mask 1 (20 px), then mask 0 and mask 2 (16 px each, by index) on top of it
+    assert out[3, 0] == 3 and out[3, 7] == 9 and out[0, 0] == FRESH_ID_BASE and out[3, 3] == 3
+
+
+def test_perfect_identity_without_masks():
+    out, nxt = perfect_identity_id_map(np.ones((3, 3), np.int32), np.zeros((0, 3, 3), bool), fresh_start=5)
+    assert nxt == 5 and not out.any()
+
+
+class _GtProposer:
+    """Proposals = the frame's GT instance masks (the proposer a perfect segmenter would be)."""
+
+    name = "gt"
+
+    def __call__(self, frame):
+        ids = np.unique(frame.instance[frame.instance > 0])
+        masks = np.stack([frame.instance == i for i in ids]) if ids.size else np.zeros((0, *frame.hw), bool)
+        return Proposals(masks, np.ones(len(ids), np.float32))
+
+
+@pytest.fixture(scope="module")
+def small_scene():
+    return generate_scene(3, num_frames=12, height=60, width=80, point_spacing=0.04, max_furniture=3)
+
+
+def test_gt_proposals_reach_the_ceiling_and_full_coverage(small_scene):
+    scene = small_scene.to_scene()
+    lift = LiftSettings(min_points=20)
+    d = scene_diagnostics(scene, _GtProposer(), range(0, 12, 3), tau_contain=1.0, min_area=1, lift=lift,
+                          coverage_min_area=1)
+    assert set(d.rows) == {"ceiling", "perfect_identity"}
+    cov = d.coverage.to_json()
+    assert cov["gt_instances"] > 0 and cov["before_containment"] == 1.0 and cov["after_containment"] == 1.0
+    np.testing.assert_array_equal(d.rows["ceiling"].masks, d.rows["perfect_identity"].masks)
+    val = val_scene_from_cloud("s", small_scene.reference)
+    res = evaluate_rows([val], {k: {"s": v} for k, v in d.rows.items()}, min_region_size=20)
+    assert res["ceiling"].result.ap50 > 0.8
+    # confidences are vote shares, not a constant
+    assert 0 < d.rows["ceiling"].scores.min() <= d.rows["ceiling"].scores.max() <= 1
+
+
+def test_ceiling_only_without_proposer(small_scene):
+    d = scene_diagnostics(small_scene.to_scene(), None, [0, 6], tau_contain=0.8, min_area=1,
+                          lift=LiftSettings(min_points=20), coverage_min_area=1)
+    assert set(d.rows) == {"ceiling"} and d.coverage.instances == 0
