@@ -18,8 +18,15 @@ class Proposals:
     scores: np.ndarray  # float32 (K,)
 
     def __post_init__(self) -> None:
-        assert self.masks.ndim == 3 and self.masks.dtype == np.bool_, self.masks.shape
-        assert self.scores.shape == (self.masks.shape[0],)
+        # a check, not an assert (python -O strips those): a backend returning something else is a bug to name
+        masks, scores = np.asarray(self.masks), np.asarray(self.scores)
+        if masks.ndim != 3 or masks.dtype != np.bool_:
+            raise ValueError(f"Proposals.masks must be a bool array (K, H, W), got {masks.dtype} {masks.shape}")
+        if scores.shape != (masks.shape[0],) or not np.issubdtype(scores.dtype, np.floating):
+            raise ValueError(f"Proposals.scores must be a float array ({masks.shape[0]},) (one score a mask), "
+                             f"got {scores.dtype} {scores.shape}")
+        if not np.isfinite(scores).all():
+            raise ValueError("Proposals.scores must be finite (they rank the masks), got NaN or inf")
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
