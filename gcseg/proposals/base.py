@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from gcseg.errors import ConfigError
 from gcseg.scene import Frame
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,19 @@ class Proposals:
     @staticmethod
     def empty(h: int, w: int) -> "Proposals":
         return Proposals(np.zeros((0, h, w), bool), np.zeros((0,), np.float32))
+
+
+def backend_config(cls: type[C], cfg: Any, backend: str) -> C:
+    """A backend's config dataclass from its options: an instance of it, a mapping, a pydantic section (e.g.
+    params.yaml's `sam_keyframes.<backend>`) or None (the defaults). Unknown keys are a ConfigError naming them."""
+    if isinstance(cfg, cls):
+        return cfg
+    data = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(cfg or {})
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {backend} option(s) {unknown}", fix=f"use only {sorted(names)}")
+    return cls(**data)
 
 
 class MaskProposer(Protocol):
