@@ -82,11 +82,8 @@ def test_declared_dependency_is_installed_at_its_pin_and_imports(dist: str) -> N
         version = md.version(dist)
     except md.PackageNotFoundError:
         pytest.fail(f"{dist} (declared in {where}) is not installed: {FIX}")
-    if pin is not None:
-        from packaging.version import Version
-
-        assert Version(version).public == Version(pin).public, \
-            f"{dist} {version} is installed, {where} pins {pin}: {FIX}"
+    if pin is not None:  # a local build label (torch 2.13.0+cpu) is the same release
+        assert version.split("+")[0] == pin, f"{dist} {version} is installed, {where} pins {pin}: {FIX}"
     if dist in BUILD_ONLY:
         return
     if dist in {"torchvision", "segment-anything", "sam2"}:
