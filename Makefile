@@ -6,16 +6,18 @@ STAMP := $(VENV)/.gcseg-installed
 
 .PHONY: install repro test test-fast bench benchmarks report clean-venv
 
-$(STAMP): requirements.txt pyproject.toml scripts/install.sh scripts/build_minkowski.sh
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/install.sh scripts/build_minkowski.sh
 	VENV=$(VENV) bash scripts/install.sh
 	touch $@
 
 install: $(STAMP)
 
-## make repro: install, run the whole method on the embedded synthetic default, print the metrics
+## make repro: install, run the whole method on the embedded synthetic default, print the ablation table
 repro: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) repro
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(DVC) metrics show
+	@echo && cat metrics/eval/ablation.md && echo
+	@echo "HTML report (open in a browser): $(CURDIR)/metrics/report/report.html"
+	@echo "Every number: source $(VENV)/bin/activate && dvc metrics show"
 
 ## make test: install, run the whole test suite (CPU only, no weights, no network)
 test: install

@@ -29,11 +29,6 @@ def check_pose(pose: np.ndarray, path: str | Path | None = None, tol: float = 1e
     return pose
 
 
-def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    v, u = np.mgrid[0:h, 0:w]
-    return u.astype(np.float32), v.astype(np.float32)
-
-
 def backproject(depth: np.ndarray, intrinsics: np.ndarray, pose: np.ndarray | None = None,
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Back-project valid depth pixels (optionally restricted to `mask`) to 3D.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -76,6 +77,18 @@ def split_scenes(source: str, root: Path, split: str) -> list[str]:
         raise InputError(f"no {split!r} scenes of source {source!r}", path=root,
                          fix="run the synth stage or point --scenes at the data root")
     return scene_ids
+
+
+def scene_seed(seed: int, scene_id: str) -> int:
+    """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
+    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
+
+
+def run_config(params: BaseModel, **inputs: Any) -> dict[str, Any]:
+    """What determines a per-scene artifact, stored in it (gcseg.io.samples.is_finished): a rerun (interrupted,
+    sharded) reuses a finished scene only if it was written with the same config. Every params key the stage
+    reads except `data` (where the scans are), plus `inputs` (e.g. the hash of an upstream model)."""
+    return {**{k: v for k, v in params.model_dump(mode="json").items() if k != "data"}, **inputs}
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:

@@ -4,9 +4,9 @@ the highest-scoring mask, and write one HDF5 per scene (gcseg.io.samples layout)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import zlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +15,7 @@ from pydantic import Field
 
 from gcseg.models.config import ModelConfig
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, split_scenes, user_errors)
+                            run_config, run_module, scene_seed, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -48,27 +48,6 @@ class Params(Section):
 
 
 PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
-
-
-def scene_seed(seed: int, scene_id: str) -> int:
-    """Per-scene seed: results do not depend on which worker or in which order a scene is processed."""
-    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
-
-
-def is_finished(path: Path) -> bool:
-    """A scene file from an earlier (possibly interrupted) run that is complete and of the current schema."""
-    from gcseg.errors import ArtifactError
-    from gcseg.io.h5 import open_h5
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.pseudolabel.full_scene import SCHEMA
-
-    if not path.is_file():
-        return False
-    try:
-        open_h5(path, schema=SCHEMA, version=SCHEMA_VERSION).close()
-    except ArtifactError:
-        return False
-    return True
 
 
 def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[str, Any]:
@@ -116,7 +95,8 @@ def main(
     from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.models.mask_model import load_model
-    from gcseg.pseudolabel.full_scene import pseudolabel_scene, read_summary, write_scene_pseudolabel
+    from gcseg.io.samples import is_finished
+    from gcseg.pseudolabel.full_scene import SCHEMA, pseudolabel_scene, read_summary, write_scene_pseudolabel
     from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
 
@@ -129,7 +109,9 @@ def main(
         net = net.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     mine = scene_ids[rank::world]
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
-    todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
+    # the model's bytes too: a rerun after the model changed recomputes every scene
+    config = run_config(p, model_sha256=hashlib.sha256(model.read_bytes()).hexdigest())
+    todo = [s for s in mine if not is_finished(out / f"{s}.h5", SCHEMA, config)]
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     for sid in tqdm(todo, desc=f"pseudolabel {rank}/{world}", unit="scene", disable=None):
@@ -144,10 +126,10 @@ def main(
             net, cloud, top_k=cfg.top_k, tau_conf=p.tau_conf,
             dbscan_eps=cfg.dbscan.eps if cfg.dbscan.enabled else None, dbscan_min_samples=cfg.dbscan.min_samples,
             min_points=cfg.min_points)
-        write_scene_pseudolabel(out / f"{sid}.h5", sid, cloud, labels, kept, scores, summary)
+        write_scene_pseudolabel(out / f"{sid}.h5", sid, cloud, labels, kept, scores, summary, config)
 
     # metrics from the files (every worker's): written by whichever worker sees every scene finished
-    if not all(is_finished(out / f"{s}.h5") for s in scene_ids):
+    if not all(is_finished(out / f"{s}.h5", SCHEMA, config) for s in scene_ids):
         typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}

@@ -6,7 +6,6 @@ comparison against per-keyframe (Stage 1 style) labels."""
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +13,7 @@ import typer
 from pydantic import Field
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, split_scenes, user_errors)
+                            run_config, run_module, scene_seed, split_scenes, user_errors)
 from stages.sam_keyframes import SamKeyframesSection, backend_options
 
 app = make_app(__doc__ or "")
@@ -83,11 +82,6 @@ class Params(Section):
 PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
 
 
-def scene_seed(seed: int, scene_id: str) -> int:
-    """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
-    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
-
-
 def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
     from gcseg.tracking.propagators import build_propagator
 
@@ -151,7 +145,8 @@ def main(
     from gcseg.atomic import check_output, write_text
     from gcseg.proposals.factory import build_proposer
     from gcseg.readers import open_scene
-    from gcseg.tracking.artifact import is_finished, read_summary, write_track_artifact
+    from gcseg.io.samples import is_finished
+    from gcseg.tracking.artifact import SCHEMA, read_summary, write_track_artifact
     from gcseg.tracking.policy import TrackingPolicy
     from gcseg.tracking.run import LiftConfig, track_and_lift
 
@@ -163,7 +158,8 @@ def main(
         check_output(path)
     mine = scene_ids[rank::world]
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
-    todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
+    config = run_config(p)
+    todo = [s for s in mine if not is_finished(out / f"{s}.h5", SCHEMA, config)]
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     propagator = build_propagator_from(cfg, p.seed) if todo else None  # checks the checkpoint up front
@@ -182,9 +178,9 @@ def main(
             scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
             min_area=sk.min_area, save_every=cfg.save_every, lift=lift,
             consistency_iou=cfg.consistency_iou)
-        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, consistency)
+        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, consistency, config)
 
-    if not all(is_finished(out / f"{s}.h5") for s in scene_ids):
+    if not all(is_finished(out / f"{s}.h5", SCHEMA, config) for s in scene_ids):
         typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,7 @@ import typer
 from pydantic import Field
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_module, split_scenes, user_errors)
+                            run_config, run_module, scene_seed, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -100,21 +99,8 @@ class Params(Section):
 PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
 
 
-def scene_seed(seed: int, scene_id: str) -> int:
-    """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
-    return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)
-
-
 def backend_options(cfg: SamKeyframesSection) -> dict[str, Any]:
     return getattr(cfg, cfg.backend).model_dump()
-
-
-def run_config(p: Params) -> dict[str, Any]:
-    """What determines a scene's artifact (stored in it; a finished scene is reused only if it matches)."""
-    c = p.sam_keyframes
-    return {"seed": p.seed, "tau_contain": p.tau_contain, "backend": c.backend, "options": backend_options(c),
-            **{k: getattr(c, k) for k in ("keyframe_stride", "min_valid_depth", "min_area", "min_points",
-                                           "voxel_size", "coverage_min_area", "coverage_iou")}}
 
 
 def _mean(values: list[float]) -> float:
@@ -172,7 +158,8 @@ def main(
     from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
     from gcseg.proposals.factory import build_proposer
-    from gcseg.proposals.pipeline import is_finished, read_summary, run_sam_keyframes, scene_coverage
+    from gcseg.io.samples import is_finished
+    from gcseg.proposals.pipeline import SCHEMA, read_summary, run_sam_keyframes, scene_coverage
     from gcseg.readers import list_scenes, open_scene
 
     p = load_params(params, Params)  # validated before any work
@@ -181,7 +168,7 @@ def main(
     scene_ids = split_scenes(p.data.source, scenes, cfg.split)
     config = run_config(p)
     mine = scene_ids[rank::world]
-    todo = [s for s in mine if not (is_finished(out / f"{s}.h5", config) and (overlays / f"{s}.png").is_file())]
+    todo = [s for s in mine if not (is_finished(out / f"{s}.h5", SCHEMA, config) and (overlays / f"{s}.png").is_file())]
     # the sam backend loads its weights once (and fails on a missing checkpoint before any scene is read)
     shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" else None
     for path in (out, overlays, metrics):  # fail before any work; create nothing (the writers do, atomically)
@@ -203,7 +190,7 @@ def main(
         for w in caught:
             typer.echo(f"warning: {w.message}", err=True)
 
-    if not all(is_finished(out / f"{s}.h5", config) for s in scene_ids):
+    if not all(is_finished(out / f"{s}.h5", SCHEMA, config) for s in scene_ids):
         typer.echo(f"worker {rank}/{world} done; metrics are written by the worker that finishes last")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}

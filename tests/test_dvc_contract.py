@@ -1,6 +1,6 @@
 """dvc.yaml and the stage modules agree: every stage is `python -m stages.<name>`, declares exactly the
 params keys its pydantic model reads, depends on its own code (never the whole package, nor params.yaml except
-the report, which shows the file),
+the report, which shows the file; the complete code deps are tests/test_dvc_deps.py's),
 and params.yaml validates against every stage's model."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ Readers accept any of POINT_SAMPLE_SCHEMAS.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,21 +51,42 @@ def write_point_samples(path: str | Path, samples: Mapping[str, Mapping[str, Any
     write_h5(path, tree, schema=schema, version=SCHEMA_VERSION, attrs={"scene_id": scene_id})
 
 
+def config_json(config: Mapping[str, Any] | None) -> str:
+    """A run config as stored in an artifact's `config` dataset: canonical JSON, so equal configs compare equal."""
+    return json.dumps(dict(config or {}), sort_keys=True)
+
+
+def is_finished(path: str | Path, schema: str, config: Mapping[str, Any] | None) -> bool:
+    """True if `path` is a `schema` artifact of the current version written with run config `config` (stored by
+    its writer as `config`; None accepts any). Files are written atomically, so one that opens with the right
+    header is complete: a rerun (interrupted, sharded) skips it, and recomputes one written under other params."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with open_h5(path, schema=schema, version=SCHEMA_VERSION) as f:
+            if config is None:
+                return True
+            if "config" not in f:
+                return False
+            raw = f["config"][()]
+            return (raw.decode() if isinstance(raw, bytes) else raw) == config_json(config)
+    except (ArtifactError, OSError):
+        return False
+
+
 def read_point_samples(path: str | Path, schemas: tuple[str, ...] = POINT_SAMPLE_SCHEMAS
                        ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """Yield (sample name, {coord, color, instance, ...}) in sorted name order, lazily."""
     path = Path(path)
-    last_exc: ArtifactError | None = None
     for schema in schemas:
         try:
             f = open_h5(path, schema=schema, version=SCHEMA_VERSION)
             break
         except ArtifactError as exc:
-            last_exc = exc
             if "expected a" not in exc.message:
                 raise
     else:
-        assert last_exc is not None
         raise ArtifactError(f"not a point-sample artifact (expected one of {list(schemas)})", path=path,
                             fix="pass the output folder of sam_keyframes, sam2_track or full_scene_pseudolabel")
     with f:

@@ -52,25 +52,23 @@ class FourierPosEnc(nn.Module):
         return torch.cat([z.sin(), z.cos()], dim=-1)
 
 
-class CrossAttentionLayer(nn.Module):
+class _AttentionLayer(nn.Module):
+    """Multi-head attention + dropout + residual + post-norm; the subclasses differ in what attends to what."""
+
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
+
+class CrossAttentionLayer(_AttentionLayer):
     def forward(self, tgt: Tensor, query_pos: Tensor, memory: Tensor, pos: Tensor, attn_mask: Tensor) -> Tensor:
         out = self.attn(tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False)[0]
         return self.norm(tgt + self.drop(out))
 
 
-class SelfAttentionLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.norm = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(dropout)
-
+class SelfAttentionLayer(_AttentionLayer):
     def forward(self, tgt: Tensor, query_pos: Tensor) -> Tensor:
         q = tgt + query_pos
         out = self.attn(q, q, tgt, need_weights=False)[0]

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import heapq
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gcseg.errors import ConfigError, InputError
-from gcseg.proposals.base import Proposals
+from gcseg.proposals.base import Proposals, backend_config
 from gcseg.scene import Frame
 
 
@@ -63,13 +63,6 @@ class ClassicalConfig:
         if min(self.w_color, self.w_depth, self.w_crease) < 0:
             raise ConfigError("classical cue weights must be >= 0", fix="e.g. w_color: 1.0")
 
-    @classmethod
-    def from_mapping(cls, cfg: Any) -> "ClassicalConfig":
-        data = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(cfg or {})
-        names = {f.name for f in fields(cls)}
-        if set(data) - names:
-            raise ConfigError(f"unknown classical option(s) {sorted(set(data) - names)}", fix=f"use only {sorted(names)}")
-        return cls(**data)
 
 
 REFERENCE_AREA = 160 * 120  # pixel-count options are given at this image size and scaled with the area above it
@@ -278,7 +271,7 @@ class ClassicalProposer:
     name = "classical"
 
     def __init__(self, cfg: ClassicalConfig | Any = None, seed: int = 0):
-        self.cfg = cfg if isinstance(cfg, ClassicalConfig) else ClassicalConfig.from_mapping(cfg)
+        self.cfg = backend_config(ClassicalConfig, cfg, "classical")
         self.seed = seed  # deterministic algorithm; kept for a uniform constructor
 
     def oversegment(self, frame: Frame, lab: np.ndarray, normals: np.ndarray, depth: np.ndarray) -> np.ndarray:

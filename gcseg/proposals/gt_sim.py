@@ -9,14 +9,14 @@ Seeded by (seed, frame index): the same frame always gets the same masks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from gcseg.errors import ConfigError, InputError
-from gcseg.proposals.base import Proposals
+from gcseg.proposals.base import Proposals, backend_config
 from gcseg.scene import Frame
 
 
@@ -38,14 +38,6 @@ class GtSimConfig:
         if self.boundary_noise_px < 0 or self.noise_smoothness_px <= 0:
             raise ConfigError("gt_sim.boundary_noise_px must be >= 0 and noise_smoothness_px > 0", fix="e.g. 1.5, 3")
 
-    @classmethod
-    def from_mapping(cls, cfg: Any) -> "GtSimConfig":
-        data = dict(cfg.model_dump()) if hasattr(cfg, "model_dump") else dict(cfg or {})
-        names = {f.name for f in fields(cls)}
-        if set(data) - names:
-            raise ConfigError(f"unknown gt_sim option(s) {sorted(set(data) - names)}", fix=f"use only {sorted(names)}")
-        return cls(**data)
-
 
 def _noisy(mask: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Move the boundary of `mask` by `offset` pixels (positive grows): threshold the signed distance."""
@@ -61,7 +53,7 @@ class GtSimProposer:
     name = "gt_sim"
 
     def __init__(self, cfg: GtSimConfig | Any = None, seed: int = 0):
-        self.cfg = cfg if isinstance(cfg, GtSimConfig) else GtSimConfig.from_mapping(cfg)
+        self.cfg = backend_config(GtSimConfig, cfg, "gt_sim")
         self.seed = int(seed)
 
     def __call__(self, frame: Frame) -> Proposals:

@@ -28,7 +28,7 @@ import numpy as np
 from gcseg.errors import ArtifactError, InputError
 from gcseg.geometry import voxel_downsample
 from gcseg.io.h5 import open_h5
-from gcseg.io.samples import SCHEMA_VERSION, write_point_samples
+from gcseg.io.samples import SCHEMA_VERSION, config_json, write_point_samples
 from gcseg.lifting import lift_frame, masks_to_id_map
 from gcseg.proposals.base import MaskProposer
 from gcseg.proposals.containment import containment_filter
@@ -219,7 +219,7 @@ def run_sam_keyframes(scene: Scene, proposer: MaskProposer, *, stride: int, min_
         "masks": id_maps,
         "scores": score_sets,
         "summary": json.dumps(result.to_json(), sort_keys=True),
-        "config": json.dumps(dict(config or {}), sort_keys=True),
+        "config": config_json(config),
     }
     png = render_overlay(tiles, scene.image_size) if overlay_png is not None else None
     write_point_samples(out_h5, samples, schema=SCHEMA, scene_id=scene.scene_id, extra=extra)
@@ -256,19 +256,3 @@ def read_summary(path: str | Path) -> dict[str, Any]:
             raise ArtifactError("no 'summary' dataset", path=path, fix="rerun the sam_keyframes stage")
         raw = f["summary"][()]
         return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-
-
-def is_finished(path: str | Path, config: Mapping[str, Any] | None = None) -> bool:
-    """True if `path` is a readable sam_keyframes artifact written with the same `config`."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        with open_h5(path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
-            if "summary" not in f or "config" not in f:
-                return False
-            raw = f["config"][()]
-            raw = raw.decode() if isinstance(raw, bytes) else raw
-            return config is None or raw == json.dumps(dict(config), sort_keys=True)
-    except (ArtifactError, OSError):
-        return False

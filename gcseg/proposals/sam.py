@@ -9,7 +9,7 @@ its masks are meaningless and it is never a default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import ConfigError, InputError
-from gcseg.proposals.base import Proposals
+from gcseg.proposals.base import Proposals, backend_config
 from gcseg.scene import Frame
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
@@ -37,25 +37,8 @@ class SamConfig:
     stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
     min_mask_region_area: int = 0
-    device: str = "cpu"  # "cpu" | "cuda" | "auto"
+    device: str = "auto"  # "cpu" | "cuda" | "auto" (cuda when available)
     test_img_size: int = 256  # input size of the random test model only
-
-    @classmethod
-    def from_mapping(cls, cfg: Any) -> "SamConfig":
-        data = _as_dict(cfg)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown sam option(s) {unknown}", fix=f"use only {sorted(names)}")
-        return cls(**data)
-
-
-def _as_dict(cfg: Any) -> dict[str, Any]:
-    if cfg is None:
-        return {}
-    if hasattr(cfg, "model_dump"):
-        return dict(cfg.model_dump())
-    return dict(cfg)
 
 
 def missing_checkpoint_error(cfg: SamConfig) -> InputError:
@@ -164,7 +147,7 @@ class SamProposer:
     name = "sam"
 
     def __init__(self, cfg: SamConfig | Any = None, seed: int = 0):
-        self.cfg = cfg if isinstance(cfg, SamConfig) else SamConfig.from_mapping(cfg)
+        self.cfg = backend_config(SamConfig, cfg, "sam")
         check_model_type(self.cfg.model_type)
         if self.cfg.checkpoint != RANDOM_INIT and not Path(self.cfg.checkpoint).is_file():
             raise missing_checkpoint_error(self.cfg)  # before any heavy import: fail fast

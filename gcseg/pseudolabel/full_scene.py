@@ -107,11 +107,13 @@ def _summary_tree(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_scene_pseudolabel(path: str | Path, scene_id: str, cloud: PointCloud, labels: np.ndarray,
-                            masks: np.ndarray, scores: np.ndarray, summary: dict[str, Any]) -> None:
+                            masks: np.ndarray, scores: np.ndarray, summary: dict[str, Any],
+                            config: dict[str, Any] | None = None) -> None:
     """One HDF5 per scene in the shared point-sample layout (sample ``scene``: coord, color, instance = labels,
     score = float32 (M,) per instance id) plus top-level ``scores`` (the same), ``masks`` (bit-packed kept
-    masks, before overlap resolution) and ``summary``."""
-    from gcseg.io.samples import write_point_samples
+    masks, before overlap resolution), ``summary`` and ``config`` (the run config, JSON:
+    gcseg.io.samples.is_finished)."""
+    from gcseg.io.samples import config_json, write_point_samples
 
     color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, dtype=np.uint8)
     write_point_samples(
@@ -119,7 +121,7 @@ def write_scene_pseudolabel(path: str | Path, scene_id: str, cloud: PointCloud, 
                              "score": np.asarray(scores, np.float32)}},  # per instance id (samples.py layout)
         schema=SCHEMA, scene_id=scene_id,
         extra={"scores": np.asarray(scores, np.float32), "masks": pack_masks(masks),
-               "summary": _summary_tree(summary)})
+               "summary": _summary_tree(summary), "config": config_json(config)})
 
 
 def read_scene_pseudolabel(path: str | Path) -> dict[str, Any]:

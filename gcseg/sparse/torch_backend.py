@@ -43,11 +43,6 @@ class _Box:
         s = torch.tensor(self.strides, dtype=torch.int64, device=coords.device)
         return ((coords - self.lo) * s).sum(dim=1)
 
-    def delta(self, offsets: Tensor) -> Tensor:
-        """Key difference of each spatial offset ``(K, 3)``."""
-        s = torch.tensor(self.strides[1:], dtype=torch.int64, device=offsets.device)
-        return (offsets * s).sum(dim=1)
-
 
 @dataclass(frozen=True)
 class _KernelMap:

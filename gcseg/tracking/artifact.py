@@ -4,7 +4,8 @@ Layout (gcseg.io.samples, schema ``gcseg.sam2_track``): ``samples/scene/{coord, 
 reference cloud and its voted track ids, -1 = unlabelled), ``id_maps`` uint16 (F, H, W) (0 = no object; gzip,
 one chunk per frame), ``frames`` int32 (F,) (frame numbers of the id maps), ``keyframes`` int32,
 ``tracks/{id, born_at, last_seen, ended_at, state}`` (state 0 ACTIVE, 1 DORMANT, 2 TERMINATED; ended_at -1 =
-alive), ``track_stats/*`` and ``consistency/{tracked, tracked_keyframes, stage1_keyframes}/*`` scalars.
+alive), ``track_stats/*`` and ``consistency/{tracked, tracked_keyframes, stage1_keyframes}/*`` scalars, ``config``
+(the run config, JSON: gcseg.io.samples.is_finished).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from gcseg.errors import ArtifactError
 from gcseg.io.h5 import open_h5
-from gcseg.io.samples import SCHEMA_VERSION, write_point_samples
+from gcseg.io.samples import SCHEMA_VERSION, config_json, write_point_samples
 from gcseg.scene import PointCloud
 from gcseg.tracking.policy import ObjectState, TrackingPolicy
 from gcseg.tracking.run import TrackResult
@@ -38,7 +39,8 @@ def tracks_table(policy: TrackingPolicy) -> dict[str, np.ndarray]:
 
 
 def write_track_artifact(path: str | Path, result: TrackResult, policy: TrackingPolicy, cloud: PointCloud,
-                         labels: np.ndarray, consistency: dict[str, dict[str, float | int]]) -> None:
+                         labels: np.ndarray, consistency: dict[str, dict[str, float | int]],
+                         config: dict[str, Any] | None = None) -> None:
     n = len(cloud)
     color = cloud.color if cloud.color is not None else np.zeros((n, 3), np.uint8)
     stats = dict(result.stats)
@@ -49,7 +51,7 @@ def write_track_artifact(path: str | Path, result: TrackResult, policy: Tracking
                         extra={"id_maps": result.id_maps, "frames": result.frames,
                                "keyframes": np.asarray(result.keyframes, np.int32),
                                "tracks": tracks_table(policy), "track_stats": stats,
-                               "consistency": consistency})
+                               "consistency": consistency, "config": config_json(config)})
 
 
 def _scalars(group: Any) -> dict[str, Any]:
@@ -67,13 +69,3 @@ def read_summary(path: str | Path) -> dict[str, Any]:
             raise ArtifactError("artifact has no track_stats", path=path, fix="rerun sam2_track")
         return {"track_stats": _scalars(f["track_stats"]),
                 "consistency": {k: _scalars(f["consistency"][k]) for k in sorted(f["consistency"])}}
-
-
-def is_finished(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        read_summary(path)
-    except (ArtifactError, KeyError, OSError):
-        return False
-    return True

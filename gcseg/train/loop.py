@@ -287,8 +287,3 @@ def recompute_bn_stats(net: torch.nn.Module, ds: PointSampleDataset, cfg: TrainC
     for m, mom in zip(bns, saved):
         m.momentum = mom
     net.eval()
-
-
-def count_samples(files: list[Path]) -> int:
-    """Labelled training samples in `files` (for reporting)."""
-    return len(PointSampleDataset(files, augment_cfg=None, seed=0))

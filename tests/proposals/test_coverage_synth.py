@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gcseg import synth
 from gcseg.proposals.coverage import proposal_coverage
 from gcseg.proposals.factory import build_proposer
-
-synth = pytest.importorskip("gcseg.synth")
 
 
 @pytest.fixture(scope="module")

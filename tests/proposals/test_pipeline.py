@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from gcseg.errors import InputError
-from gcseg.io.samples import read_point_samples
+from gcseg.io.samples import is_finished, read_point_samples
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.factory import build_proposer
-from gcseg.proposals.pipeline import SCHEMA, is_finished, read_summary, relabel_min_points, run_sam_keyframes
+from gcseg.proposals.pipeline import SCHEMA, read_summary, relabel_min_points, run_sam_keyframes
 from gcseg.io.h5 import read_h5
 from gcseg.scene import Frame, Scene
 
@@ -53,7 +53,7 @@ def test_end_to_end_on_hand_made_frames(tmp_path: Path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = read_summary(out)
     assert [st["gt_hits_kept"] for st in summary["stats"]] == [3, 3, 3]
-    assert is_finished(out, None) and not is_finished(tmp_path / "nope.h5")
+    assert is_finished(out, SCHEMA, None) and not is_finished(tmp_path / "nope.h5", SCHEMA, None)
 
 
 def test_min_points_drops_small_instances():

@@ -8,8 +8,7 @@ import pytest
 
 from gcseg.lifting import VoteAccumulator
 from gcseg.readers import list_scenes, open_scene
-
-write_dataset = pytest.importorskip("gcseg.synth.writer").write_dataset
+from gcseg.synth.writer import write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ from PIL import Image
 from plyfile import PlyData
 
 from gcseg.errors import ConfigError
+from gcseg.readers import list_scenes, open_scene
+from gcseg.readers.posed_rgbd import open_posed_rgbd
 from gcseg.synth import contact_sheet, write_dataset, write_scene
 
 
@@ -51,9 +53,8 @@ def test_layout_and_lossless_round_trip(tiny_scene, tmp_path):
 
 def test_reader_round_trip(tiny_scene, tmp_path):
     """The posed_rgbd reader (gcseg.readers) opens what the writer wrote, GT included."""
-    posed = pytest.importorskip("gcseg.readers.posed_rgbd")
     write_scene(tiny_scene, tmp_path / "scene")
-    scene = posed.open_posed_rgbd(tmp_path / "scene")
+    scene = open_posed_rgbd(tmp_path / "scene")
     assert scene.num_frames == tiny_scene.num_frames
     fr = scene.frame(4)
     np.testing.assert_array_equal(fr.depth, tiny_scene.depth[4])
@@ -77,9 +78,8 @@ def test_same_seed_identical_bytes(tiny_opts, tmp_path):
     assert a["synth_000/depth/0.png"] != a["synth_001/depth/0.png"]
     # nothing but the dataset folders (no temporaries) in the parent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
-    readers = pytest.importorskip("gcseg.readers")
-    assert readers.list_scenes("synth", tmp_path / "a", "val") == ["synth_001"]
-    assert readers.open_scene("synth", tmp_path / "a", "synth_000").num_frames == 3
+    assert list_scenes("synth", tmp_path / "a", "val") == ["synth_001"]
+    assert open_scene("synth", tmp_path / "a", "synth_000").num_frames == 3
 
 
 def test_dataset_write_is_atomic(tiny_opts, tmp_path):
