@@ -34,8 +34,8 @@ class GtSimConfig:
     p_part: float = 0.2  # probability an instance comes out as its parts (falls back to whole without parts)
     p_merge: float = 0.1  # probability it is merged with a touching neighbour instance
     p_drop: float = 0.05  # probability it is missed altogether
-    boundary_noise: float = 0.05  # std of the smooth boundary offset, fraction of the mask's equivalent radius
-    noise_smoothness: float = 0.5  # correlation length of that offset, fraction of the equivalent radius
+    boundary_noise: float = 0.05  # std of the smooth boundary offset, fraction of the mask's radius (2 A / P)
+    noise_smoothness: float = 0.5  # correlation length of that offset, fraction of the mask's radius
     min_area_frac: float = 0.00026  # GT regions under this fraction of the image (20 px at 320x240) are skipped
 
     def __post_init__(self) -> None:
