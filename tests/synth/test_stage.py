@@ -55,3 +55,16 @@ def test_repository_params_validate():
 
     p = load_params(Path(__file__).resolve().parents[2] / "params.yaml", SynthParams)
     assert p.synth.num_scenes > p.synth.num_val >= 1
+
+
+def test_stage_defaults_are_the_params_defaults():
+    """The default scale is stated once: the pydantic defaults agree with params.yaml (320x240, 8 scenes, 4 val)."""
+    from pathlib import Path
+
+    from stages.synth import SynthSection
+
+    repo = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())["synth"]
+    model = SynthSection()
+    for key in ("num_scenes", "num_val", "num_frames", "height", "width"):
+        assert repo[key] == getattr(model, key), key
+    assert model.num_val >= 4  # the model engineer's val figures need >= 4 val scenes
