@@ -29,6 +29,7 @@ class ReprojectionSection(Section):
     fill_px: float = Field(1.5, ge=0)
     accumulate: bool = True
     known_voxel: float = Field(0.02, gt=0)
+    reid_voxel: float = Field(0.01, gt=0)
 
 
 class Sam2Section(Section):
@@ -37,6 +38,7 @@ class Sam2Section(Section):
     config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
     checkpoint: str = "data/weights/sam2.1_hiera_tiny.pt"
     image_size: int = Field(1024, ge=64)
+    max_cond_frames: int = Field(4, ge=1)
 
 
 class LiftSection(Section):
@@ -61,6 +63,10 @@ class Sam2TrackSection(Section):
     min_visible_area: int = Field(1, ge=1)
     recondition: bool = True
     recondition_iou: float = Field(0.0, ge=0, le=1)
+    part_share: float = Field(0.5, ge=0, lt=1)
+    support_min: float = Field(0.5, ge=0, lt=1)
+    contradict_min: float = Field(0.5, ge=0, lt=1)
+    reid: bool = True
     save_every: int = Field(1, ge=1)
     consistency_iou: float = Field(0.5, gt=0, le=1)
     reprojection: ReprojectionSection = ReprojectionSection()
@@ -93,14 +99,17 @@ def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
 
     if cfg.backend == "reprojection":
         return build_propagator("reprojection", **cfg.reprojection.model_dump())
+    from gcseg.tracking.reprojection import CarriedMasks
     from gcseg.tracking.sam2_backend import check_checkpoint
 
     check_checkpoint(cfg.sam2.checkpoint)  # before importing torch: a missing file fails in milliseconds
     import torch
 
+    r = cfg.reprojection  # SAM2's re-identification masks are rendered with the reprojection settings
+    carry = CarriedMasks(voxel=r.reid_voxel, tol_abs=r.tol_abs, tol_rel=r.tol_rel, fill_px=r.fill_px)
     return build_propagator("sam2", config=cfg.sam2.config, checkpoint=cfg.sam2.checkpoint,
-                            image_size=cfg.sam2.image_size, seed=seed,
-                            device="cuda" if torch.cuda.is_available() else "cpu")
+                            image_size=cfg.sam2.image_size, max_cond_frames=cfg.sam2.max_cond_frames, carry=carry,
+                            seed=seed, device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | int]:
@@ -117,8 +126,8 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[s
     stats = [s["track_stats"] for s in summaries.values()]
     total = {k: int(sum(int(s[k]) for s in stats)) for k in (
         "frames", "keyframes", "objects_created", "objects_terminated", "dormant_events", "reactivations",
-        "proposals", "matched", "rejected_part_or_union", "rejected_small", "labelled_points",
-        "lifted_instances")} if stats else {}
+        "proposals", "matched", "rejected_part_or_union", "rejected_small", "held", "extended", "contradicted",
+        "reidentified", "revived_terminated", "labelled_points", "lifted_instances")} if stats else {}
     lengths = [float(s["mean_track_length_frames"]) * int(s["objects_created"]) for s in stats]
     created = total.get("objects_created", 0)
     cons = [s["consistency"] for s in summaries.values()]
@@ -177,7 +186,9 @@ def main(
         proposer = shared or build_proposer(sk.backend, backend_options(sk), seed=s)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
                                 min_new_area=cfg.min_new_area, min_visible_area=cfg.min_visible_area,
-                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou)
+                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou,
+                                part_share=cfg.part_share, support_min=cfg.support_min,
+                                contradict_min=cfg.contradict_min, reid=cfg.reid)
         result, cloud, labels, consistency = track_and_lift(
             scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
             min_area=sk.min_area, save_every=cfg.save_every, lift=lift,
