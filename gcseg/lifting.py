@@ -286,6 +286,22 @@ class VoteAccumulator:
         k = self._table_keys
         return k >> _ID_BITS, k & ((1 << _ID_BITS) - 1), self._table_counts.copy()
 
+    def label_shares(self, labels: np.ndarray) -> np.ndarray:
+        """Per point, the share of its votes (background votes included) that went to its label `labels[i]`;
+        float64 (N,), 0 where unlabelled (label <= 0) or never seen. The mean over an id's points is the
+        confidence of a lifted id (the lift-only row and the diagnostics)."""
+        labels = np.asarray(labels, np.int64)
+        if labels.shape != (self.num_points,):
+            raise ValueError(f"labels must be ({self.num_points},), got {labels.shape}")
+        point, ids, count = self.votes()
+        share = np.zeros(self.num_points, np.float64)
+        if point.size == 0:
+            return share
+        total = np.bincount(point, weights=count, minlength=self.num_points)
+        mine = (ids > 0) & (labels[point] == ids)
+        share[point[mine]] = count[mine] / total[point[mine]]
+        return share
+
     def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points
                ) -> np.ndarray:
         """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of

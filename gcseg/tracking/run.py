@@ -135,8 +135,8 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
     timing = {"propose_s": 0.0, "policy_s": 0.0, "propagate_s": 0.0}
     appearances: dict[int, int] = {}
     counts = {"proposals": 0, "matched": 0, "rejected_part_or_union": 0, "rejected_small": 0,
-              "dormant_events": 0, "reactivations": 0, "held": 0, "extended": 0, "contradicted": 0, "reidentified": 0,
-              "revived_terminated": 0}
+              "dormant_events": 0, "reactivations": 0, "held": 0, "extended": 0, "contradicted": 0,
+              "reidentified": 0, "revived_terminated": 0}
 
     def emit(frame: Frame, masks: Mapping[int, np.ndarray]) -> None:
         if frame.hw != hw:
@@ -164,9 +164,12 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
         t1 = time.perf_counter()
         known = propagator.known(frame) if k > 0 else None
         live = {i: m for i, m in propagated.items() if policy.tracks[i].alive}
-        reid = policy.reid_ids(live) if k > 0 else []
+        # re-identification masks for the objects the policy may revive (a policy without re-identification,
+        # e.g. no_policy.NoPolicy, has no reid_ids and takes no candidates)
+        reid = policy.reid_ids(live) if k > 0 and hasattr(policy, "reid_ids") else []
         candidates = propagator.candidates(frame, reid) if reid else {}
-        step = policy.step(t, live, props, known, candidates)
+        step = (policy.step(t, live, props, known, candidates) if candidates
+                else policy.step(t, live, props, known))
         t2 = time.perf_counter()
         timing["propose_s"] += t1 - t0
         timing["policy_s"] += t2 - t1
@@ -238,17 +241,22 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
 def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propagator: Propagator,
                    policy: TrackingPolicy, *, keyframe_stride: int, tau_contain: float, min_area: int = 0,
                    save_every: int = 1, lift: LiftConfig | None = None, consistency_iou: float = 0.5,
-                   progress: bool = False) -> tuple[TrackResult, Any, np.ndarray, dict[str, dict[str, float | int]]]:
+                   progress: bool = False, cloud: Any = None,
+                   keyframe_hooks: Iterable[Callable[[Frame, Proposals, StepResult], None]] = (),
+                   ) -> tuple[TrackResult, Any, np.ndarray, np.ndarray, dict[str, dict[str, float | int]]]:
     """Track a scene, vote the per-frame id maps onto its reference cloud and measure temporal consistency.
 
-    Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, consistency) where
-    consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes, "stage1_keyframes":
-    per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame GT).
+    Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, vote shares float32
+    (N,), consistency) where a point's share is the fraction of its votes that went to its label (the lift-only
+    row's confidence) and consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes,
+    "stage1_keyframes": per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame
+    GT). `cloud`: the reference cloud if the caller has read it already (else read or fused here);
+    `keyframe_hooks`: more track_scene on_keyframe callbacks (diagnostics, proposal recording).
     """
     from gcseg.tracking.consistency import ConsistencyMeter
 
     lift = lift or LiftConfig()
-    cloud = scene.reference()
+    cloud = cloud if cloud is not None else scene.reference()
     if cloud is None:
         from gcseg.readers.fusion import fuse_reference
 
@@ -270,8 +278,9 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
 
     result = track_scene(scene, proposer, propagator, policy, keyframe_stride=keyframe_stride,
                          tau_contain=tau_contain, min_area=min_area, save_every=save_every,
-                         on_frame=[on_frame], on_keyframe=[on_keyframe], progress=progress)
+                         on_frame=[on_frame], on_keyframe=[on_keyframe, *keyframe_hooks], progress=progress)
     labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
+    shares = acc.label_shares(labels).astype(np.float32)
     summary = {"tracked": tracked.summary(), "tracked_keyframes": tracked_kf.summary(),
                "stage1_keyframes": stage1.summary()}
-    return result, cloud, labels, summary
+    return result, cloud, labels, shares, summary
