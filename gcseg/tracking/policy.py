@@ -179,8 +179,8 @@ class TrackingPolicy:
             mask (False). With a backend that reports ``known`` pixels (reprojection, whose 3D models accumulate
             every conditioning), only the proposal's pixels on newly visible surface are added (``grow``): on
             seen surface the propagated mask stays the evidence, so neither the proposals' boundary noise nor a
-            neighbour merged into one proposal accumulates in the model (measured on 2 synthetic val scenes,
-            gt_sim: ids per instance 1.35 -> 1.16, purity 0.91 -> 0.96).
+            neighbour merged into one proposal accumulates in the model (measured on 2 synthetic val scenes at
+            320x240, gt_sim: ids per instance 1.35 -> 1.16, purity 0.91 -> 0.96).
         recondition_iou: ... only when the match's IoU is at least this (0 = every match; SAM 3's shipped
             configs reportedly re-condition only if IoU >= 0.8, method.md). A high value keeps a noisy proposal
             that barely passes tau_iou from overwriting the evidence, but also keeps the reprojection backend's
