@@ -1,0 +1,419 @@
+"""Objects among the non-room pixels: pieces cut at depth discontinuities and at support surfaces, reassembled
+into whole objects; what rests on a wider support (a cup on a table, a book on a shelf board) stays its own.
+
+1. Supports: horizontal up-facing patches (table tops, seats, shelf boards, lids) and thin horizontal slabs
+   seen edge-on (a board at eye level), of some area and length; coplanar fragments of one piece are joined.
+2. The thin height band around each support, inside its horizontal footprint, is taken out; the remaining
+   pixels fall apart into pieces (3D connected components on the pixel grid).
+3. Above a support, a piece that also holds the support's structure (a shelf's sides and back touch the books
+   standing in it) is split once more at colour edges; fragments that touch no support (a label, the stripes of
+   a vase) go back to the neighbour they share the longest boundary with.
+4. A piece that touches a support's band at its own bottom, is clearly narrower and stands inside its
+   footprint rests on it: an item. Every other piece touching the band (legs, a chair back as wide as its
+   seat, shelf sides between two boards) joins the support; pieces under a support's footprint that a depth
+   step cut from it (legs set back from a table's edge) join it too.
+5. Band pixels next to an item grow back into it (its bottom centimetre), the rest join their support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gcseg.proposals.rgbd.config import RgbdConfig
+from gcseg.proposals.rgbd.geometry import View
+from gcseg.proposals.rgbd.graph import Pairs, components, horizontal_extents, label_quantiles, label_sums, \
+    merge_labels, relabel
+
+
+@dataclass
+class Objects:
+    label: np.ndarray  # int64 (h, w): object id 0..K-1, -1 = none
+    parts: np.ndarray  # int64 (h, w): part id (pieces and support bands), -1 = none
+    is_item: np.ndarray  # bool (K,): the object rests on a support
+
+
+@dataclass
+class Pixels:
+    """Flat per-pixel quantities of one view (the graph works on flat indices)."""
+
+    n: int
+    obj: np.ndarray  # bool: valid and not room
+    height: np.ndarray
+    z: np.ndarray
+    area: np.ndarray
+    x1: np.ndarray  # horizontal world coordinates
+    x2: np.ndarray
+    pairs: Pairs  # cont = same surface (depth)
+    colour_cont: np.ndarray  # bool per pair: same surface and no colour edge
+
+
+@dataclass
+class Supports:
+    label: np.ndarray  # flat int64: support id of each support-surface pixel, -1 elsewhere
+    ids: np.ndarray  # int64: the supports kept (large enough)
+    height: np.ndarray  # per support id
+    centre: np.ndarray  # (S, 2) horizontal centre of the footprint
+    axes: np.ndarray  # (S, 2, 2) footprint axes (rows)
+    lengths: np.ndarray  # (S, 2) footprint lengths (major, minor; minor at least support_min_depth)
+
+
+def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    e1 = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(up, e1)
+
+
+def _inside_box(p: np.ndarray, centre: np.ndarray, axes: np.ndarray, lengths: np.ndarray, margin: float
+                ) -> np.ndarray:
+    """Horizontal points p (..., 2) inside the oriented rectangle(s) (centre, axes rows, full lengths) + margin."""
+    d = p - centre
+    u = (d * axes[..., 0, :]).sum(-1)
+    v = (d * axes[..., 1, :]).sum(-1)
+    return (np.abs(u) <= lengths[..., 0] / 2 + margin) & (np.abs(v) <= lengths[..., 1] / 2 + margin)
+
+
+def pixels_of(view: View, room_mask: np.ndarray, cfg: RgbdConfig) -> Pixels:
+    pairs = Pairs.build(view.hw, view.cont_h, view.cont_v)
+    e1, e2 = _horizontal_basis(view.up_world)
+    world = view.world.reshape(-1, 3)
+    lab = view.lab.reshape(-1, 3)
+    colour = np.linalg.norm(lab[pairs.a] - lab[pairs.b], axis=-1) <= cfg.color_cut
+    return Pixels(n=view.hw[0] * view.hw[1], obj=(view.valid & ~room_mask).ravel(), height=view.height.ravel(),
+                  z=view.z.ravel(), area=view.area.ravel(), x1=world @ e1, x2=world @ e2, pairs=pairs,
+                  colour_cont=pairs.cont & colour)
+
+
+def _slabs(view: View, obj: np.ndarray, cfg: RgbdConfig) -> np.ndarray:
+    """Pixels of thin horizontal slabs seen edge-on (a shelf board's front edge at eye level): runs of one
+    surface along an image column no taller than slab_max_thickness (plus 2 pixels), i.e. bounded above and
+    below by depth discontinuities. Returns a flat bool mask; the caller keeps the long ones."""
+    h, w = view.hw
+    brk = np.ones((h + 1, w), bool)
+    brk[1:-1] = ~view.cont_v
+    run = np.cumsum(brk[:-1], axis=0) - 1 + np.arange(w)[None, :] * (h + 1)  # run id per pixel
+    length = np.bincount(run.ravel(), minlength=(h + 1) * w)[run]
+    thin = length <= cfg.slab_max_thickness * view.f / np.maximum(view.z, 1e-6) + 2.0
+    return thin.ravel() & obj
+
+
+def _merge_coplanar(sup: np.ndarray, piece0: np.ndarray, height: np.ndarray, dh: float) -> np.ndarray:
+    """Join the fragments of one support surface (a shelf board between the items on it): patches of one
+    connected piece whose median heights chain within `dh`."""
+    ns = int(sup.max()) + 1
+    if ns < 2:
+        return sup
+    hs = label_quantiles(sup, ns, height, (0.5,))[0]
+    owner = np.zeros(ns, np.int64)
+    pos = sup >= 0
+    owner[sup[pos]] = piece0[pos]
+    order = np.lexsort((hs, owner))
+    same = (owner[order][1:] == owner[order][:-1]) & (np.diff(hs[order]) <= dh)
+    group = np.empty(ns, np.int64)
+    group[order] = np.concatenate([[0], np.cumsum(~same)])
+    return relabel(np.where(pos, group[np.maximum(sup, 0)], -1))
+
+
+def find_supports(view: View, px: Pixels, cfg: RgbdConfig) -> tuple[Supports, np.ndarray]:
+    """Support surfaces and their bands. A band is the support plus every pixel at its height (+- band_abs +
+    band_rel * depth) connected to it along one surface: the board's front edge, the bottom centimetre of what
+    stands on it, the line where it meets the shelf's sides and back. Returns (supports, band: flat int64 support
+    id per pixel, -1 outside bands). The footprint (horizontal box of the band along the axes of the whole
+    piece, a shelf's width rather than the part of a board its books leave visible) says what stands on it."""
+    pairs, n, height = px.pairs, px.n, px.height
+    cos_up = (view.normals * view.up).sum(-1).ravel()
+    up_facing = px.obj & view.normal_ok.ravel() & (cos_up > np.cos(np.radians(cfg.horizontal_deg)))
+    level = pairs.cont & (np.abs(height[pairs.a] - height[pairs.b]) <= cfg.support_dh)
+    sup = components(n, pairs.a, pairs.b, level, up_facing)
+    slab = _slabs(view, px.obj, cfg) & (sup < 0)
+    if slab.any():  # edge-on supports (shelf boards at eye level)
+        sl = components(n, pairs.a, pairs.b, level, slab)
+        k = int(sl.max()) + 1
+        _, _, sl_len, _ = horizontal_extents(sl, k, px.x1, px.x2, np.ones(n))
+        sl = np.where((sl >= 0) & (sl_len[np.maximum(sl, 0), 0] >= cfg.slab_min_extent), sl, -1)
+        sup = np.where(sl >= 0, sl + int(sup.max()) + 1, sup)
+    piece0 = components(n, pairs.a, pairs.b, pairs.cont, px.obj)
+    sup = _merge_coplanar(sup, piece0, height, cfg.support_dh)
+    ns = int(sup.max()) + 1
+    band = np.full(n, -1, np.int64)
+    if ns == 0:
+        z2 = np.zeros((0, 2))
+        return Supports(sup, np.zeros(0, np.int64), np.zeros(0), z2, np.zeros((0, 2, 2)), z2), band
+    _, _, lengths0, s_area = horizontal_extents(sup, ns, px.x1, px.x2, px.area)
+    s_h = label_quantiles(sup, ns, height, (0.5,))[0]
+    keep = np.flatnonzero((s_area >= cfg.support_min_area) & (lengths0[:, 0] >= cfg.support_min_extent))
+    owner = np.zeros(ns, np.int64)
+    pos = sup >= 0
+    owner[sup[pos]] = piece0[pos]
+    # bands: each pixel near the height of a support of its piece (the nearest if several), kept where
+    # connected at that height to the support itself
+    best = np.full(n, np.inf)
+    cand = np.full(n, -1, np.int64)
+    delta = cfg.band_abs + cfg.band_rel * px.z
+    for s in keep:
+        dh = np.abs(height - s_h[s])
+        m = (piece0 == owner[s]) & (dh <= delta) & (dh < best)
+        cand[m] = s
+        best[m] = dh[m]
+    cand[np.isin(sup, keep)] = sup[np.isin(sup, keep)]
+    same = cand[pairs.a] == cand[pairs.b]
+    grown = components(n, pairs.a, pairs.b, pairs.cont & same, cand >= 0)
+    ng = int(grown.max()) + 1
+    seeded = np.zeros(ng, bool)
+    own = np.isin(sup, keep) & (grown >= 0)
+    seeded[grown[own]] = True
+    inb = (grown >= 0) & seeded[np.maximum(grown, 0)]
+    band[inb] = cand[inb]
+    # footprint along the axes of the whole piece
+    k0 = int(piece0.max()) + 1
+    _, axes0, _, _ = horizontal_extents(piece0, k0, px.x1, px.x2, px.area)
+    axes = axes0[owner]
+    bpos = band >= 0
+    ax_px = axes[np.maximum(band, 0)]
+    u = np.where(bpos, (ax_px[:, 0, 0] * px.x1 + ax_px[:, 0, 1] * px.x2), 0.0)
+    v = np.where(bpos, (ax_px[:, 1, 0] * px.x1 + ax_px[:, 1, 1] * px.x2), 0.0)
+    qu = label_quantiles(band, ns, u, (0.01, 0.99))
+    qv = label_quantiles(band, ns, v, (0.01, 0.99))
+    lengths = np.nan_to_num(np.stack([qu[1] - qu[0], qv[1] - qv[0]], -1))
+    mid_u, mid_v = np.nan_to_num((qu[0] + qu[1]) / 2), np.nan_to_num((qv[0] + qv[1]) / 2)
+    cen = mid_u[:, None] * axes[:, 0] + mid_v[:, None] * axes[:, 1]
+    # what rests on a support may stand behind its visible part (a board seen edge-on shows its front only)
+    lengths[:, 1] = np.maximum(lengths[:, 1], cfg.support_min_depth)
+    return Supports(sup, keep, s_h, cen, axes, lengths), band
+
+
+@dataclass
+class Relations:
+    """How pieces touch support bands: one row per (piece, support) pair that touch along one surface."""
+
+    piece: np.ndarray
+    support: np.ndarray
+    rests: np.ndarray  # the piece's bottom is at the support (it stands on it)
+    under: np.ndarray  # the piece's top is at the support (it holds it up)
+    narrower: np.ndarray
+    item: np.ndarray  # rests on it, narrower, inside its footprint, holds up no wider support
+    is_item: np.ndarray  # per piece
+    bottom: np.ndarray  # per piece
+    top: np.ndarray
+    centre: np.ndarray  # (P, 2)
+    length: np.ndarray  # (P, 2)
+
+
+def relations(piece: np.ndarray, band: np.ndarray, px: Pixels, sup: Supports, cfg: RgbdConfig) -> Relations:
+    npc = int(piece.max()) + 1
+    ns = max(int(band.max()) + 1, 1)
+    pairs = px.pairs
+    pa, pb = pairs.a[pairs.cont], pairs.b[pairs.cont]
+    lp = np.concatenate([piece[pa], piece[pb]])
+    lb = np.concatenate([band[pb], band[pa]])
+    sel = (lp >= 0) & (lb >= 0)
+    key = np.unique(lp[sel] * ns + lb[sel])
+    ap, asup = key // ns, key % ns
+    q = label_quantiles(piece, npc, px.height, (0.03, 0.97))
+    bottom, top = q[0], q[1]
+    pcen, _, plen, _ = horizontal_extents(piece, npc, px.x1, px.x2, px.area)
+    slack = cfg.band_abs + cfg.band_rel * label_quantiles(piece, npc, px.z, (0.5,))[0]
+    hs, sl = sup.height[asup], slack[ap]
+    rests = (bottom[ap] >= hs - sl) & (top[ap] > hs + sl) & (top[ap] - bottom[ap] >= cfg.item_min_height)
+    under = (top[ap] <= hs + sl) & (bottom[ap] < hs - sl)
+    narrower = plen[ap, 0] <= cfg.item_max_ratio * sup.lengths[asup, 0]
+    # a piece under a clearly wider support holds it up (a leg, a shelf side): never an item
+    holds = np.zeros(npc, bool)
+    holds[ap[under & narrower]] = True
+    item = (rests & narrower & ~holds[ap]
+            & _inside_box(pcen[ap], sup.centre[asup], sup.axes[asup], sup.lengths[asup], 0.0))
+    is_item = np.zeros(npc, bool)
+    is_item[ap[item]] = True
+    return Relations(ap, asup, rests, under, narrower, item, is_item, bottom, top, pcen, plen)
+
+
+def tall_planes(view: View, px: Pixels, cfg: RgbdConfig) -> np.ndarray:
+    """Flat bool: pixels on a tall vertical plane among the objects (a shelf's back panel and sides, a cabinet
+    front). Planar patches are grown along one surface with agreeing normals, patches of one piece on one plane
+    (a back panel cut into compartments by boards) are joined, and planes spanning at least tall_plane_height
+    are kept. Small things are never that tall, so nothing on such a plane is an item."""
+    pairs, n = px.pairs, px.n
+    nrm = view.normals.reshape(-1, 3)
+    pts = view.points.reshape(-1, 3)
+    cos_up = nrm @ view.up
+    vert = px.obj & view.normal_ok.ravel() & (np.abs(cos_up) < np.sin(np.radians(cfg.vertical_deg)))
+    na, nb = nrm[pairs.a], nrm[pairs.b]
+    navg = na + nb
+    navg /= np.maximum(np.linalg.norm(navg, axis=-1, keepdims=True), 1e-9)
+    flat = pairs.cont & ((na * nb).sum(-1) > np.cos(np.radians(10.0)))
+    flat &= np.abs((navg * (pts[pairs.a] - pts[pairs.b])).sum(-1)) <= cfg.band_abs
+    patch = components(n, pairs.a, pairs.b, flat, vert)
+    k = int(patch.max()) + 1
+    out = np.zeros(n, bool)
+    if k == 0:
+        return out
+    piece0 = components(n, pairs.a, pairs.b, pairs.cont, px.obj)
+    nw = nrm @ view.rot.T  # world normals
+    cnt, sx, sy, sz = label_sums(patch, k, np.ones(n), nw[:, 0], nw[:, 1], nw[:, 2])
+    mn = np.stack([sx, sy, sz], -1) / np.maximum(cnt, 1)[:, None]
+    mn /= np.maximum(np.linalg.norm(mn, axis=-1, keepdims=True), 1e-9)
+    world = view.world.reshape(-1, 3)
+    (so,) = label_sums(patch, k, (world * mn[np.maximum(patch, 0)]).sum(-1))
+    off = so / np.maximum(cnt, 1)
+    owner = np.zeros(k, np.int64)
+    pos = patch >= 0
+    owner[patch[pos]] = piece0[pos]
+    big = np.flatnonzero(cnt >= 10)  # tiny patches cannot tell a plane
+    i, j = np.triu_indices(len(big), 1)
+    i, j = big[i], big[j]
+    same = ((owner[i] == owner[j]) & ((mn[i] * mn[j]).sum(-1) > np.cos(np.radians(10.0)))
+            & (np.abs(off[i] - off[j]) <= 2 * cfg.band_abs))
+    plane = merge_labels(k, i[same], j[same])
+    lab = np.where(pos, plane[np.maximum(patch, 0)], -1)
+    lab = np.where(pos & (cnt[np.maximum(patch, 0)] >= 10), lab, -1)
+    npl = int(lab.max()) + 1
+    if npl == 0:
+        return out
+    q = label_quantiles(lab, npl, px.height, (0.02, 0.98))
+    tall = (q[1] - q[0]) >= cfg.tall_plane_height
+    return (lab >= 0) & tall[np.maximum(lab, 0)]
+
+
+def split_by_colour(piece: np.ndarray, band: np.ndarray, rel: Relations, px: Pixels, sup: Supports,
+                    structure: np.ndarray, cfg: RgbdConfig) -> np.ndarray:
+    """Split, above each support, the pieces that hold its structure at colour edges (items touching a shelf's
+    side or back are one surface with it in depth). Fragments touching no band go to the neighbour (fragment
+    or the rest of the piece) they share the longest boundary with; what touches a band stays apart."""
+    npc = int(piece.max()) + 1
+    p2 = np.stack([px.x1, px.x2], -1)
+    column = np.zeros(px.n, bool)
+    structural = ~rel.item & (rel.top[rel.piece] > sup.height[rel.support] + cfg.band_abs)
+    for s in np.unique(rel.support[structural]):
+        hosts = rel.piece[structural & (rel.support == s)]
+        above = (px.height > sup.height[s]) & (px.height <= sup.height[s] + cfg.column_height)
+        column |= (np.isin(piece, hosts) & above
+                   & _inside_box(p2, sup.centre[s], sup.axes[s], sup.lengths[s], -cfg.footprint_margin))
+    column &= ~structure  # tall planes (a shelf's back and sides) stay with the rest of their piece
+    if not column.any():
+        return piece
+    pairs = px.pairs
+    # fragments: colour-connected parts of the column within one piece; the rest of each piece keeps its id
+    same_piece = piece[pairs.a] == piece[pairs.b]
+    frag = components(px.n, pairs.a, pairs.b, px.colour_cont & same_piece, column)
+    nf = int(frag.max()) + 1
+    node = np.where(column, npc + frag, piece)  # nodes: pieces 0..npc-1 (their rest), fragments npc..
+    nn = npc + nf
+    # anchored fragments touch a band along one surface; the others follow their longest boundary
+    a, b = pairs.a[pairs.cont], pairs.b[pairs.cont]
+    na, nb = node[a], node[b]
+    touch = np.zeros(nn, bool)
+    for x, y in ((a, b), (b, a)):
+        hit = (node[x] >= npc) & (band[y] >= 0)
+        touch[node[x][hit]] = True
+    sel = (na >= 0) & (nb >= 0) & (na != nb)
+    ka = np.concatenate([na[sel], nb[sel]])
+    kb = np.concatenate([nb[sel], na[sel]])
+    key, count = np.unique(ka * nn + kb, return_counts=True)
+    src, dst = key // nn, key % nn
+    floating = (src >= npc) & ~touch[src]
+    src, dst, count = src[floating], dst[floating], count[floating]
+    # per floating fragment, the neighbour with the most shared pairs (ties: smaller id)
+    order = np.lexsort((dst, -count, src))
+    src, dst = src[order], dst[order]
+    first = np.concatenate([[True], src[1:] != src[:-1]]) if src.size else np.zeros(0, bool)
+    group = merge_labels(nn, src[first], dst[first])
+    # a group without a piece's rest in it is new; one containing a rest takes that piece's place
+    rep = np.full(int(group.max()) + 1, -1, np.int64)
+    rep[group[:npc][::-1]] = np.arange(npc)[::-1]
+    newid = np.where(rep[group] >= 0, rep[group], npc + group)
+    out = np.where(node >= 0, newid[np.maximum(node, 0)], -1)
+    return relabel(out)
+
+
+def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: dict | None = None) -> Objects:
+    h, w = view.hw
+    px = pixels_of(view, room_mask, cfg)
+    n, pairs = px.n, px.pairs
+    sup, band = find_supports(view, px, cfg)
+    rest = px.obj & (band < 0)
+    piece = components(n, pairs.a, pairs.b, pairs.cont, rest)
+    npc = int(piece.max()) + 1
+    ns = int(sup.label.max()) + 1
+    edges_a: list[np.ndarray] = []
+    edges_b: list[np.ndarray] = []
+    is_item = np.zeros(npc, bool)
+    if npc and len(sup.ids):
+        rel = relations(piece, band, px, sup, cfg)
+        if cfg.color_cut > 0:
+            structure = tall_planes(view, px, cfg)
+            piece = split_by_colour(piece, band, rel, px, sup, structure, cfg)
+            if debug is not None:
+                debug.update(structure=structure)
+            npc = int(piece.max()) + 1
+            rel = relations(piece, band, px, sup, cfg)
+        is_item = rel.is_item
+        # a piece passing beside a clearly smaller support (a shelf's back beside the lid of a box on the
+        # shelf) does not join it: that support is another object's top
+        beside_smaller = (~rel.rests & ~rel.under
+                          & (sup.lengths[rel.support, 0] < cfg.item_max_ratio * rel.length[rel.piece, 0]))
+        join = ~rel.item & ~beside_smaller
+        edges_a.append(rel.piece[join])
+        edges_b.append(npc + rel.support[join])
+        # pieces below a support's footprint, touching its object in the image but cut by a depth step
+        for s in sup.ids:
+            cand = np.flatnonzero((rel.top < sup.height[s]) & (rel.top >= sup.height[s] - cfg.under_reach)
+                                  & _inside_box(rel.centre, sup.centre[s], sup.axes[s], sup.lengths[s],
+                                                cfg.footprint_margin) & ~is_item)
+            edges_a.append(cand)
+            edges_b.append(np.full(len(cand), npc + s, np.int64))
+        if debug is not None:
+            debug.update(rel=rel)
+    if debug is not None:
+        debug.update(sup=sup.label, keep_ids=sup.ids, piece=piece, band=band)
+    nodes = npc + ns
+    ea = np.concatenate(edges_a) if edges_a else np.zeros(0, np.int64)
+    eb = np.concatenate(edges_b) if edges_b else np.zeros(0, np.int64)
+    # supports that share a piece (boards of one shelf via its sides) end up in one object through it
+    node_obj = merge_labels(nodes, ea, eb)
+    lab = np.full(n, -1, np.int64)
+    lab[piece >= 0] = node_obj[piece[piece >= 0]]
+    item_obj = np.zeros(int(node_obj.max()) + 1 if nodes else 0, bool)
+    item_obj[node_obj[:npc][is_item]] = True
+    lab = _regrow(lab, band, item_obj, pairs, max(1, int(round(cfg.regrow_px * view.px))))
+    inband = band >= 0
+    left = inband & (lab < 0)
+    lab[left] = node_obj[npc + band[left]]
+    parts = np.full(n, -1, np.int64)
+    parts[piece >= 0] = piece[piece >= 0]
+    parts[inband] = npc + band[inband]
+    lab, inv = _relabel_with_map(lab)
+    obj_item = np.zeros(int(lab.max()) + 1, bool)
+    old = np.flatnonzero(item_obj[: len(inv)])
+    obj_item[inv[old][inv[old] >= 0]] = True
+    return Objects(lab.reshape(h, w), relabel(parts).reshape(h, w), obj_item)
+
+
+def _relabel_with_map(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """relabel() plus the map old id -> new id (-1 for ids that no pixel keeps)."""
+    new = relabel(lab)
+    k = int(lab.max()) + 1
+    m = np.full(max(k, 0), -1, np.int64)
+    pos = lab >= 0
+    m[lab[pos]] = new[pos]
+    return new, m
+
+
+def _regrow(lab: np.ndarray, band: np.ndarray, item_obj: np.ndarray, pairs: Pairs, steps: int) -> np.ndarray:
+    """Items grow back into the band pixels next to them (their bottom), `steps` pixels along one surface."""
+    lab = lab.copy()
+    inband = band >= 0
+    src = np.concatenate([pairs.a, pairs.b])
+    dst = np.concatenate([pairs.b, pairs.a])
+    cont = np.concatenate([pairs.cont, pairs.cont])
+    for _ in range(steps):
+        ls = lab[src]
+        ok = cont & inband[dst] & (lab[dst] < 0) & (ls >= 0)
+        ok[ok] = item_obj[ls[ok]]
+        if not ok.any():
+            break
+        order = np.lexsort((ls[ok], dst[ok]))  # the smallest object id wins a contested pixel
+        d_ok, l_ok = dst[ok][order], ls[ok][order]
+        first = np.concatenate([[True], d_ok[1:] != d_ok[:-1]])
+        lab[d_ok[first]] = l_ok[first]
+    return lab
