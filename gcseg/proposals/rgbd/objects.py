@@ -275,54 +275,95 @@ def tall_planes(view: View, px: Pixels, cfg: RgbdConfig) -> np.ndarray:
     return (lab >= 0) & tall[np.maximum(lab, 0)]
 
 
-def split_by_colour(piece: np.ndarray, band: np.ndarray, rel: Relations, px: Pixels, sup: Supports,
-                    structure: np.ndarray, cfg: RgbdConfig) -> np.ndarray:
-    """Split, above each support, the pieces that hold its structure at colour edges (items touching a shelf's
-    side or back are one surface with it in depth). Fragments touching no band go to the neighbour (fragment
-    or the rest of the piece) they share the longest boundary with; what touches a band stays apart."""
-    npc = int(piece.max()) + 1
+def _group_edges(lab: np.ndarray, pairs: Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undirected adjacency between labels along the pairs where `keep`: (u, v, count) with u != v, both
+    directions listed."""
+    la, lb = lab[pairs.a[keep]], lab[pairs.b[keep]]
+    sel = (la >= 0) & (lb >= 0) & (la != lb)
+    k = int(lab.max()) + 1
+    key, cnt = np.unique(np.concatenate([la[sel] * k + lb[sel], lb[sel] * k + la[sel]]), return_counts=True)
+    return key // k, key % k, cnt
+
+
+def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarray, cfg: RgbdConfig
+               ) -> np.ndarray:
+    """What stands on each support, found in its zone: the pixels above it (up to column_height) inside its
+    footprint that are neither a support band nor a tall structure plane. The zone is cut at depth and colour
+    edges; fragments touching the support's band and at least item_min_height tall are seeds, every other
+    fragment joins, step by step, the neighbour it shares the longest boundary with (a book's spine label its
+    book, the stripes of a vase its body). A seed group narrower than its support that holds up no other support
+    (a shelf's side reaches the board above) is an item. Returns a flat int64 item id per pixel, -1 elsewhere."""
+    n, pairs, h = px.n, px.pairs, px.height
     p2 = np.stack([px.x1, px.x2], -1)
-    column = np.zeros(px.n, bool)
-    structural = ~rel.item & (rel.top[rel.piece] > sup.height[rel.support] + cfg.band_abs)
-    for s in np.unique(rel.support[structural]):
-        hosts = rel.piece[structural & (rel.support == s)]
-        above = (px.height > sup.height[s]) & (px.height <= sup.height[s] + cfg.column_height)
-        column |= (np.isin(piece, hosts) & above
-                   & _inside_box(p2, sup.centre[s], sup.axes[s], sup.lengths[s], -cfg.footprint_margin))
-    column &= ~structure  # tall planes (a shelf's back and sides) stay with the rest of their piece
-    if not column.any():
-        return piece
-    pairs = px.pairs
-    # fragments: colour-connected parts of the column within one piece; the rest of each piece keeps its id
-    same_piece = piece[pairs.a] == piece[pairs.b]
-    frag = components(px.n, pairs.a, pairs.b, px.colour_cont & same_piece, column)
+    zone = np.full(n, -1, np.int64)
+    zone_h = np.full(n, -np.inf)
+    free = px.obj & (band < 0) & ~structure
+    for s in sup.ids:  # a pixel belongs to the zone of the highest support below it
+        hs = sup.height[s]
+        m = free & (h > hs) & (h <= hs + cfg.column_height) & (hs > zone_h)
+        m &= _inside_box(p2, sup.centre[s], sup.axes[s], sup.lengths[s], -cfg.footprint_margin)
+        zone[m] = s
+        zone_h[m] = hs
+    out = np.full(n, -1, np.int64)
+    if not (zone >= 0).any():
+        return out
+    frag = components(n, pairs.a, pairs.b, px.colour_cont & (zone[pairs.a] == zone[pairs.b]), zone >= 0)
     nf = int(frag.max()) + 1
-    node = np.where(column, npc + frag, piece)  # nodes: pieces 0..npc-1 (their rest), fragments npc..
-    nn = npc + nf
-    # anchored fragments touch a band along one surface; the others follow their longest boundary
+    fzone = np.zeros(nf, np.int64)
+    pos = frag >= 0
+    fzone[frag[pos]] = zone[pos]
+    anchored = np.zeros(nf, bool)
     a, b = pairs.a[pairs.cont], pairs.b[pairs.cont]
-    na, nb = node[a], node[b]
-    touch = np.zeros(nn, bool)
+    top_of = []  # (fragment, higher support it touches)
     for x, y in ((a, b), (b, a)):
-        hit = (node[x] >= npc) & (band[y] >= 0)
-        touch[node[x][hit]] = True
-    sel = (na >= 0) & (nb >= 0) & (na != nb)
-    ka = np.concatenate([na[sel], nb[sel]])
-    kb = np.concatenate([nb[sel], na[sel]])
-    key, count = np.unique(ka * nn + kb, return_counts=True)
-    src, dst = key // nn, key % nn
-    floating = (src >= npc) & ~touch[src]
-    src, dst, count = src[floating], dst[floating], count[floating]
-    # per floating fragment, the neighbour with the most shared pairs (ties: smaller id)
-    order = np.lexsort((dst, -count, src))
-    src, dst = src[order], dst[order]
-    first = np.concatenate([[True], src[1:] != src[:-1]]) if src.size else np.zeros(0, bool)
-    group = merge_labels(nn, src[first], dst[first])
-    # a group without a piece's rest in it is new; one containing a rest takes that piece's place
-    rep = np.full(int(group.max()) + 1, -1, np.int64)
-    rep[group[:npc][::-1]] = np.arange(npc)[::-1]
-    newid = np.where(rep[group] >= 0, rep[group], npc + group)
-    out = np.where(node >= 0, newid[np.maximum(node, 0)], -1)
+        hit = (frag[x] >= 0) & (band[y] >= 0)
+        fx, by = frag[x][hit], band[y][hit]
+        anchored[fx[by == fzone[fx]]] = True
+        above = (by != fzone[fx]) & (sup.height[by] > sup.height[fzone[fx]])
+        top_of.append(np.stack([fx[above], by[above]], -1))
+    top_of = np.unique(np.concatenate(top_of), axis=0)
+    q = label_quantiles(frag, nf, h, (0.03, 0.97))
+    seed = anchored & (q[1] - q[0] >= cfg.item_min_height)
+    # grow the seeds: every group without a seed joins its longest-boundary neighbour, until none moves
+    u, v, cnt = _group_edges(frag, pairs, pairs.cont)
+    group = np.arange(nf)
+    for _ in range(8):
+        g_seed = np.zeros(nf, bool)
+        g_seed[group[seed]] = True
+        gu, gv = group[u], group[v]
+        sel = (gu != gv) & ~g_seed[gu]
+        if not sel.any():
+            break
+        key, w = np.unique(gu[sel] * nf + gv[sel], return_inverse=False, return_counts=False), None
+        # summed boundary per (group, neighbour group)
+        k2 = gu[sel] * nf + gv[sel]
+        uk, inv = np.unique(k2, return_inverse=True)
+        w = np.bincount(inv, weights=cnt[sel])
+        src, dst = uk // nf, uk % nf
+        order = np.lexsort((dst, -w, src))
+        src, dst = src[order], dst[order]
+        first = np.concatenate([[True], src[1:] != src[:-1]])
+        merged = merge_labels(nf, src[first], dst[first])
+        group = merged[group]
+    gid = group[np.maximum(frag, 0)]
+    glab = np.where(pos, gid, -1)
+    ng = int(group.max()) + 1
+    g_anchor = np.zeros(ng, bool)
+    g_anchor[group[anchored]] = True
+    g_zone = np.zeros(ng, np.int64)
+    g_zone[group] = fzone
+    gq = label_quantiles(glab, ng, h, (0.03, 0.97))
+    _, _, glen, _ = horizontal_extents(glab, ng, px.x1, px.x2, px.area)
+    # a group touching a clearly wider support above it holds that support up (a shelf's side reaching the
+    # board above); a support about as wide as the group is its own top (a box's lid)
+    g_holds = np.zeros(ng, bool)
+    if len(top_of):
+        tg, ts = group[top_of[:, 0]], top_of[:, 1]
+        g_holds[tg[glen[tg, 0] <= cfg.item_max_ratio * sup.lengths[ts, 0]]] = True
+    item = (g_anchor & ~g_holds & (gq[1] - gq[0] >= cfg.item_min_height)
+            & (glen[:, 0] <= cfg.item_max_ratio * sup.lengths[g_zone, 0]))
+    keep = pos & item[np.maximum(glab, 0)]
+    out[keep] = glab[keep]
     return relabel(out)
 
 
@@ -331,50 +372,59 @@ def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: d
     px = pixels_of(view, room_mask, cfg)
     n, pairs = px.n, px.pairs
     sup, band = find_supports(view, px, cfg)
-    rest = px.obj & (band < 0)
+    structure = tall_planes(view, px, cfg) if len(sup.ids) else np.zeros(n, bool)
+    items = zone_items(px, sup, band, structure, cfg) if len(sup.ids) else np.full(n, -1, np.int64)
+    n_items = int(items.max()) + 1
+    # everything else: pieces cut at depth steps and bands, joined to the supports they touch
+    rest = px.obj & (band < 0) & (items < 0)
     piece = components(n, pairs.a, pairs.b, pairs.cont, rest)
     npc = int(piece.max()) + 1
     ns = int(sup.label.max()) + 1
+    item0 = npc + ns  # node ids: pieces, supports, items
     edges_a: list[np.ndarray] = []
     edges_b: list[np.ndarray] = []
-    is_item = np.zeros(npc, bool)
+    # a support an item touches above its bottom is the item's top (a box's lid), not part of what holds it
+    top_of = np.zeros(0, np.int64)
+    if n_items:
+        ib = label_quantiles(items, n_items, px.height, (0.03,))[0]
+        ii, ss, _ = _group_edges(np.where(items >= 0, items, np.where(band >= 0, n_items + band, -1)), pairs,
+                                 pairs.cont)
+        sel = (ii < n_items) & (ss >= n_items)
+        ii, ss = ii[sel], ss[sel] - n_items
+        top = sup.height[ss] > ib[ii] + cfg.item_min_height / 2
+        edges_a.append(item0 + ii[top])
+        edges_b.append(npc + ss[top])
+        top_of = np.unique(ss[top])
     if npc and len(sup.ids):
         rel = relations(piece, band, px, sup, cfg)
-        if cfg.color_cut > 0:
-            structure = tall_planes(view, px, cfg)
-            piece = split_by_colour(piece, band, rel, px, sup, structure, cfg)
-            if debug is not None:
-                debug.update(structure=structure)
-            npc = int(piece.max()) + 1
-            rel = relations(piece, band, px, sup, cfg)
-        is_item = rel.is_item
         # a piece passing beside a clearly smaller support (a shelf's back beside the lid of a box on the
         # shelf) does not join it: that support is another object's top
         beside_smaller = (~rel.rests & ~rel.under
                           & (sup.lengths[rel.support, 0] < cfg.item_max_ratio * rel.length[rel.piece, 0]))
-        join = ~rel.item & ~beside_smaller
+        join = ~beside_smaller & ~np.isin(rel.support, top_of)
         edges_a.append(rel.piece[join])
         edges_b.append(npc + rel.support[join])
         # pieces below a support's footprint, touching its object in the image but cut by a depth step
-        for s in sup.ids:
+        for s in np.setdiff1d(sup.ids, top_of):
             cand = np.flatnonzero((rel.top < sup.height[s]) & (rel.top >= sup.height[s] - cfg.under_reach)
                                   & _inside_box(rel.centre, sup.centre[s], sup.axes[s], sup.lengths[s],
-                                                cfg.footprint_margin) & ~is_item)
+                                                cfg.footprint_margin))
             edges_a.append(cand)
             edges_b.append(np.full(len(cand), npc + s, np.int64))
         if debug is not None:
             debug.update(rel=rel)
     if debug is not None:
-        debug.update(sup=sup.label, keep_ids=sup.ids, piece=piece, band=band)
-    nodes = npc + ns
+        debug.update(sup=sup.label, keep_ids=sup.ids, piece=piece, band=band, structure=structure, items=items)
+    nodes = item0 + n_items
     ea = np.concatenate(edges_a) if edges_a else np.zeros(0, np.int64)
     eb = np.concatenate(edges_b) if edges_b else np.zeros(0, np.int64)
     # supports that share a piece (boards of one shelf via its sides) end up in one object through it
     node_obj = merge_labels(nodes, ea, eb)
     lab = np.full(n, -1, np.int64)
     lab[piece >= 0] = node_obj[piece[piece >= 0]]
+    lab[items >= 0] = node_obj[item0 + items[items >= 0]]
     item_obj = np.zeros(int(node_obj.max()) + 1 if nodes else 0, bool)
-    item_obj[node_obj[:npc][is_item]] = True
+    item_obj[node_obj[item0:]] = True
     lab = _regrow(lab, band, item_obj, pairs, max(1, int(round(cfg.regrow_px * view.px))))
     inband = band >= 0
     left = inband & (lab < 0)
@@ -382,6 +432,7 @@ def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: d
     parts = np.full(n, -1, np.int64)
     parts[piece >= 0] = piece[piece >= 0]
     parts[inband] = npc + band[inband]
+    parts[items >= 0] = npc + ns + items[items >= 0]
     lab, inv = _relabel_with_map(lab)
     obj_item = np.zeros(int(lab.max()) + 1, bool)
     old = np.flatnonzero(item_obj[: len(inv)])
