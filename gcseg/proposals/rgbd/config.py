@@ -25,8 +25,8 @@ class RgbdConfig:
     # --- room shell ---
     horizontal_deg: float = 20.0  # a normal this close to up/down is a horizontal surface (floor, tops)
     vertical_deg: float = 15.0  # a normal this close to horizontal is a vertical surface (walls)
-    plane_abs: float = 0.02  # metres: points this close to the floor / ceiling / a wall plane belong to it,
-    plane_rel: float = 0.005  # ... plus this fraction of the depth
+    plane_abs: float = 0.012  # metres: points this close to the floor / ceiling / a wall plane belong to it,
+    plane_rel: float = 0.003  # ... plus this fraction of the depth
     floor_min_area: float = 0.3  # m^2: a floor / ceiling candidate covers at least this much
     below_max_frac: float = 0.02  # nothing (this fraction of the valid pixels) may lie 5 cm below the floor
     wall_min_area: float = 0.3  # m^2: a wall candidate covers at least this much
@@ -41,13 +41,15 @@ class RgbdConfig:
     band_abs: float = 0.012  # metres: the band taken out around a support's height (+- this ...
     band_rel: float = 0.003  # ... plus this fraction of the depth)
     footprint_margin: float = 0.03  # metres: a support's footprint box is widened by this much
-    item_max_ratio: float = 0.85  # an item is at most this fraction of its support's length
+    item_max_ratio: float = 0.92  # an item is at most this fraction of its support's length
     item_min_height: float = 0.03  # metres: an item stands at least this high (flatter: noise on the support)
     under_reach: float = 0.3  # metres: pieces whose top is this close under a support may join it
     color_cut: float = 20.0  # CIE-Lab distance: above a support, pieces holding its structure split at such
     column_height: float = 0.5  # ... colour edges, up to this height over the support (metres); 0 = off
     tall_plane_height: float = 0.7  # metres: vertical planes this tall among the objects are structure
     regrow_px: float = 2.0  # an item grows back into the band by this many pixels
+    max_area_frac: float = 0.5  # no mask covers more than this share of the image (an unremoved wall)
+    part_max_share: float = 0.95  # a part covers less than this share of its object (else it is the object)
     min_area_px: float = 20.0  # masks under this many pixels (at 320x240, scaled with the image area) are dropped
 
     def __post_init__(self) -> None:

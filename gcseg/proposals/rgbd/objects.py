@@ -322,6 +322,12 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
         above = (by != fzone[fx]) & (sup.height[by] > sup.height[fzone[fx]])
         top_of.append(np.stack([fx[above], by[above]], -1))
     top_of = np.unique(np.concatenate(top_of), axis=0)
+    # a fragment continuing along one surface above its zone belongs to something taller (a lamp's pole)
+    high = (zone < 0) & (band < 0) & px.obj
+    exits = np.zeros(nf, bool)
+    for x, y in ((a, b), (b, a)):
+        hit = (frag[x] >= 0) & high[y] & (h[y] > zone_h[x] + cfg.column_height * 0.8)
+        exits[frag[x][hit]] = True
     q = label_quantiles(frag, nf, h, (0.03, 0.97))
     seed = anchored & (q[1] - q[0] >= cfg.item_min_height)
     # grow the seeds: every group without a seed joins its longest-boundary neighbour, until none moves
@@ -360,11 +366,30 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
     if len(top_of):
         tg, ts = group[top_of[:, 0]], top_of[:, 1]
         g_holds[tg[glen[tg, 0] <= cfg.item_max_ratio * sup.lengths[ts, 0]]] = True
-    item = (g_anchor & ~g_holds & (gq[1] - gq[0] >= cfg.item_min_height)
+    g_exits = np.zeros(ng, bool)
+    g_exits[group[exits]] = True
+    item = (g_anchor & ~g_holds & ~g_exits & (gq[1] - gq[0] >= cfg.item_min_height)
             & (glen[:, 0] <= cfg.item_max_ratio * sup.lengths[g_zone, 0]))
     keep = pos & item[np.maximum(glab, 0)]
     out[keep] = glab[keep]
     return relabel(out)
+
+
+def _hangs_under(piece: np.ndarray, px: Pixels, cfg: RgbdConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of pieces (b, a) next to each other in the image where b ends just under a and stands inside a's
+    horizontal footprint (a lamp's pole under its shade, a table's legs set back under its top): a depth step
+    separates them in the image, not in the world."""
+    npc = int(piece.max()) + 1
+    u, v, _ = _group_edges(piece, px.pairs, np.ones(len(px.pairs.a), bool))
+    if u.size == 0:
+        return u, v
+    q = label_quantiles(piece, npc, px.height, (0.03, 0.97))
+    bottom, top = q[0], q[1]
+    cen, axes, lengths, _ = horizontal_extents(piece, npc, px.x1, px.x2, px.area)
+    below = (top[u] <= bottom[v] + cfg.band_abs * 3) & (top[u] >= bottom[v] - cfg.under_reach)
+    inside = _inside_box(cen[u], cen[v], axes[v], lengths[v], cfg.footprint_margin)
+    ok = below & inside
+    return u[ok], v[ok]
 
 
 def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: dict | None = None) -> Objects:
@@ -413,6 +438,10 @@ def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: d
             edges_b.append(np.full(len(cand), npc + s, np.int64))
         if debug is not None:
             debug.update(rel=rel)
+    if npc > 1:
+        ua, ub = _hangs_under(piece, px, cfg)
+        edges_a.append(ua)
+        edges_b.append(ub)
     if debug is not None:
         debug.update(sup=sup.label, keep_ids=sup.ids, piece=piece, band=band, structure=structure, items=items)
     nodes = item0 + n_items
