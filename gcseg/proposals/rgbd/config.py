@@ -21,6 +21,7 @@ class RgbdConfig:
     weak_step_abs: float = 0.002  # metres: a smaller step (plus weak_step_rel * depth) is a boundary where
     weak_step_rel: float = 0.003  # ... the colour changes too (CIE-Lab distance above color_edge)
     color_edge: float = 12.0
+    lightness_weight: float = 0.5  # colour distances weigh CIE-Lab lightness by this (shading between faces)
     up_refine_deg: float = 20.0  # normals this close to the up axis refine it (horizontal surfaces)
     # --- room shell ---
     horizontal_deg: float = 20.0  # a normal this close to up/down is a horizontal surface (floor, tops)
@@ -30,7 +31,8 @@ class RgbdConfig:
     floor_min_area: float = 0.3  # m^2: a floor / ceiling candidate covers at least this much
     below_max_frac: float = 0.02  # nothing (this fraction of the valid pixels) may lie 5 cm below the floor
     wall_min_area: float = 0.3  # m^2: a wall candidate covers at least this much
-    wall_min_height: float = 0.6  # metres: ... and spans at least this much height
+    wall_min_height: float = 0.3  # metres: ... spans at least this much height ...
+    wall_below_eye: float = 0.3  # metres: ... and reaches up to this far below the camera or higher
     # --- objects ---
     support_dh: float = 0.015  # metres: neighbouring up-facing pixels this close in height form one surface
     support_min_area: float = 0.01  # m^2: a support surface covers at least this much

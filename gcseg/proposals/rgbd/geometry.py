@@ -25,7 +25,7 @@ class View:
     px: float  # pixel-unit scale: working image side / reference side
     f: float  # focal length (pixels, working resolution)
     color: np.ndarray  # uint8 (h, w, 3)
-    lab: np.ndarray  # float32 CIE-Lab (h, w, 3)
+    lab: np.ndarray  # float32 CIE-Lab (h, w, 3), lightness scaled by lightness_weight
     z: np.ndarray  # float64 smoothed depth, nearest-valid fill everywhere (use with `valid`)
     valid: np.ndarray  # bool: measured depth, or a hole narrower than fill_hole_px filled from its border
     points: np.ndarray  # float64 (h, w, 3) camera frame
@@ -34,6 +34,7 @@ class View:
     up: np.ndarray  # float64 (3,) world up in camera coordinates
     up_world: np.ndarray  # float64 (3,) world up in world coordinates
     rot: np.ndarray  # float64 (3, 3) camera-to-world rotation
+    eye: np.ndarray  # float64 (3,) camera centre in the world
     height: np.ndarray  # float64 world height along `up_world` (metres)
     world: np.ndarray  # float64 (h, w, 3) world points
     cont_h: np.ndarray  # bool (h, w-1): pixel (y, x) and (y, x+1) lie on one continuous surface
@@ -230,6 +231,7 @@ def prepare(frame: Frame, cfg: RgbdConfig) -> View | None:
         z = ndimage.median_filter(z, size=cfg.median_px, mode="nearest")
     points = camera_points(z, k)
     lab = rgb_to_lab(color)
+    lab[..., 0] *= cfg.lightness_weight  # shading changes lightness between the faces of one object, not hue
     cont_h, cont_v = continuity(z, valid, lab, cfg)
     step = max(1, int(round(cfg.normal_step_px * px)))
     smooth = max(1, int(round(cfg.normal_smooth_px * px)) | 1)
@@ -244,5 +246,5 @@ def prepare(frame: Frame, cfg: RgbdConfig) -> View | None:
     world = points @ pose[:3, :3].T + pose[:3, 3]
     height = world @ up_world
     return View(hw=hw, out_hw=out_hw, px=px, f=f, color=color, lab=lab, z=z, valid=valid,
-                points=points, normals=normals, normal_ok=normal_ok, up=up, up_world=up_world, rot=pose[:3, :3], height=height,
+                points=points, normals=normals, normal_ok=normal_ok, up=up, up_world=up_world, rot=pose[:3, :3], eye=pose[:3, 3].copy(), height=height,
                 world=world, cont_h=cont_h, cont_v=cont_v, area=area)

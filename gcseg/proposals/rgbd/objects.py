@@ -160,7 +160,7 @@ def find_supports(view: View, px: Pixels, cfg: RgbdConfig) -> tuple[Supports, np
     same = cand[pairs.a] == cand[pairs.b]
     grown = components(n, pairs.a, pairs.b, pairs.cont & same, cand >= 0)
     ng = int(grown.max()) + 1
-    seeded = np.zeros(ng, bool)
+    seeded = np.zeros(max(ng, 1), bool)
     own = np.isin(sup, keep) & (grown >= 0)
     seeded[grown[own]] = True
     inb = (grown >= 0) & seeded[np.maximum(grown, 0)]
@@ -340,17 +340,13 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
         sel = (gu != gv) & ~g_seed[gu]
         if not sel.any():
             break
-        key, w = np.unique(gu[sel] * nf + gv[sel], return_inverse=False, return_counts=False), None
-        # summed boundary per (group, neighbour group)
-        k2 = gu[sel] * nf + gv[sel]
-        uk, inv = np.unique(k2, return_inverse=True)
+        uk, inv = np.unique(gu[sel] * nf + gv[sel], return_inverse=True)  # summed boundary per group pair
         w = np.bincount(inv, weights=cnt[sel])
         src, dst = uk // nf, uk % nf
         order = np.lexsort((dst, -w, src))
         src, dst = src[order], dst[order]
         first = np.concatenate([[True], src[1:] != src[:-1]])
-        merged = merge_labels(nf, src[first], dst[first])
-        group = merged[group]
+        group = merge_labels(nf, src[first], dst[first])[group]
     gid = group[np.maximum(frag, 0)]
     glab = np.where(pos, gid, -1)
     ng = int(group.max()) + 1

@@ -3,8 +3,10 @@
 * floor: the lowest height peak of up-facing surfaces with (almost) nothing below it; a table top seen without
   the floor has its legs below it and is not taken. Ceiling: the same from above.
 * walls: the dominant horizontal directions of vertical surfaces; along each direction (and its opposite) the
-  farthest plane with enough area and height; everything on or beyond it (posters, what a doorway shows) is
-  shell. Furniture standing a few centimetres in front of a wall stays.
+  farthest plane with enough area and height that rises to about the camera's height; everything on or beyond it
+  (posters, what a doorway shows) is shell. Furniture standing a few centimetres in front of a wall stays.
+* tolerances: plane_abs + plane_rel * depth, or three times the sensor noise measured on the plane's own pixels
+  if larger (a real depth camera at 5 m).
 Heights use the world up direction of `geometry.world_up`; nothing assumes a particular world axis.
 """
 
@@ -53,16 +55,32 @@ def _refine(values: np.ndarray, weights: np.ndarray, centre: float) -> float:
     return float(v[order][np.searchsorted(cw, cw[-1] / 2)])
 
 
-def _extreme_plane(sign: float, view: View, facing: np.ndarray, cfg: RgbdConfig) -> float | None:
+def noise_rel(resid: np.ndarray, z: np.ndarray) -> float:
+    """Robust relative spread (1.4826 MAD of resid / depth) of the inliers of a plane: the sensor's noise."""
+    r = resid / np.maximum(z, 1e-6)
+    if r.size < 20:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def _tolerance(view: View, resid: np.ndarray, inl: np.ndarray, cfg: RgbdConfig) -> np.ndarray:
+    """Per-pixel distance to a plane still counted on it: plane_abs + plane_rel * depth, or 3 sigma of the
+    sensor noise measured on the plane's own inliers if that is larger (a real depth camera at 5 m)."""
+    rel = noise_rel(resid[inl], view.z[inl])
+    return np.maximum(cfg.plane_abs + cfg.plane_rel * view.z, 3.0 * rel * view.z)
+
+
+def _extreme_plane(sign: float, view: View, facing: np.ndarray, cfg: RgbdConfig) -> tuple[float, np.ndarray] | None:
     """Lowest (sign +1: floor) or highest (-1: ceiling) horizontal plane with at most below_max_frac of the
-    valid pixels more than 5 cm beyond it."""
+    valid pixels clearly beyond it (5 cm plus the noise). Returns (height, per-pixel tolerance) or None."""
     h = sign * view.height
     vals, wts = h[facing], view.area[facing]
-    hv = h[view.valid]
     for c in _peaks(vals, wts, cfg.floor_min_area):  # ascending
         level = _refine(vals, wts, c)
-        if np.mean(hv < level - 0.05) <= cfg.below_max_frac:
-            return sign * level
+        near = facing & (np.abs(h - level) <= 0.1)
+        tol = _tolerance(view, h - level, near, cfg)
+        if np.mean((h < level - 0.05 - tol) & view.valid) / max(np.mean(view.valid), 1e-9) <= cfg.below_max_frac:
+            return sign * level, tol
         return None  # something stands below the lowest candidate: not the floor (higher ones neither)
     return None
 
@@ -71,14 +89,16 @@ def find_room(view: View, cfg: RgbdConfig) -> Room:
     valid = view.valid
     ok = view.normal_ok & valid
     cos_up = (view.normals * view.up).sum(-1)
-    tol = cfg.plane_abs + cfg.plane_rel * view.z
     room = np.zeros(view.hw, bool)
     ch = np.cos(np.radians(cfg.horizontal_deg))
-    floor = _extreme_plane(1.0, view, ok & (cos_up > ch), cfg)
-    if floor is not None:
+    floor = ceiling = None
+    found = _extreme_plane(1.0, view, ok & (cos_up > ch), cfg)
+    if found is not None:
+        floor, tol = found
         room |= valid & (view.height < floor + tol)
-    ceiling = _extreme_plane(-1.0, view, ok & (cos_up < -ch), cfg)
-    if ceiling is not None:
+    found = _extreme_plane(-1.0, view, ok & (cos_up < -ch), cfg)
+    if found is not None:
+        ceiling, tol = found
         room |= valid & (view.height > ceiling - tol)
     walls = []
     vert = ok & ~room & (np.abs(cos_up) < np.sin(np.radians(cfg.vertical_deg)))
@@ -100,6 +120,7 @@ def find_room(view: View, cfg: RgbdConfig) -> Room:
                 axes.append(float(a))
             if len(axes) >= 4:
                 break
+        eye = float(view.eye @ view.up_world)
         pts_v = view.world[vert]
         hts_v = view.height[vert]
         for a in axes:
@@ -115,9 +136,16 @@ def find_room(view: View, cfg: RgbdConfig) -> Room:
                     off = _refine(s, wf, c)
                     inl = np.abs(s - off) <= BIN * (PEAK_HALF + 0.5)
                     hts = hts_v[facing][inl]
-                    span = np.percentile(hts, 95) - np.percentile(hts, 5)
-                    if span >= cfg.wall_min_height:
+                    lo, hi = np.percentile(hts, 5), np.percentile(hts, 95)
+                    # a wall rises to about eye level (a kitchen cabinet's front, the farthest plane when
+                    # nothing behind it shows, does not)
+                    if hi - lo >= cfg.wall_min_height and hi >= eye - cfg.wall_below_eye:
                         walls.append((d, off))
-                        room |= valid & ((view.world @ d) > off - tol)
+                        s_all = view.world @ d
+                        inl_px = np.zeros(view.hw[0] * view.hw[1], bool)
+                        inl_px[np.flatnonzero(vert)[np.flatnonzero(facing)[inl]]] = True
+                        inl_px = inl_px.reshape(view.hw)
+                        tol = _tolerance(view, s_all - off, inl_px, cfg)
+                        room |= valid & (s_all > off - tol)
                         break
     return Room(room, floor, ceiling, walls)
