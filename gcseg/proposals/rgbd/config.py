@@ -32,7 +32,7 @@ class RgbdConfig:
     below_max_frac: float = 0.02  # nothing (this fraction of the valid pixels) may lie 5 cm below the floor
     wall_min_area: float = 0.3  # m^2: a wall candidate covers at least this much
     wall_min_height: float = 0.3  # metres: ... spans at least this much height ...
-    wall_below_eye: float = 0.3  # metres: ... and reaches up to this far below the camera or higher
+    wall_below_eye: float = 0.3  # metres: ... and reaches up to this far below the camera or out of the view
     # --- objects ---
     support_dh: float = 0.015  # metres: neighbouring up-facing pixels this close in height form one surface
     support_min_area: float = 0.01  # m^2: a support surface covers at least this much

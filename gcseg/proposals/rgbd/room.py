@@ -121,6 +121,8 @@ def find_room(view: View, cfg: RgbdConfig) -> Room:
             if len(axes) >= 4:
                 break
         eye = float(view.eye @ view.up_world)
+        rows_v = np.nonzero(vert)[0]
+        top_rows = max(2, int(round(0.02 * view.hw[0])))
         pts_v = view.world[vert]
         hts_v = view.height[vert]
         for a in axes:
@@ -137,9 +139,10 @@ def find_room(view: View, cfg: RgbdConfig) -> Room:
                     inl = np.abs(s - off) <= BIN * (PEAK_HALF + 0.5)
                     hts = hts_v[facing][inl]
                     lo, hi = np.percentile(hts, 5), np.percentile(hts, 95)
-                    # a wall rises to about eye level (a kitchen cabinet's front, the farthest plane when
-                    # nothing behind it shows, does not)
-                    if hi - lo >= cfg.wall_min_height and hi >= eye - cfg.wall_below_eye:
+                    # a wall rises to about eye level or out of the view (a kitchen cabinet's front, the
+                    # farthest plane when nothing behind it shows, does neither)
+                    tall = hi >= eye - cfg.wall_below_eye or (rows_v[facing][inl] < top_rows).any()
+                    if hi - lo >= cfg.wall_min_height and tall:
                         walls.append((d, off))
                         s_all = view.world @ d
                         inl_px = np.zeros(view.hw[0] * view.hw[1], bool)
