@@ -228,7 +228,10 @@ def prepare(frame: Frame, cfg: RgbdConfig) -> View | None:
     px = float(np.sqrt(hw[0] * hw[1] / REFERENCE_PIXELS))
     z, valid = fill_holes(depth, cfg.fill_hole_px * px)
     if cfg.median_px > 1:
-        z = ndimage.median_filter(z, size=cfg.median_px, mode="nearest")
+        med = ndimage.median_filter(z, size=cfg.median_px, mode="nearest")
+        # a pixel far off its neighbourhood's median is a thin structure (a lamp's pole, a chair leg seen from
+        # afar), not noise: keep it
+        z = np.where(np.abs(z - med) > cfg.step_abs + cfg.step_rel * med, z, med)
     points = camera_points(z, k)
     lab = rgb_to_lab(color)
     lab[..., 0] *= cfg.lightness_weight  # shading changes lightness between the faces of one object, not hue

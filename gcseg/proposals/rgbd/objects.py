@@ -57,6 +57,7 @@ class Supports:
     centre: np.ndarray  # (S, 2) horizontal centre of the footprint
     axes: np.ndarray  # (S, 2, 2) footprint axes (rows)
     lengths: np.ndarray  # (S, 2) footprint lengths (major, minor; minor at least support_min_depth)
+    up_facing: np.ndarray  # flat bool: pixels on up-facing surfaces
 
 
 def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +140,7 @@ def find_supports(view: View, px: Pixels, cfg: RgbdConfig) -> tuple[Supports, np
     band = np.full(n, -1, np.int64)
     if ns == 0:
         z2 = np.zeros((0, 2))
-        return Supports(sup, np.zeros(0, np.int64), np.zeros(0), z2, np.zeros((0, 2, 2)), z2), band
+        return Supports(sup, np.zeros(0, np.int64), np.zeros(0), z2, np.zeros((0, 2, 2)), z2, up_facing), band
     _, _, lengths0, s_area = horizontal_extents(sup, ns, px.x1, px.x2, px.area)
     s_h = label_quantiles(sup, ns, height, (0.5,))[0]
     keep = np.flatnonzero((s_area >= cfg.support_min_area) & (lengths0[:, 0] >= cfg.support_min_extent))
@@ -180,7 +181,7 @@ def find_supports(view: View, px: Pixels, cfg: RgbdConfig) -> tuple[Supports, np
     cen = mid_u[:, None] * axes[:, 0] + mid_v[:, None] * axes[:, 1]
     # what rests on a support may stand behind its visible part (a board seen edge-on shows its front only)
     lengths[:, 1] = np.maximum(lengths[:, 1], cfg.support_min_depth)
-    return Supports(sup, keep, s_h, cen, axes, lengths), band
+    return Supports(sup, keep, s_h, cen, axes, lengths, up_facing), band
 
 
 @dataclass
@@ -371,10 +372,12 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
     return relabel(out)
 
 
-def _hangs_under(piece: np.ndarray, px: Pixels, cfg: RgbdConfig) -> tuple[np.ndarray, np.ndarray]:
+def _hangs_under(piece: np.ndarray, px: Pixels, up_facing: np.ndarray, eye: np.ndarray, cfg: RgbdConfig
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of pieces (b, a) next to each other in the image where b ends just under a and stands inside a's
     horizontal footprint (a lamp's pole under its shade, a table's legs set back under its top): a depth step
-    separates them in the image, not in the world."""
+    separates them in the image, not in the world. A piece seen from the side (few up-facing pixels: a lamp
+    shade) shows only its front; its footprint reaches half its width further from the camera."""
     npc = int(piece.max()) + 1
     u, v, _ = _group_edges(piece, px.pairs, np.ones(len(px.pairs.a), bool))
     if u.size == 0:
@@ -382,9 +385,17 @@ def _hangs_under(piece: np.ndarray, px: Pixels, cfg: RgbdConfig) -> tuple[np.nda
     q = label_quantiles(piece, npc, px.height, (0.03, 0.97))
     bottom, top = q[0], q[1]
     cen, axes, lengths, _ = horizontal_extents(piece, npc, px.x1, px.x2, px.area)
+    cnt, n_up = label_sums(piece, npc, np.ones(px.n), up_facing.astype(np.float64))
     below = (top[u] <= bottom[v] + cfg.band_abs * 3) & (top[u] >= bottom[v] - cfg.under_reach)
     inside = _inside_box(cen[u], cen[v], axes[v], lengths[v], cfg.footprint_margin)
-    ok = below & inside
+    d = cen[u] - cen[v]
+    view = cen[v] - eye
+    view /= np.maximum(np.linalg.norm(view, axis=-1, keepdims=True), 1e-9)
+    t = (d * view).sum(-1)
+    lateral = np.linalg.norm(d - t[:, None] * view, axis=-1)
+    half = lengths[v, 0] / 2 + cfg.footprint_margin
+    behind = (n_up[v] < 0.2 * cnt[v]) & (t >= -half) & (t <= half) & (lateral <= half)
+    ok = below & (inside | behind)
     return u[ok], v[ok]
 
 
@@ -435,7 +446,8 @@ def segment_objects(view: View, room_mask: np.ndarray, cfg: RgbdConfig, debug: d
         if debug is not None:
             debug.update(rel=rel)
     if npc > 1:
-        ua, ub = _hangs_under(piece, px, cfg)
+        e1, e2 = _horizontal_basis(view.up_world)
+        ua, ub = _hangs_under(piece, px, sup.up_facing, np.array([view.eye @ e1, view.eye @ e2]), cfg)
         edges_a.append(ua)
         edges_b.append(ub)
     if debug is not None:
