@@ -394,7 +394,8 @@ def _hangs_under(piece: np.ndarray, px: Pixels, up_facing: np.ndarray, eye: np.n
     t = (d * view).sum(-1)
     lateral = np.linalg.norm(d - t[:, None] * view, axis=-1)
     half = lengths[v, 0] / 2 + cfg.footprint_margin
-    behind = (n_up[v] < 0.2 * cnt[v]) & (t >= -half) & (t <= half) & (lateral <= half)
+    touching = top[u] >= bottom[v] - cfg.under_reach / 3
+    behind = (n_up[v] < 0.2 * cnt[v]) & touching & (t >= 0) & (t <= half) & (lateral <= half)
     ok = below & (inside | behind)
     return u[ok], v[ok]
 
