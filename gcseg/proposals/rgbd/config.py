@@ -48,7 +48,7 @@ class RgbdConfig:
     under_reach: float = 0.3  # metres: pieces whose top is this close under a support may join it
     color_cut: float = 20.0  # CIE-Lab distance: above a support, pieces holding its structure split at such
     column_height: float = 0.5  # ... colour edges, up to this height over the support (metres); 0 = off
-    tall_plane_height: float = 0.7  # metres: vertical planes this tall among the objects are structure
+    tall_plane_height: float = 1.0  # metres: vertical planes this tall among the objects are structure
     regrow_px: float = 2.0  # an item grows back into the band by this many pixels
     max_area_frac: float = 0.5  # no mask covers more than this share of the image (an unremoved wall)
     part_max_share: float = 0.95  # a part covers less than this share of its object (else it is the object)

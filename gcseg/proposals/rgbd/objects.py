@@ -357,6 +357,10 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
     g_zone[group] = fzone
     gq = label_quantiles(glab, ng, h, (0.03, 0.97))
     _, _, glen, _ = horizontal_extents(glab, ng, px.x1, px.x2, px.area)
+    # length along the support's own long axis (a chair's back spans its seat there; a box on a box does not)
+    ax = sup.axes[g_zone[np.maximum(glab, 0)], 0]
+    qa = label_quantiles(glab, ng, (ax * p2).sum(-1), (0.03, 0.97))
+    along = np.nan_to_num(qa[1] - qa[0])
     # a group touching a clearly wider support above it holds that support up (a shelf's side reaching the
     # board above); a support about as wide as the group is its own top (a box's lid)
     g_holds = np.zeros(ng, bool)
@@ -366,7 +370,7 @@ def zone_items(px: Pixels, sup: Supports, band: np.ndarray, structure: np.ndarra
     g_exits = np.zeros(ng, bool)
     g_exits[group[exits]] = True
     item = (g_anchor & ~g_holds & ~g_exits & (gq[1] - gq[0] >= cfg.item_min_height)
-            & (glen[:, 0] <= cfg.item_max_ratio * sup.lengths[g_zone, 0]))
+            & (along <= cfg.item_max_ratio * sup.lengths[g_zone, 0]))
     keep = pos & item[np.maximum(glab, 0)]
     out[keep] = glab[keep]
     return relabel(out)
