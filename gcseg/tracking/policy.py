@@ -8,8 +8,9 @@ keyframe by depth and pose). It decides, in this order:
 
 1. **Matches**: Hungarian assignment (scipy ``linear_sum_assignment``) on proposal x visible-track IoU, keeping
    pairs with IoU > ``tau_iou``. A matched object is ACTIVE with ``miss = 0`` and is re-conditioned with the
-   proposal (``recondition``, ``recondition_iou``; with ``known`` pixels only the proposal's newly visible part
-   is added to the object, ``grow``).
+   proposal (``recondition``, ``recondition_iou``), less the pixels other tracked objects hold (their
+   propagated masks, their matched proposals): a proposal that merges the object with a piece of a tracked
+   neighbour still continues the object, but never hands it the neighbour's pixels.
 2. **Re-identification** (``reid``), before any object is born: a proposal that the gate would let through
    (more than ``gate_uncovered`` of it and at least ``min_new_area`` pixels outside the tracked masks) is
    matched (Hungarian, IoU > ``tau_iou``) against the re-identification masks of DORMANT, invisible and
@@ -115,7 +116,7 @@ class StepResult:
     held: dict[int, float] = field(default_factory=dict)  # unmatched but seen: id -> support of its mask
     revived: dict[int, int | None] = field(default_factory=dict)  # re-identified: id -> proposal (None: support)
     contradicted: list[int] = field(default_factory=list)  # visible but contradicted: took a miss
-    grow: dict[int, np.ndarray] = field(default_factory=dict)  # id -> newly visible surface to add (known only)
+    grow: dict[int, np.ndarray] = field(default_factory=dict)  # held: id -> newly visible surface to add (known)
 
 
 def mask_evidence(masks: np.ndarray, proposals: np.ndarray, part_share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -175,12 +176,8 @@ class TrackingPolicy:
         min_new_area: ... and if the uncovered part has at least this many pixels (AutoSeg-SAM2: 5000 px at
             full resolution; scale with the image).
         min_visible_area: a propagated mask with fewer pixels counts as absent (SAM2: empty = not visible).
-        recondition: re-condition a matched object with the matched proposal (True) or keep its propagated
-            mask (False). With a backend that reports ``known`` pixels (reprojection, whose 3D models accumulate
-            every conditioning), only the proposal's pixels on newly visible surface are added (``grow``): on
-            seen surface the propagated mask stays the evidence, so neither the proposals' boundary noise nor a
-            neighbour merged into one proposal accumulates in the model (measured on 2 synthetic val scenes at
-            320x240, gt_sim: ids per instance 1.35 -> 1.16, purity 0.91 -> 0.96).
+        recondition: re-condition a matched object with the matched proposal, less the pixels other tracked
+            objects hold (True), or keep its propagated mask (False).
         recondition_iou: ... only when the match's IoU is at least this (0 = every match; SAM 3's shipped
             configs reportedly re-condition only if IoU >= 0.8, method.md). A high value keeps a noisy proposal
             that barely passes tau_iou from overwriting the evidence, but also keeps the reprojection backend's
@@ -291,12 +288,12 @@ class TrackingPolicy:
                 matches[vis_ids[c]] = r
                 match_iou[vis_ids[c]] = v
         matched_props = set(matches.values())
+        evidence_of = self._match_evidence(matches, match_iou, vis, proposals.masks)
 
+        # tracked pixels: unmatched visible objects' propagated masks, matched objects' new evidence
         covered = np.zeros((h, w), bool)
         for oid in vis_ids:
-            covered |= vis[oid]
-        for k in matched_props:
-            covered |= proposals.masks[k]
+            covered |= evidence_of[oid] if oid in matches else vis[oid]
 
         # --- 2. re-identification of DORMANT / invisible / TERMINATED objects, before any birth
         revived: dict[int, int | None] = {}
@@ -347,17 +344,9 @@ class TrackingPolicy:
             before = t.state
             if oid in matches:
                 t.state, t.miss, t.last_seen = ObjectState.ACTIVE, 0, frame_idx
-                if not self.recondition or match_iou[oid] < self.recondition_iou:
-                    t.mask = vis[oid].copy()  # the propagated mask stays the evidence
-                elif kn is None:
-                    t.mask = proposals.masks[matches[oid]].copy()
+                t.mask = evidence_of[oid]
+                if self.recondition and match_iou[oid] >= self.recondition_iou:
                     condition[oid] = t.mask
-                else:  # only the proposal's newly visible part is new evidence (see recondition)
-                    g = proposals.masks[matches[oid]] & ~kn & ~vis[oid]
-                    t.mask = vis[oid] | g
-                    if g.any():
-                        grow[oid] = g
-                        covered |= g
             elif oid in revived:
                 t.state, t.miss, t.last_seen, t.ended_at = ObjectState.ACTIVE, 0, frame_idx, None
                 t.revivals += before is ObjectState.TERMINATED
@@ -416,6 +405,23 @@ class TrackingPolicy:
                           transitions=transitions, condition=dict(sorted(condition.items())), remove=remove,
                           masks=masks, held=held, revived=dict(sorted(revived.items())), contradicted=contradicted,
                           grow=grow)
+
+    def _match_evidence(self, matches: dict[int, int], match_iou: dict[int, float], vis: dict[int, np.ndarray],
+                        proposals: np.ndarray) -> dict[int, np.ndarray]:
+        """A matched object's new evidence: its propagated mask (``recondition`` off or a weak match), else the
+        matched proposal less the pixels other tracked objects hold (their propagated masks, their matched
+        proposals), so a neighbour merged into the proposal is never absorbed."""
+        out: dict[int, np.ndarray] = {}
+        claims = np.zeros(proposals.shape[1:], np.int32)  # how many objects claim each pixel
+        for i, m in vis.items():
+            claims += (proposals[matches[i]] | m) if i in matches else m
+        for oid, k in matches.items():
+            if not self.recondition or match_iou[oid] < self.recondition_iou:
+                out[oid] = vis[oid].copy()
+                continue
+            others = (claims - (proposals[k] | vis[oid])) > 0  # pixels some other object claims
+            out[oid] = proposals[k] & ~others
+        return out
 
     def _growth(self, masks: np.ndarray, ids: list[int], inter: np.ndarray, proposals: np.ndarray,
                 seen: np.ndarray, known: np.ndarray | None, areas: np.ndarray) -> dict[int, np.ndarray]:

@@ -1,7 +1,9 @@
 """Mask propagation through depth and camera poses (CPU, no weights).
 
 Each object is a set of world points: the back-projected valid-depth pixels of every mask it was conditioned
-with, voxel-downsampled (``voxel`` metres). To get its mask on a frame t', the points are projected into t';
+with, voxel-downsampled (``voxel`` metres); a new conditioning mask replaces what its view sees of the model
+(the points that view sees outside the mask go, the surface other views saw stays), while
+:meth:`ReprojectionPropagator.extend` only adds. To get its mask on a frame t', the points are projected into t';
 a point counts only if t' sees that surface (|z - depth_t'(u, v)| < ``tol_abs`` + ``tol_rel`` * depth, the
 occlusion test against t''s own depth), the nearest point wins a pixel (z-buffer), and the sparse label image is
 densified by nearest-id fill: a valid-depth pixel takes the id of the nearest labelled pixel within the point
@@ -152,9 +154,13 @@ class ReprojectionPropagator:
         for oid in sorted(masks):
             if oid not in self._points and oid in self._archive:  # revived: its archived model comes back
                 self._points[oid] = self._archive.pop(oid)
-            pts, _ = backproject(frame.depth, frame.intrinsics, pose, np.asarray(masks[oid], bool))
+            mask = np.asarray(masks[oid], bool)
+            pts, _ = backproject(frame.depth, frame.intrinsics, pose, mask)
             if self.accumulate and oid in self._points and len(pts):
-                pts = np.concatenate([self._points[oid], pts])
+                # this view's evidence replaces what this view sees of the old model: points it sees outside
+                # the mask go (a proposal that no longer includes a neighbour releases it), the rest stays
+                old = self._points[oid]
+                pts = np.concatenate([old[~self._seen_outside(frame, pose, old, mask)], pts])
             elif len(pts) == 0:
                 # no valid depth under the mask: keep the old model (or an empty one for a new object)
                 pts = self._points.get(oid, np.zeros((0, 3), np.float32))
@@ -169,6 +175,16 @@ class ReprojectionPropagator:
             pts, _ = backproject(frame.depth, frame.intrinsics, pose, np.asarray(masks[oid], bool))
             if len(pts):
                 self._points[oid] = _downsample(np.concatenate([self._points[oid], pts]), self.voxel)
+
+    def _seen_outside(self, frame: Frame, pose: np.ndarray, pts: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Points `frame` sees (in view, passing the occlusion test) on pixels outside `mask`."""
+        u, v, z, ok = project(pts, frame.intrinsics, pose, frame.hw)
+        d = np.zeros_like(z)
+        d[ok] = frame.depth[v[ok], u[ok]]
+        ok &= (d > 0) & (np.abs(z - d) < self.tol_abs + self.tol_rel * d)
+        out = np.zeros(len(pts), bool)
+        out[ok] = ~mask[v[ok], u[ok]]
+        return out
 
     def remove(self, ids: Iterable[int]) -> None:
         """Drop objects from propagation; their models are archived (``reid_voxel``) for :meth:`candidates`."""

@@ -323,8 +323,7 @@ def test_random_sequences_invariants(seed, reid):
 
 def test_known_mask_lets_an_object_grow_onto_new_surface():
     """Reprojection only knows surface seen before: a proposal that extends a tracked object onto newly
-    visible pixels matches on the known part; only its newly visible pixels are added to the object (the
-    propagated mask stays the evidence on seen surface, so proposal noise never accumulates)."""
+    visible pixels matches on the known part and re-conditions the object with the larger mask."""
     grown = box(2, 10, 2, 18)  # LEFT plus 8 newly visible columns: plain IoU 0.5
     known = np.zeros((H, W), bool)
     known[:, :10] = True
@@ -334,10 +333,19 @@ def test_known_mask_lets_an_object_grow_onto_new_surface():
     assert s.matches == {} and s.rejected == {0: "part_or_union"} and 1 in s.held
     pol = TrackingPolicy(tau_iou=0.7)
     pol.step(0, {}, props(LEFT))
-    noisy = grown | box(10, 11, 2, 10)  # plus one row of boundary noise on seen surface
-    s = pol.step(1, {1: LEFT}, props(noisy), known)
-    assert s.matches == {1: 0} and s.condition == {}
-    assert np.array_equal(s.grow[1], grown & ~LEFT) and np.array_equal(s.masks[1], grown)
+    s = pol.step(1, {1: LEFT}, props(grown), known)
+    assert s.matches == {1: 0} and np.array_equal(s.condition[1], grown) and np.array_equal(s.masks[1], grown)
+
+
+def test_matched_proposal_never_takes_a_neighbours_pixels():
+    """A proposal that merges a tracked object with part of a tracked neighbour still matches the object (IoU
+    > tau_iou); its re-conditioning mask leaves out what the neighbour holds."""
+    pol = TrackingPolicy(tau_iou=0.6)
+    pol.step(0, {}, props(LEFT, RIGHT))
+    merged = LEFT | box(2, 10, 15, 17)  # LEFT + RIGHT's first two columns: IoU 64 / 80 with LEFT
+    s = pol.step(1, {1: LEFT, 2: RIGHT}, props(merged))
+    assert s.matches == {1: 0} and np.array_equal(s.condition[1], LEFT) and 2 in s.held
+    assert not (s.masks[1] & s.masks[2]).any()
 
 
 def test_held_object_grows_but_never_absorbs_an_entering_object():

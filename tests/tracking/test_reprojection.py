@@ -211,3 +211,19 @@ def test_carried_masks_follow_the_camera_and_keep_the_last_mask_only():
         assert (out[oid] & truth).sum() > 0.7 * truth.sum() and (out[oid] & ~truth).sum() < 0.3 * out[oid].sum()
     carry.reset()
     assert carry.render(frames[4], [2]) == {}
+
+
+def test_conditioning_replaces_what_its_view_sees_and_keeps_the_rest():
+    frames = list(make_scene(5).frames())
+    f0, f4 = frames[0], frames[4]
+    prop = ReprojectionPropagator()
+    prop.condition(f0, {2: (f0.instance == 2) | (f0.instance == 3)})  # born merged with its neighbour
+    prop.condition(f0, {2: f0.instance == 2})  # the same view now shows it alone: box 3 is released
+    (out,) = list(prop.propagate([f0, f4]))
+    assert (out[2] & (f4.instance == 3)).sum() <= 2 and (out[2] & (f4.instance == 2)).sum() > 0.8 * (
+        (f4.instance == 2) & covisible(f0, f4)).sum()
+    # a later view's mask replaces only what that view sees: the surface only frame 0 saw stays in the model
+    only0 = (f0.instance == 2) & ~covisible(f4, f0)
+    prop.condition(f4, {2: f4.instance == 2})
+    (back,) = list(prop.propagate([f4, f0]))
+    assert only0.sum() > 10 and back[2][only0].mean() > 0.9
