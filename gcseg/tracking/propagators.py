@@ -31,8 +31,9 @@ class Propagator(Protocol):
         """Add newly visible surface (bool (H, W) masks on `frame`, pixels outside :meth:`known`) to held objects'
         evidence without replacing it. Only a backend whose :meth:`known` is not None ever receives any."""
 
-    def remove(self, ids: Iterable[int]) -> None:
-        """Drop objects for good (TERMINATED)."""
+    def remove(self, ids: Iterable[int], *, keep: bool = True) -> None:
+        """Drop objects from propagation (TERMINATED); `keep`: keep what :meth:`candidates` needs to recognise
+        them later (False when the policy never re-identifies: memory then stays bounded by the held objects)."""
 
     def held_ids(self) -> list[int]:
         """Ids currently held, ascending."""

@@ -118,6 +118,10 @@ class CarriedMasks:
             if len(pts):
                 self._points[int(oid)] = _downsample(pts, self.voxel)
 
+    def forget(self, ids: Iterable[int]) -> None:
+        for oid in ids:
+            self._points.pop(int(oid), None)
+
     def render(self, frame: Frame, ids: Iterable[int]) -> dict[int, np.ndarray]:
         return render_models(frame, self._points, ids, spacing=self.voxel, tol_abs=self.tol_abs,
                              tol_rel=self.tol_rel, fill_px=self.fill_px)
@@ -186,11 +190,12 @@ class ReprojectionPropagator:
         out[ok] = ~mask[v[ok], u[ok]]
         return out
 
-    def remove(self, ids: Iterable[int]) -> None:
-        """Drop objects from propagation; their models are archived (``reid_voxel``) for :meth:`candidates`."""
+    def remove(self, ids: Iterable[int], *, keep: bool = True) -> None:
+        """Drop objects from propagation; with `keep` their models are archived (``reid_voxel``) for
+        :meth:`candidates`."""
         for oid in ids:
             pts = self._points.pop(int(oid), None)
-            if pts is not None:
+            if pts is not None and keep:
                 self._archive[int(oid)] = _downsample(pts, self.reid_voxel)
 
     def candidates(self, frame: Frame, ids: Iterable[int]) -> dict[int, np.ndarray]:

@@ -185,7 +185,7 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
             counts["dormant_events"] += a is ObjectState.ACTIVE and b is ObjectState.DORMANT
             counts["reactivations"] += a is ObjectState.DORMANT and b is ObjectState.ACTIVE
             counts["revived_terminated"] += a is ObjectState.TERMINATED and b is ObjectState.ACTIVE
-        propagator.remove(step.remove)
+        propagator.remove(step.remove, keep=bool(getattr(policy, "reid", False)))  # re-ID models only if used
         propagator.condition(frame, step.condition)
         if step.grow:
             propagator.extend(frame, step.grow)

@@ -215,13 +215,16 @@ class Sam2Propagator:
             self._to_remove.difference_update(nonempty)
             self.carry.update(frame, nonempty)
 
-    def remove(self, ids: Iterable[int]) -> None:
-        """Drop objects from the state (before the next window); their carried masks stay for re-identification."""
+    def remove(self, ids: Iterable[int], *, keep: bool = True) -> None:
+        """Drop objects from the state (before the next window); with `keep` their carried masks stay for
+        re-identification."""
+        ids = [int(i) for i in ids]
         for oid in ids:
-            oid = int(oid)
             self._held.discard(oid)
             self._pending.pop(oid, None)
             self._to_remove.add(oid)
+        if not keep:
+            self.carry.forget(ids)
 
     def propagate(self, window: Sequence[Frame]) -> Iterator[dict[int, np.ndarray]]:
         if len(window) < 2:

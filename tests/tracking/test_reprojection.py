@@ -184,6 +184,10 @@ def test_removed_objects_are_archived_and_rendered_for_reidentification():
     assert (out[3] & (frames[4].instance == 3)).sum() > 0.95 * (frames[4].instance == 3).sum()
     prop.reset()
     assert prop.candidates(frames[4], [3]) == {}
+    # a policy that never re-identifies (keep=False): nothing is archived, memory stays with the held objects
+    prop.condition(frames[0], gt_masks(frames[0]))
+    prop.remove([2, 3], keep=False)
+    assert prop.held_ids() == [1, 4] and prop._archive == {} and prop.candidates(frames[4], [2, 3]) == {}
 
 
 def test_extend_adds_newly_visible_surface_whatever_accumulate():
