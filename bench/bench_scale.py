@@ -120,7 +120,7 @@ def _points_scaling(quick: bool) -> dict[str, float | int]:
         frames = [scene.frame(i) for i in range(n)]
         ref = scene.reference().coord
         t0 = time.process_time()
-        acc = VoteAccumulator(ref, max_dist=0.05, voxel=0.01)
+        acc = VoteAccumulator(ref, max_dist=0.05, voxel=0.01, association="pixel")
         for f in frames:
             acc.add(f, f.instance)
         acc.result(min_share=0.5, min_points=100)

@@ -33,6 +33,7 @@ class ReprojectionSection(Section):
     fill_px: float = Field(1.5, ge=0)
     accumulate: bool = True
     known_voxel: float = Field(0.02, gt=0)
+    reid_voxel: float = Field(0.01, gt=0)
 
 
 class Sam2Section(Section):
@@ -41,6 +42,7 @@ class Sam2Section(Section):
     config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
     checkpoint: str = "data/weights/sam2.1_hiera_tiny.pt"
     image_size: int = Field(1024, ge=64)
+    max_cond_frames: int = Field(4, ge=1)
 
 
 class LiftSection(Section):
@@ -74,6 +76,10 @@ class Sam2TrackSection(Section):
     min_visible_area_frac: float = Field(0.0, ge=0, le=1)
     recondition: bool = True
     recondition_iou: float = Field(0.0, ge=0, le=1)
+    part_share: float = Field(0.5, ge=0, lt=1)
+    support_min: float = Field(0.5, ge=0, lt=1)
+    contradict_min: float = Field(0.5, ge=0, lt=1)
+    reid: bool = True
     save_every: int = Field(1, ge=1)
     consistency_iou: float = Field(0.5, gt=0, le=1)
     reprojection: ReprojectionSection = ReprojectionSection()
@@ -112,14 +118,17 @@ def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
 
     if cfg.backend == "reprojection":
         return build_propagator("reprojection", **cfg.reprojection.model_dump())
+    from gcseg.tracking.reprojection import CarriedMasks
     from gcseg.tracking.sam2_backend import check_checkpoint
 
     check_checkpoint(cfg.sam2.checkpoint)  # before importing torch: a missing file fails in milliseconds
     import torch
 
+    r = cfg.reprojection  # SAM2's re-identification masks are rendered with the reprojection settings
+    carry = CarriedMasks(voxel=r.reid_voxel, tol_abs=r.tol_abs, tol_rel=r.tol_rel, fill_px=r.fill_px)
     return build_propagator("sam2", config=cfg.sam2.config, checkpoint=cfg.sam2.checkpoint,
-                            image_size=cfg.sam2.image_size, seed=seed,
-                            device="cuda" if torch.cuda.is_available() else "cpu")
+                            image_size=cfg.sam2.image_size, max_cond_frames=cfg.sam2.max_cond_frames, carry=carry,
+                            seed=seed, device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def diagnosed_scenes(p: Params, scenes: Path) -> set[str]:
@@ -210,8 +219,8 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[s
     stats = [s["track_stats"] for s in summaries.values()]
     total = {k: int(sum(int(s[k]) for s in stats)) for k in (
         "frames", "keyframes", "objects_created", "objects_terminated", "dormant_events", "reactivations",
-        "proposals", "matched", "rejected_part_or_union", "rejected_small", "labelled_points",
-        "lifted_instances")} if stats else {}
+        "proposals", "matched", "rejected_part_or_union", "rejected_small", "held", "extended", "contradicted",
+        "reidentified", "revived_terminated", "labelled_points", "lifted_instances")} if stats else {}
     lengths = [float(s["mean_track_length_frames"]) * int(s["objects_created"]) for s in stats]
     created = total.get("objects_created", 0)
     cons = [s["consistency"] for s in summaries.values()]
@@ -274,7 +283,9 @@ def main(
         proposer = shared or build_proposer(sk.backend, backend_options(sk), seed=s)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
                                 min_new_area=cfg.min_new_area_px(hw), min_visible_area=cfg.min_visible_area_px(hw),
-                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou)
+                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou,
+                                part_share=cfg.part_share, support_min=cfg.support_min,
+                                contradict_min=cfg.contradict_min, reid=cfg.reid)
         probe = ScenePass(p, scene) if sid in diagnosed else None
         result, cloud, labels, shares, consistency = track_and_lift(
             scene, probe.observe(proposer) if probe else proposer, propagator, policy,

@@ -132,7 +132,11 @@ def test_each_threshold_invalidates_exactly_its_readers(repo: Path, key: str, va
 
 
 def test_exp_run_tau_iou_reruns_exactly_its_stages_and_shows_ap(repo: Path) -> None:
-    assert exp_run(repo, "tau_iou=0.6", "tiou-06") == AFTER_TAU_IOU
+    # sam2_track and what follows it rerun, nothing before it. Under the evidence-based policy tau_iou mostly moves
+    # objects between matched and held (docs/tracking.md): the artifacts' statistics change, the tiny profile's
+    # labels may not, and then the Stage 2 model comes out identical and DVC rightly stops after stage2_train.
+    stages = exp_run(repo, "tau_iou=0.6", "tiou-06")
+    assert {"sam2_track", "stage2_train", "eval", "report"} <= stages <= AFTER_TAU_IOU, stages
     text = json.dumps(json.loads(sh("dvc", "exp", "show", "--json", cwd=repo, stdout_only=True)))
     assert "tiou-06" in text
     for col in ('"AP"', '"AP50"', '"AP25"'):

@@ -16,7 +16,7 @@ from gcseg.tracking.artifact import SCHEMA, VERSION, read_summary, write_track_a
 from gcseg.tracking.consistency import ConsistencyMeter
 from gcseg.tracking.policy import TrackingPolicy
 from gcseg.tracking.reprojection import ReprojectionPropagator
-from gcseg.tracking.run import IdMapStack, LiftConfig, masks_to_id_map, track_and_lift, track_scene
+from gcseg.tracking.run import IdMapStack, LiftConfig, track_and_lift, track_scene, tracked_id_map
 
 from .conftest import make_scene
 
@@ -65,16 +65,16 @@ def test_tracked_labels_are_more_consistent_than_per_keyframe_labels():
         scene, switching_proposer, ReprojectionPropagator(), TrackingPolicy(tau_iou=0.7, min_new_area=5),
         keyframe_stride=2, tau_contain=0.8, lift=LiftConfig(min_points=5, max_dist=0.05))
     tracked, stage1 = cons["tracked_keyframes"], cons["stage1_keyframes"]
-    # tracked: one id per object, never covered by another id; only the keyframes where a switched object's
-    # track was DORMANT (output suppressed) leave it uncovered
-    assert tracked["purity"] == 1.0 and tracked["ids_per_instance"] == 1.0 and tracked["consistency"] >= 0.6
+    # tracked: one id per object, never covered by another id, and followed on every keyframe: a switched
+    # object is visible and seen as parts / inside a union, so it is held under its id (never DORMANT)
+    assert tracked["purity"] == 1.0 and tracked["ids_per_instance"] == 1.0 and tracked["consistency"] == 1.0
     assert stage1["consistency"] < 0.4 and stage1["ids_per_instance"] >= 3
-    assert tracked["consistency"] > stage1["consistency"] + 0.3
-    assert cons["tracked"]["purity"] == 1.0
-    # the switched granularities never spawned objects: exactly the 4 whole-box objects of keyframe 0, which
-    # go DORMANT on switched keyframes and come back
-    assert result.stats["objects_created"] == 4 and result.stats["rejected_part_or_union"] == 6
-    assert result.stats["reactivations"] == 6 and result.stats["objects_terminated"] == 0
+    assert tracked["consistency"] > stage1["consistency"] + 0.5
+    assert cons["tracked"]["purity"] == 1.0 and cons["tracked"]["consistency"] == 1.0
+    # the switched granularities never spawned objects: exactly the 4 whole-box objects of keyframe 0
+    st = result.stats
+    assert st["objects_created"] == 4 and st["rejected_part_or_union"] == 6
+    assert st["dormant_events"] == 0 and st["objects_terminated"] == 0 and st["held"] >= 6
     # lifting: labelled points carry the GT instance they lie on
     lab = labels >= 0
     assert lab.mean() > 0.8
@@ -128,7 +128,7 @@ def test_id_map_painting_and_stack():
     a[:, :4] = True
     b = np.zeros((4, 5), bool)
     b[1:3, 1:3] = True
-    m = masks_to_id_map({7: a, 9: b}, (4, 5))
+    m = tracked_id_map({7: a, 9: b}, (4, 5))
     assert m.dtype == np.uint16 and m[1, 1] == 9 and m[0, 0] == 7 and m[0, 4] == 0
     st = IdMapStack((4, 5))
     st.append(3, m)
@@ -151,9 +151,10 @@ def test_artifact_roundtrip_and_determinism(tmp_path):
     assert hashes[0] == hashes[1]
     (name, sample), = list(read_point_samples(tmp_path / "s0.h5"))
     assert name == "scene" and np.array_equal(sample["instance"], labels)
-    # each labelled point's vote share of its label; exact GT proposals: every view agrees where seen
+    # each labelled point's vote share of its label: at least the majority min_share (0.5) that labelled it
     assert np.array_equal(sample["share"], shares) and sample["share"].dtype == np.float32
-    assert (shares[labels < 0] == 0).all() and (shares[labels >= 0] > 0.5).all() and shares.max() == 1.0
+    assert (shares[labels < 0] == 0).all() and (shares[labels >= 0] >= 0.5).all() and shares.max() == 1.0
+    assert np.median(shares[labels >= 0]) == 1.0  # exact GT proposals: views agree almost everywhere
     with open_h5(tmp_path / "s0.h5", schema=SCHEMA, version=VERSION) as f:
         assert f["id_maps"].shape == (5, 48, 64) and f["id_maps"].dtype == np.uint16
         assert f["id_maps"].chunks == (1, 48, 64) and f["id_maps"].compression == "gzip"
