@@ -92,6 +92,7 @@ def make_box_scene() -> BoxScene:
         part.append(prt.reshape(-1)[idx])
     p = np.concatenate(pts)
     keep = np.sort(voxel_downsample(p, 0.02))
+    keep = keep[np.abs(p[keep, :2]).max(1) < 1.0]  # the floor only near the objects
     return BoxScene(frames=frames, coord=p[keep].astype(np.float32),
                     instance=np.concatenate(inst)[keep].astype(np.int64),
                     part=np.concatenate(part)[keep].astype(np.int64))
