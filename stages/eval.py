@@ -103,6 +103,29 @@ def lift_only_row(scene: Any, track_path: Path, val: Any, cfg: LiftOnlySection) 
     return lift_only_predictions(labels, shares)
 
 
+def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:
+    """``<baselines>/<scene>.h5`` of every val scene, checked up front."""
+    from gcseg.errors import ArtifactError
+
+    paths = {sid: folder / f"{sid}.h5" for sid in scene_ids}
+    missing = [sid for sid, p in paths.items() if not p.is_file()]
+    if missing:
+        raise ArtifactError(f"no baseline predictions for val scene(s) {', '.join(missing[:5])}",
+                            path=paths[missing[0]], fix="set baselines.split equal to eval.split and "
+                                                        "`dvc repro baselines`")
+    return paths
+
+
+def add_baseline_rows(rows: dict[str, dict[str, Any]], titles: dict[str, str], path: Path, val: Any) -> None:
+    """Every row of one scene's baselines file as a prediction of that scene (rows keep the file's order)."""
+    from gcseg.baselines.artifact import dense_masks, read_baselines
+    from gcseg.eval.ablation import RowPrediction
+
+    for name, (title, indptr, points, scores) in read_baselines(path, val.coord).items():
+        rows.setdefault(name, {})[val.scene_id] = RowPrediction(dense_masks(indptr, points, len(val.coord)), scores)
+        titles[name] = title
+
+
 @app.command()
 @user_errors
 def main(
@@ -113,6 +136,7 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Metrics JSON (one entry per ablation row).")] = Path("metrics/eval.json"),
     table: Annotated[Path, typer.Option("--table", help="Markdown ablation table.")] = Path("metrics/eval/ablation.md"),
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
+    baselines: Annotated[Path | None, typer.Option("--baselines", help="baselines output folder (<scene>.h5): its rows join the table (training-free baselines).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
@@ -147,12 +171,14 @@ def main(
     valid_labels = valid_labels_for(cfg.gt_classes, label_list)
     ckpts = model_paths(models)
     track_files = track_paths(tracks, scene_ids)
+    extra_files = baseline_paths(baselines, scene_ids) if baselines is not None else {}
     nets = {row: load_model(path)[0] for row, path in ckpts.items()}
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed)
     val_scenes = []
     rows: dict[str, dict[str, Any]] = {r: {} for r in ROWS}
+    titles: dict[str, str] = {}  # rows from the baselines folder name their source
     for sid in tqdm(scene_ids, desc="eval", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
@@ -164,6 +190,8 @@ def main(
         rows["lift_only"][sid] = lift_only_row(scene, track_files[sid], val, cfg.lift_only)
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
+        if extra_files:
+            add_baseline_rows(rows, titles, extra_files[sid], val)
 
     if not any(bool((v.gt_ids > 0).any()) for v in val_scenes):  # AP over no GT instance is undefined
         raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
@@ -171,7 +199,10 @@ def main(
                                           "(check eval.split, splits.json and the scenes' reference.ply)")
     results = evaluate_rows(val_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
                             use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
-    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes))
+    from gcseg.baselines.artifact import NOTE
+
+    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes), titles=titles,
+                             notes=[NOTE] if titles else [])
     write_text(out, json.dumps(metrics_json(results), indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(table, text)
     write_pr_csvs(plots, results)

@@ -94,10 +94,9 @@ class Instances:
 
     def dense(self) -> np.ndarray:
         """bool (K, N) masks."""
-        out = np.zeros((len(self), self.num_points), bool)
-        rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))
-        out[rows, self.points] = True
-        return out
+        from gcseg.baselines.artifact import dense_masks
+
+        return dense_masks(self.indptr, self.points, self.num_points)
 
     @staticmethod
     def from_lists(num_points: int, point_sets: list[np.ndarray], scores: Iterable[float]) -> Instances:
