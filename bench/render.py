@@ -24,6 +24,8 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("sparse", "subm_100k_ratio_torch_over_minkowski|subm_20k_ratio_torch_over_minkowski", "<=", 1.3,
      "pure-torch sparse conv within 1.3x of MinkowskiEngine (submanifold 3x3x3, fwd + bwd)"),
     ("eval", "speedup", ">=", 20.0, "evaluator at least 20x faster than the straightforward official-script port"),
+    ("baselines", "worst_row_wall_ratio_over_sam2_track", "<=", 2.0,
+     "every training-free baseline row within 2x of sam2_track's time per scene on the default (quick: one small scene)"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )
 

@@ -1,6 +1,6 @@
 """DVC stage `eval`: the ablation on the val scenes. Class-agnostic AP / AP50 / AP25 (ScanNet protocol) of the
-Stage 2 tracked labels used directly (lift-only) and of the Stage 1, 1+2 and 1+2+3 models on every val scene's
-reference cloud; writes metrics/eval.json (one entry per row), the Markdown ablation table and one PR-curve CSV
+Stage 2 tracked labels used directly (lift-only), of the Stage 1, 1+2 and 1+2+3 models on every val scene's
+reference cloud and of the training-free baselines (`--baselines`, the `baselines` stage's files); writes metrics/eval.json (one entry per row), the Markdown ablation table and one PR-curve CSV
 per row (IoU 0.5) for `dvc plots`, and prints the table."""
 
 from __future__ import annotations

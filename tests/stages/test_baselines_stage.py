@@ -54,12 +54,18 @@ def data(tmp_path_factory) -> dict[str, Path]:
     r = CliRunner().invoke(track_app, ["--scenes", str(scenes), "--params", str(_params(base)), "--out", str(tracks),
                                        "--metrics", str(base / "track.json")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    return {"scenes": scenes, "tracks": tracks}
+    from stages.superpoints import app as sp_app
+
+    r = CliRunner().invoke(sp_app, ["--scenes", str(scenes), "--params", str(_params(base)), "--out",
+                                    str(base / "superpoints")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return {"scenes": scenes, "tracks": tracks, "superpoints": base / "superpoints"}
 
 
-def _run(params: Path, data: dict[str, Path], out: Path, tracks: Path | None = None):
+def _run(params: Path, data: dict[str, Path], out: Path, tracks: Path | None = None, superpoints: Path | None = None):
     return CliRunner().invoke(app, ["--params", str(params), "--scenes", str(data["scenes"]), "--tracks",
-                                    str(tracks or data["tracks"]), "--out", str(out)])
+                                    str(tracks or data["tracks"]), "--superpoints",
+                                    str(superpoints or data["superpoints"]), "--out", str(out)])
 
 
 def test_params_keys_and_repository_params():
@@ -96,10 +102,19 @@ def test_missing_tracks_are_named(tmp_path, data):
     assert not (tmp_path / "out").exists()
 
 
+def test_every_row(tmp_path, data):
+    rows = ("maskclustering", "sai3d_keyframes", "sai3d_tracked")
+    out = tmp_path / "out"
+    r = _run(_params(tmp_path, rows=rows), data, out)
+    assert r.exit_code == 0, r.output
+    got = read_baselines(out / "synth_001.h5")
+    assert list(got) == list(rows)
+    for name, (title, indptr, points, scores) in got.items():
+        assert title == ROW_TITLES[name] and scores.size > 0 and np.all((scores >= 0) & (scores <= 1))
+
+
 def test_sai3d_rows_need_the_superpoints(tmp_path, data):
-    r = CliRunner().invoke(app, ["--params", str(_params(tmp_path, rows=("sai3d_tracked",))), "--scenes",
-                                 str(data["scenes"]), "--tracks", str(data["tracks"]), "--superpoints",
-                                 str(tmp_path / "nosp"), "--out", str(tmp_path / "out")])
+    r = _run(_params(tmp_path, rows=("sai3d_tracked",)), data, tmp_path / "out", superpoints=tmp_path / "nosp")
     assert r.exit_code == 2 and "superpoints" in r.output and "dvc repro superpoints" in r.output
 
 
