@@ -64,29 +64,6 @@ def masks_to_id_map(masks: np.ndarray, order: np.ndarray | list[int] | None = No
     return out
 
 
-def visible_points(coord: np.ndarray, frame: Frame, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
-    """The point association: indices (ascending) of the points of `coord` (float32 (N, 3)) that project into the
-    frame where the pixel's depth agrees with theirs within `max_dist` metres, and their flat pixel indices."""
-    h, w = frame.depth.shape
-    # float32 projection (sub-millimetre error at room scale), pruned to points in front before dividing
-    w2c = np.linalg.inv(np.asarray(frame.pose, np.float64))
-    k = np.asarray(frame.intrinsics, np.float64)
-    # rows of P = K [R | t]: u z, v z and z per point in one matmul
-    proj = (k @ w2c[:3]).astype(np.float32)
-    uvz = coord @ proj[:, :3].T
-    uvz += proj[:, 3]
-    pts = np.flatnonzero(uvz[:, 2] > 1e-6)
-    z = uvz[pts, 2]
-    u = np.floor(uvz[pts, 0] / z + 0.5)
-    v = np.floor(uvz[pts, 1] / z + 0.5)
-    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    pts, z = pts[inside], z[inside]
-    flat = v[inside].astype(np.int64) * w + u[inside].astype(np.int64)
-    d = frame.depth.reshape(-1)[flat]
-    seen = (d > 0) & np.isfinite(d) & (np.abs(d - z) <= max_dist)
-    return pts[seen], flat[seen]
-
-
 def _pixel_cells(frame: Frame, lo: np.ndarray, voxel: float, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Grid cell (linear index) of every valid-depth pixel's world point, and those pixels' flat indices;
     pixels outside the grid are dropped. Per-axis over the full image with the pose, intrinsics and 1 / voxel
@@ -246,7 +223,24 @@ class VoteAccumulator:
 
     def _point_votes(self, frame: Frame, id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One vote per reference point that projects into the frame where the depth agrees within max_dist."""
-        pts, flat = visible_points(self._ref, frame, self.max_dist)
+        h, w = frame.depth.shape
+        # float32 projection (sub-millimetre error at room scale), pruned to points in front before dividing
+        w2c = np.linalg.inv(np.asarray(frame.pose, np.float64))
+        k = np.asarray(frame.intrinsics, np.float64)
+        # rows of P = K [R | t]: u z, v z and z per point in one matmul
+        proj = (k @ w2c[:3]).astype(np.float32)
+        uvz = self._ref @ proj[:, :3].T
+        uvz += proj[:, 3]
+        pts = np.flatnonzero(uvz[:, 2] > 1e-6)
+        z = uvz[pts, 2]
+        u = np.floor(uvz[pts, 0] / z + 0.5)
+        v = np.floor(uvz[pts, 1] / z + 0.5)
+        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        pts, z = pts[inside], z[inside]
+        flat = v[inside].astype(np.int64) * w + u[inside].astype(np.int64)
+        d = frame.depth.reshape(-1)[flat]
+        seen = (d > 0) & np.isfinite(d) & (np.abs(d - z) <= self.max_dist)
+        pts, flat = pts[seen], flat[seen]
         ids = id_map.reshape(-1)[flat].astype(np.int64)
         ids[ids < 0] = 0
         if not self.background_votes:

@@ -1,8 +1,8 @@
 """What every view says about every reference point: the shared input of the training-free baselines.
 
-`collect_views` associates the reference points with each view's id map exactly as `sam2_track` lifts
-(`gcseg.lifting.visible_points`: a point is seen where it projects into the image and the pixel's depth agrees
-with its own within ``max_dist``) and keeps, per (view, seen point), the id at its pixel (0 = seen, no mask).
+`collect_views` associates the reference points with each view's id map as `sam2_track`'s point association
+lifts (`visible_points`: a point is seen where it projects into the image and the pixel's depth agrees with its
+own within ``max_dist``) and keeps, per (view, seen point), the id at its pixel (0 = seen, no mask).
 The result is a sparse table over (view, point) rather than a dense (points x views) matrix, so that long scans
 with many views stay within memory. `Instances` is the baselines' output: point sets with one confidence each.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from gcseg.lifting import visible_points
+from gcseg.geometry import project
 from gcseg.scene import Frame
 
 
@@ -35,6 +35,19 @@ class PointViews:
     @property
     def num_views(self) -> int:
         return int(self.frames.shape[0])
+
+
+def visible_points(coord: np.ndarray, frame: Frame, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (ascending) of the points of `coord` (N, 3) that project into the frame where the pixel's depth
+    agrees with theirs within `max_dist` metres, and their flat pixel indices (VoteAccumulator's "point"
+    association: nearest pixel, depth test)."""
+    h, w = frame.hw
+    u, v, z, inside = project(coord, frame.intrinsics, frame.pose, (h, w))
+    pts = np.flatnonzero(inside)
+    flat = v[pts] * w + u[pts]
+    d = frame.depth.reshape(-1)[flat]
+    seen = (d > 0) & np.isfinite(d) & (np.abs(d - z[pts]) <= max_dist)
+    return pts[seen], flat[seen]
 
 
 def mask_boundary(id_map: np.ndarray, radius: int) -> np.ndarray:
