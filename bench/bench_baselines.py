@@ -1,127 +1,101 @@
 """Training-free baselines (stage `baselines`) against `sam2_track` on the same scenes, side by side.
 
-Per scene, in one process: `sam2_track`'s work (keyframe proposals, Algorithm 1 with the reprojection
-propagator, lifting: gcseg.tracking.run.track_and_lift with the default params) and then every baseline row as
-the stage computes it (its own keyframe proposals and point association included; SAI3D rows also counted with
-the superpoints computed from scratch, which the pipeline's `superpoints` stage computes once for the model and the
-baselines alike). Wall and CPU seconds; the target is each row within 2x of sam2_track's time on the default.
+The stage commands themselves run in this process on freshly written scenes: `sam2_track` on the val scenes (the
+default params: tracking, lifting and, on those scenes, its diagnostics), then `superpoints`, then `baselines` once
+per row (each row alone, so its own keyframe proposals and point association count for it). Wall and CPU seconds
+per scene; the target is each row within 2x of sam2_track's time per scene on the default. The SAI3D rows read
+the superpoints stage's files (computed once for the model and the baselines alike); their time with the
+superpoints added is reported too.
 
-full: the default's val scenes (synthetic, 320x240, 70 frames; scenes 4..7 of 8 at seed 0), default params with
-the keyframe proposer's min_area at 20 px. quick: one 30-frame 96x128 scene.
+full: the default's data (params.yaml `synth`: the val scenes of the default dataset) and params.
+quick: 2 scenes (1 val) of 12 frames at 96x128 with 4 cm reference spacing.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+ROWS = ("maskclustering", "sai3d_keyframes", "sai3d_tracked")
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]
+def _invoke(app: Any, args: list[str]) -> tuple[float, float]:
+    from typer.testing import CliRunner
+
     w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w, time.process_time() - c
-
-
-def _scene(i: int, quick: bool):  # type: ignore[no-untyped-def]
-    from gcseg.synth.generate import generate_scene
-    from gcseg.synth.writer import scene_seed
-
-    if quick:
-        return generate_scene(scene_seed(0, i), num_frames=30, height=96, width=128, depth_noise=0.002,
-                              hole_fraction=0.02, max_furniture=4, point_spacing=0.04, scene_id=f"synth_{i:03d}")
-    return generate_scene(scene_seed(0, i), num_frames=70, height=240, width=320, depth_noise=0.002,
-                          hole_fraction=0.02, scene_id=f"synth_{i:03d}")
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    if r.exit_code != 0:
+        raise RuntimeError(f"stage failed ({r.exit_code}): {r.output[-2000:]}")
+    return time.perf_counter() - w, time.process_time() - c
 
 
 def run(quick: bool) -> dict[str, float | int | str]:
-    import numpy as np
     import yaml
 
-    from gcseg.baselines.run import keyframe_views, run_scene
-    from gcseg.proposals.factory import build_proposer
-    from gcseg.superpoints import compute_superpoints
-    from gcseg.tracking.policy import TrackingPolicy
-    from gcseg.tracking.run import IdMapStack, LiftConfig, keyframe_indices, track_and_lift
-    from stages._common import load_params
-    from stages.baselines import Params, baselines_config
-    from stages.sam2_track import Params as TrackParams
-    from stages.sam2_track import build_propagator_from, scene_seed
-    from stages.superpoints import Params as SuperpointParams
-    from stages.sam_keyframes import backend_options
+    from gcseg.synth import write_dataset
+    from stages.baselines import app as baselines_app
+    from stages.sam2_track import app as track_app
+    from stages.superpoints import app as superpoints_app
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["sam_keyframes"]["min_area"] = 20
-    tmp = ROOT / ".bench_baselines_params.yaml"
-    tmp.write_text(yaml.safe_dump(raw))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tmp = Path(tempfile.mkdtemp(prefix="bench_baselines_"))
     try:
-        p = load_params(tmp, Params)
-        tp = load_params(tmp, TrackParams)
-        sp_cfg = load_params(tmp, SuperpointParams).superpoints.config()
-    finally:
-        tmp.unlink()
-    cfg = baselines_config(p)
-    sk, st = p.sam_keyframes, p.sam2_track
-    # one-time costs of a process (scikit-learn import, numba compilation) stay out of the per-scene figures
-    from sklearn.cluster import DBSCAN  # noqa: F401
+        syn = dict(params["synth"])
+        if quick:
+            syn.update(num_scenes=2, num_val=1, num_frames=12, height=96, width=128, point_spacing=0.04,
+                       max_furniture=3)
+        scenes = tmp / "scenes"
+        write_dataset(scenes, seed=params["seed"], progress=False, **syn)
+        num_val = int(syn["num_val"])
+        params["data"] = {"source": "synth", "root": str(scenes)}
+        params["sam2_track"]["split"] = "val"  # time only the scenes the baselines predict
+        # one-time costs of a process (scikit-learn import, numba compilation) stay out of the figures
+        from sklearn.cluster import DBSCAN  # noqa: F401
 
-    compute_superpoints(np.random.default_rng(0).random((64, 3)), None, sp_cfg)
-    figures: dict[str, float | int | str] = {"scenes": "", "frame_size": ""}
-    totals: dict[str, list[float]] = {}
-    for i in ([4] if quick else [4, 5, 6, 7]):
-        synth = _scene(i, quick)
-        scene = synth.to_scene()
-        sid = scene.scene_id
-        seed = scene_seed(p.seed, sid)
-        figures["scenes"] = f"{figures['scenes']} {sid}".strip()
-        figures["frame_size"] = f"{scene.image_size[0]}x{scene.image_size[1]}"
-        np.random.seed(seed)
-        policy = TrackingPolicy(tau_iou=tp.tau_iou, tau_dorm=tp.tau_dorm,
-                                gate_uncovered=st.gate_uncovered, min_new_area=st.min_new_area,
-                                min_visible_area=st.min_visible_area, recondition=st.recondition,
-                                recondition_iou=st.recondition_iou)
-        (result, cloud, _, _), w, c = _timed(lambda: track_and_lift(
-            scene, build_proposer(sk.backend, backend_options(sk), seed=seed), build_propagator_from(st, p.seed),
-            policy, keyframe_stride=st.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area,
-            save_every=st.save_every, lift=LiftConfig(**st.lift.model_dump())))
-        totals.setdefault("sam2_track_wall_s", []).append(w)
-        totals.setdefault("sam2_track_cpu_s", []).append(c)
-        id_maps: IdMapStack = result.id_maps
-        sp, sp_w, sp_c = _timed(lambda: compute_superpoints(cloud.coord, cloud.color, sp_cfg))
-        totals.setdefault("superpoints_wall_s", []).append(sp_w)
-        kf = keyframe_indices(scene.num_frames, st.keyframe_stride)
-        for row in cfg.rows:
-            one = type(cfg)(rows=(row,), max_dist=cfg.max_dist, tracked_stride=cfg.tracked_stride,
-                            maskclustering=cfg.maskclustering, sai3d=cfg.sai3d)
-            np.random.seed(seed)
-            out, w, c = _timed(lambda: run_scene(
-                cloud.coord, one,
-                keyframes=lambda: keyframe_views(scene, build_proposer(sk.backend, backend_options(sk), seed=seed),
-                                                 kf, tau_contain=p.tau_contain, min_area=sk.min_area),
-                tracked=lambda: ((scene.frame(f), id_maps[j].astype(np.int64))
-                                 for j, f in enumerate(id_maps.frames) if j % cfg.tracked_stride == 0),
-                superpoints=lambda: sp))
-            totals.setdefault(f"{row}_wall_s", []).append(w)
-            totals.setdefault(f"{row}_cpu_s", []).append(c)
-            totals.setdefault(f"{row}_instances", []).append(len(out.rows[row]))
-    mean = {k: float(np.mean(v)) for k, v in totals.items()}
-    for k, v in sorted(mean.items()):
-        figures[f"mean_{k}"] = round(v, 2) if not k.endswith("_instances") else round(v, 1)
-    worst = 0.0
-    for row in cfg.rows:
-        ratio = mean[f"{row}_wall_s"] / mean["sam2_track_wall_s"]
-        figures[f"{row}_wall_ratio_over_sam2_track"] = round(ratio, 3)
-        figures[f"{row}_cpu_ratio_over_sam2_track"] = round(mean[f"{row}_cpu_s"] / mean["sam2_track_cpu_s"], 3)
-        if row.startswith("sai3d"):
-            figures[f"{row}_with_superpoints_wall_ratio"] = round(
-                (mean[f"{row}_wall_s"] + mean["superpoints_wall_s"]) / mean["sam2_track_wall_s"], 3)
-        worst = max(worst, ratio)
-    figures["worst_row_wall_ratio_over_sam2_track"] = round(worst, 3)
-    figures["target_each_row_le_2x_sam2_track"] = "met" if worst <= 2.0 else "missed"
-    return figures
+        from gcseg.superpoints import compute_superpoints
+
+        compute_superpoints(__import__("numpy").random.default_rng(0).random((64, 3)), None)
+        pfile = tmp / "params.yaml"
+        pfile.write_text(yaml.safe_dump(params))
+        figures: dict[str, float | int | str] = {
+            "frame_size": f"{syn['height']}x{syn['width']}", "frames": int(syn["num_frames"]), "val_scenes": num_val}
+        w, c = _invoke(track_app, ["--scenes", str(scenes), "--params", str(pfile), "--out", str(tmp / "tracks"),
+                                   "--metrics", str(tmp / "tracks.json")])
+        figures["sam2_track_wall_s_per_scene"] = round(w / num_val, 2)
+        figures["sam2_track_cpu_s_per_scene"] = round(c / num_val, 2)
+        w, c = _invoke(superpoints_app, ["--scenes", str(scenes), "--params", str(pfile), "--out", str(tmp / "sp")])
+        n_all = int(syn["num_scenes"])
+        figures["superpoints_wall_s_per_scene"] = round(w / n_all, 2)
+        worst = 0.0
+        for row in ROWS:
+            params["baselines"]["rows"] = [row]
+            pfile.write_text(yaml.safe_dump(params))
+            w, c = _invoke(baselines_app, ["--scenes", str(scenes), "--params", str(pfile), "--tracks",
+                                           str(tmp / "tracks"), "--superpoints", str(tmp / "sp"), "--out",
+                                           str(tmp / f"out_{row}")])
+            wall, cpu = w / num_val, c / num_val
+            figures[f"{row}_wall_s_per_scene"] = round(wall, 2)
+            figures[f"{row}_cpu_s_per_scene"] = round(cpu, 2)
+            ratio = wall / figures["sam2_track_wall_s_per_scene"]  # type: ignore[operator]
+            figures[f"{row}_wall_ratio_over_sam2_track"] = round(ratio, 3)
+            figures[f"{row}_cpu_ratio_over_sam2_track"] = round(
+                cpu / figures["sam2_track_cpu_s_per_scene"], 3)  # type: ignore[operator]
+            if row.startswith("sai3d"):
+                figures[f"{row}_with_superpoints_wall_ratio"] = round(
+                    (wall + figures["superpoints_wall_s_per_scene"])  # type: ignore[operator]
+                    / figures["sam2_track_wall_s_per_scene"], 3)  # type: ignore[operator]
+            worst = max(worst, ratio)
+        figures["worst_row_wall_ratio_over_sam2_track"] = round(worst, 3)
+        figures["target_each_row_le_2x_sam2_track"] = "met" if worst <= 2.0 else "missed"
+        return figures
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def main(
         result = run_scene(
             coord, cfg,
             keyframes=lambda: keyframe_views(scene, proposer, keyframes, tau_contain=p.tau_contain,
-                                             min_area=sk.min_area),
+                                             min_area=sk.min_area_px(scene.image_size)),
             tracked=lambda: tracked_views(scene, track_files[sid], cfg.tracked_stride),
             superpoints=superpoint_ids)
         write_baselines(out / f"{sid}.h5", sid, coord, result.rows)

@@ -1,7 +1,12 @@
 """DVC stage `eval`: the ablation on the val scenes. Class-agnostic AP / AP50 / AP25 (ScanNet protocol) of the
-Stage 2 tracked labels used directly (lift-only), of the Stage 1, 1+2 and 1+2+3 models on every val scene's
-reference cloud and of the training-free baselines (`--baselines`, the `baselines` stage's files); writes metrics/eval.json (one entry per row), the Markdown ablation table and one PR-curve CSV
-per row (IoU 0.5) for `dvc plots`, and prints the table."""
+Stage 2 tracked labels used directly (lift-only; confidences = the vote shares sam2_track stored), of the
+Stage 1, 1+2 and 1+2+3 models on every val scene's reference cloud and of the training-free baselines
+(`--baselines`, the `baselines` stage's files); writes metrics/eval.json (one entry per row), the Markdown ablation
+table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the table.
+
+Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
+ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
+``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables."""
 
 from __future__ import annotations
 
@@ -19,15 +24,6 @@ app = make_app(__doc__ or "")
 MODEL_ROWS: tuple[str, ...] = ("stage1", "stage2", "stage3")
 
 
-class LiftOnlySection(Section):
-    """`eval.lift_only`: how the lift-only row's confidences are recovered (gcseg.eval.ablation.vote_shares).
-    The tracked id maps are re-voted onto the reference cloud with the association `sam2_track` used."""
-
-    association: Literal["point", "pixel"] = "point"  # keep equal to sam2_track.lift.association
-    max_dist: float = Field(0.05, gt=0)  # metres; keep equal to sam2_track.lift.max_dist
-    voxel: float | None = Field(0.01, gt=0)  # association grid in metres (None = exact); = sam2_track.lift.voxel
-
-
 class EvalSection(Section):
     """`eval:` in params.yaml."""
 
@@ -35,7 +31,6 @@ class EvalSection(Section):
     min_region_size: int = Field(100, ge=1)
     use_scores: bool = True
     split: Literal["train", "val", "all"] = "val"
-    lift_only: LiftOnlySection = LiftOnlySection()
 
 
 class Params(Section):
@@ -75,32 +70,25 @@ def track_paths(tracks: Path, scene_ids: list[str]) -> dict[str, Path]:
     return paths
 
 
-def lift_only_row(scene: Any, track_path: Path, val: Any, cfg: LiftOnlySection) -> Any:
-    """The lift-only prediction of one scene from its sam2_track artifact (labels + id maps)."""
+def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
+    """One val scene's sam2_track artifact: the lift-only prediction (its labels with the vote shares stored
+    beside them) and the scene's diagnostics ({"rows": {name: RowPrediction}, "coverage", "settings"} or None)."""
     import numpy as np
 
     from gcseg.errors import ArtifactError
-    from gcseg.eval.ablation import lift_only_predictions, vote_shares
-    from gcseg.io.h5 import open_h5
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.tracking.artifact import SCHEMA
+    from gcseg.eval.ablation import lift_only_predictions
+    from gcseg.tracking.artifact import read_lifted
 
-    with open_h5(track_path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
-        if "samples/scene/instance" not in f or "id_maps" not in f or "frames" not in f:
-            raise ArtifactError("tracked-label artifact lacks samples/scene, id_maps or frames", path=track_path,
-                                fix="rerun `dvc repro sam2_track`")
-        coord = f["samples/scene/coord"][()]
-        labels = f["samples/scene/instance"][()].astype(np.int64)
-        if coord.shape != val.coord.shape or not np.allclose(coord, val.coord, atol=1e-5):
-            raise ArtifactError(f"tracked labels of {val.scene_id} were made on another reference cloud "
-                                f"({coord.shape[0]} points, scene has {val.coord.shape[0]})", path=track_path,
-                                fix="rerun `dvc repro sam2_track` on the current scenes")
-        frames = f["frames"][()].astype(np.int64)
-        id_maps = f["id_maps"]
-        views = ((scene.frame(int(fi)), id_maps[i]) for i, fi in enumerate(frames))
-        shares = vote_shares(val.coord, labels, views, max_dist=cfg.max_dist, voxel=cfg.voxel,
-                             association=cfg.association)
-    return lift_only_predictions(labels, shares)
+    art = read_lifted(track_path)
+    coord = art["coord"]
+    if coord.shape != val.coord.shape or not np.allclose(coord, val.coord, atol=1e-5):
+        raise ArtifactError(f"tracked labels of {val.scene_id} were made on another reference cloud "
+                            f"({coord.shape[0]} points, scene has {val.coord.shape[0]})", path=track_path,
+                            fix="rerun `dvc repro sam2_track` on the current scenes")
+    diag = art["diagnostics"]
+    if diag is not None:
+        diag = {**diag, "rows": {k: lift_only_predictions(*v) for k, v in diag["rows"].items()}}
+    return {"lift_only": lift_only_predictions(art["labels"], art["shares"]), "diagnostics": diag}
 
 
 def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:
@@ -152,6 +140,7 @@ def main(
     from gcseg.errors import InputError
     from gcseg.eval.ablation import (ROWS, ablation_markdown, evaluate_rows, metrics_json, model_predictions,
                                      val_scene_from_cloud, write_pr_csvs)
+    from gcseg.eval.diagnostics import diagnostics_markdown, evaluate_diagnostics
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
     from gcseg.models.mask_model import load_model
@@ -179,6 +168,7 @@ def main(
     val_scenes = []
     rows: dict[str, dict[str, Any]] = {r: {} for r in ROWS}
     titles: dict[str, str] = {}  # rows from the baselines folder name their source
+    diagnosed: dict[str, Any] = {}
     for sid in tqdm(scene_ids, desc="eval", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
@@ -187,7 +177,9 @@ def main(
                              fix="evaluate scenes with a labelled reference cloud (mesh or reference.ply)")
         val = val_scene_from_cloud(sid, cloud)
         val_scenes.append(val)
-        rows["lift_only"][sid] = lift_only_row(scene, track_files[sid], val, cfg.lift_only)
+        tracked = read_tracks(track_files[sid], val)
+        rows["lift_only"][sid] = tracked["lift_only"]
+        diagnosed[sid] = tracked["diagnostics"]
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
         if extra_files:
@@ -197,13 +189,17 @@ def main(
         raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
                          path=scenes, fix="evaluate scenes whose reference cloud has GT instances "
                                           "(check eval.split, splits.json and the scenes' reference.ply)")
-    results = evaluate_rows(val_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
-                            use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
+    score = dict(min_region_size=cfg.min_region_size, valid_labels=valid_labels, use_scores=cfg.use_scores,
+                 subsets=subsets_for(cfg.gt_classes))
+    results = evaluate_rows(val_scenes, rows, **score)
+    diagnostics = evaluate_diagnostics(val_scenes, diagnosed, **score)
     from gcseg.baselines.artifact import NOTE
 
     text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes), titles=titles,
                              notes=[NOTE] if titles else [])
-    write_text(out, json.dumps(metrics_json(results), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(val_scenes))
+    write_text(out, json.dumps({**metrics_json(results), "diagnostics": diagnostics}, indent=2, sort_keys=True,
+                               allow_nan=False) + "\n")
     write_text(table, text)
     write_pr_csvs(plots, results)
     typer.echo(text.rstrip("\n"))

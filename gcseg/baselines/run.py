@@ -68,10 +68,9 @@ def keyframe_views(scene: Scene, proposer: Callable[[Frame], Proposals], keyfram
 def tracked_views(scene: Scene, track_path: str | Path, stride: int) -> Iterator[tuple[Frame, np.ndarray]]:
     """(frame, tracked id map) for every `stride`-th id map stored in a sam2_track artifact, lazily."""
     from gcseg.io.h5 import open_h5
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.tracking.artifact import SCHEMA
+    from gcseg.tracking.artifact import SCHEMA, VERSION
 
-    with open_h5(track_path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
+    with open_h5(track_path, schema=SCHEMA, version=VERSION) as f:
         if "id_maps" not in f or "frames" not in f:
             raise ArtifactError("tracked-label artifact lacks id_maps or frames", path=track_path,
                                 fix="rerun `dvc repro sam2_track`")
@@ -83,10 +82,9 @@ def tracked_views(scene: Scene, track_path: str | Path, stride: int) -> Iterator
 def track_cloud(track_path: str | Path) -> np.ndarray:
     """The reference cloud (float32 (N, 3)) a sam2_track artifact labels: the baselines label the same points."""
     from gcseg.io.h5 import open_h5
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.tracking.artifact import SCHEMA
+    from gcseg.tracking.artifact import SCHEMA, VERSION
 
-    with open_h5(track_path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
+    with open_h5(track_path, schema=SCHEMA, version=VERSION) as f:
         if "samples/scene/coord" not in f:
             raise ArtifactError("tracked-label artifact lacks samples/scene/coord", path=track_path,
                                 fix="rerun `dvc repro sam2_track`")

@@ -23,6 +23,12 @@ ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)",
                               "maskclustering": "MaskClustering (training-free, keyframe proposals)",
                               "sai3d_keyframes": "SAI3D (training-free, keyframe proposals)",
                               "sai3d_tracked": "SAI3D (training-free, Stage 2 tracked masks)"}
+# metrics/eval.json's diagnostics block (gcseg.eval.diagnostics): GT ceiling and perfect identity (use the GT),
+# then the no-policy tracking row (the policy ablation)
+DIAGNOSTIC_ORDER: tuple[str, ...] = ("ceiling", "perfect_identity", "no_policy")
+DIAGNOSTIC_TITLES: dict[str, str] = {"ceiling": "Ceiling: GT 2D masks on the keyframes, lifted",
+                                     "perfect_identity": "Proposals with perfect identity, lifted",
+                                     "no_policy": "Tracking without the policy, lifted"}
 TRAIN_STAGES: tuple[str, ...] = ("stage1", "stage2", "stage3")
 
 

@@ -33,8 +33,9 @@ def _ablation_data():
 
 def _params(tmp_path: Path, rows=("maskclustering",)) -> Path:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area": 10, "split": "val", "lift": {"min_points": 10}})
-    p["sam_keyframes"].update({"backend": "gt_sim", "min_area": 10})
+    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area_frac": 0.0033, "split": "val",
+                            "lift": {"min_points": 10}})
+    p["sam_keyframes"].update({"backend": "gt_sim", "min_area_frac": 0.0033})
     p["baselines"]["rows"] = list(rows)
     p["baselines"]["maskclustering"]["min_mask_points"] = 5
     path = tmp_path / "params.yaml"
@@ -153,8 +154,7 @@ def _eval(tmp_path: Path, ed: dict[str, Path], baselines: Path):
     from stages.eval import app as eval_app
 
     p = {"seed": 0, "data": {"source": "synth", "root": "unused"},
-         "eval": {"gt_classes": "synthetic", "min_region_size": 100, "use_scores": True, "split": "val",
-                  "lift_only": {"max_dist": 0.05, "voxel": 0.01}}}
+         "eval": {"gt_classes": "synthetic", "min_region_size": 100, "use_scores": True, "split": "val"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     out = tmp_path / "metrics"
     return out, CliRunner().invoke(eval_app, [
