@@ -26,6 +26,8 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("proposals", "rgbd_cpu_ms_per_keyframe", "<=", 500.0,
      "rgbd proposer (the default) within 0.5 s CPU per 320x240 keyframe (quick: 160x120)"),
     ("eval", "speedup", ">=", 20.0, "evaluator at least 20x faster than the straightforward official-script port"),
+    ("baselines", "worst_row_wall_ratio_over_sam2_track", "<=", 2.0,
+     "every training-free baseline row within 2x of sam2_track's time per scene on the default (quick: one small scene)"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )
 

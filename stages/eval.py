@@ -1,7 +1,8 @@
 """DVC stage `eval`: the ablation on the val scenes. Class-agnostic AP / AP50 / AP25 (ScanNet protocol) of the
-Stage 2 tracked labels used directly (lift-only; confidences = the vote shares sam2_track stored) and of the
-Stage 1, 1+2 and 1+2+3 models on every val scene's reference cloud; writes metrics/eval.json (one entry per row),
-the Markdown ablation table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the table.
+Stage 2 tracked labels used directly (lift-only; confidences = the vote shares sam2_track stored), of the
+Stage 1, 1+2 and 1+2+3 models on every val scene's reference cloud and of the training-free baselines
+(`--baselines`, the `baselines` stage's files); writes metrics/eval.json (one entry per row), the Markdown ablation
+table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the table.
 
 Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
 ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
@@ -90,6 +91,29 @@ def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
     return {"lift_only": lift_only_predictions(art["labels"], art["shares"]), "diagnostics": diag}
 
 
+def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:
+    """``<baselines>/<scene>.h5`` of every val scene, checked up front."""
+    from gcseg.errors import ArtifactError
+
+    paths = {sid: folder / f"{sid}.h5" for sid in scene_ids}
+    missing = [sid for sid, p in paths.items() if not p.is_file()]
+    if missing:
+        raise ArtifactError(f"no baseline predictions for val scene(s) {', '.join(missing[:5])}",
+                            path=paths[missing[0]], fix="set baselines.split equal to eval.split and "
+                                                        "`dvc repro baselines`")
+    return paths
+
+
+def add_baseline_rows(rows: dict[str, dict[str, Any]], titles: dict[str, str], path: Path, val: Any) -> None:
+    """Every row of one scene's baselines file as a prediction of that scene (rows keep the file's order)."""
+    from gcseg.baselines.artifact import dense_masks, read_baselines
+    from gcseg.eval.ablation import RowPrediction
+
+    for name, (title, indptr, points, scores) in read_baselines(path, val.coord).items():
+        rows.setdefault(name, {})[val.scene_id] = RowPrediction(dense_masks(indptr, points, len(val.coord)), scores)
+        titles[name] = title
+
+
 @app.command()
 @user_errors
 def main(
@@ -100,6 +124,7 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Metrics JSON (one entry per ablation row).")] = Path("metrics/eval.json"),
     table: Annotated[Path, typer.Option("--table", help="Markdown ablation table.")] = Path("metrics/eval/ablation.md"),
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
+    baselines: Annotated[Path | None, typer.Option("--baselines", help="baselines output folder (<scene>.h5): its rows join the table (training-free baselines).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
@@ -135,12 +160,14 @@ def main(
     valid_labels = valid_labels_for(cfg.gt_classes, label_list)
     ckpts = model_paths(models)
     track_files = track_paths(tracks, scene_ids)
+    extra_files = baseline_paths(baselines, scene_ids) if baselines is not None else {}
     nets = {row: load_model(path)[0] for row, path in ckpts.items()}
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed)
     val_scenes = []
     rows: dict[str, dict[str, Any]] = {r: {} for r in ROWS}
+    titles: dict[str, str] = {}  # rows from the baselines folder name their source
     diagnosed: dict[str, Any] = {}
     for sid in tqdm(scene_ids, desc="eval", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
@@ -155,6 +182,8 @@ def main(
         diagnosed[sid] = tracked["diagnostics"]
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
+        if extra_files:
+            add_baseline_rows(rows, titles, extra_files[sid], val)
 
     if not any(bool((v.gt_ids > 0).any()) for v in val_scenes):  # AP over no GT instance is undefined
         raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
@@ -164,7 +193,10 @@ def main(
                  subsets=subsets_for(cfg.gt_classes))
     results = evaluate_rows(val_scenes, rows, **score)
     diagnostics = evaluate_diagnostics(val_scenes, diagnosed, **score)
-    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes))
+    from gcseg.baselines.artifact import NOTE
+
+    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes), titles=titles,
+                             notes=[NOTE] if titles else [])
     text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(val_scenes))
     write_text(out, json.dumps({**metrics_json(results), "diagnostics": diagnostics}, indent=2, sort_keys=True,
                                allow_nan=False) + "\n")

@@ -195,15 +195,18 @@ def _cell(x: float | None) -> str:
 
 
 def ablation_markdown(results: Mapping[str, RowResult], *, gt_classes: str = "synthetic",
-                      num_scenes: int | None = None) -> str:
-    """The ablation table (values in %), model rows first as in the paper, then the lift-only row, and a note
-    with the paper's ScanNet++ figures (not comparable: other data, other scale)."""
+                      num_scenes: int | None = None, titles: Mapping[str, str] | None = None,
+                      notes: Sequence[str] = ()) -> str:
+    """The ablation table (values in %), model rows first as in the paper, then the lift-only row and any other
+    rows (named by `titles`, e.g. training-free baselines), and a note with the paper's ScanNet++ figures (not
+    comparable: other data, other scale); `notes` are extra paragraphs after the lift-only note."""
+    titles = {**ROW_TITLES, **(titles or {})}
     lines = ["| Method | AP | AP50 | AP25 | masks / scene |", "|---|---:|---:|---:|---:|"]
     order = [r for r in ("stage1", "stage2", "stage3") if r in results] + \
         [r for r in results if r not in ("stage1", "stage2", "stage3")]
     for name in order:
         r = results[name]
-        lines.append(f"| {ROW_TITLES.get(name, name)} | {_cell(r.result.ap)} | {_cell(r.result.ap50)} | "
+        lines.append(f"| {titles.get(name, name)} | {_cell(r.result.ap)} | {_cell(r.result.ap50)} | "
                      f"{_cell(r.result.ap25)} | {r.masks_per_scene:.1f} |")
     scenes = f"{num_scenes} val scene(s), " if num_scenes is not None else ""
     lines += [
@@ -211,6 +214,7 @@ def ablation_markdown(results: Mapping[str, RowResult], *, gt_classes: str = "sy
         f"Class-agnostic AP ({scenes}GT classes `{gt_classes}`; AP = mean over IoU 0.50:0.05:0.90, values in %).",
         "The lift-only row scores the Stage 2 tracked labels voted onto the reference cloud directly, each track "
         "id one mask with its mean vote share as confidence.",
+        *[x for note in notes for x in ("", note)],
         "",
         f"Note: the paper reports on ScanNet++ Stage 1 {PAPER_SCANNETPP_AP['stage1']:.1f} AP and Stage 1 + 2 + 3 "
         f"{PAPER_SCANNETPP_AP['stage3']:.1f} AP (arXiv 2511.00785, ablation); those numbers come from other data "
@@ -220,6 +224,8 @@ def ablation_markdown(results: Mapping[str, RowResult], *, gt_classes: str = "sy
 
 
 def write_ablation_markdown(path: str | Path, rows: Mapping[str, RowResult], *, gt_classes: str = "synthetic",
-                            num_scenes: int | None = None) -> None:
+                            num_scenes: int | None = None, titles: Mapping[str, str] | None = None,
+                            notes: Sequence[str] = ()) -> None:
     """Write :func:`ablation_markdown` atomically."""
-    write_text(path, ablation_markdown(rows, gt_classes=gt_classes, num_scenes=num_scenes))
+    write_text(path, ablation_markdown(rows, gt_classes=gt_classes, num_scenes=num_scenes, titles=titles,
+                                       notes=notes))

@@ -13,7 +13,8 @@ from gcseg.report.inputs import ROW_TITLES, ROWS, TRAIN_STAGES, finite, load_jso
 
 # One fixed colour per ablation row / training stage (matplotlib's tab10, so PNGs and HTML agree).
 ROW_COLORS: dict[str, str] = {"lift_only": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#ff7f0e",
-                              "stage3": "#2ca02c"}
+                              "stage3": "#2ca02c", "maskclustering": "#d62728", "sai3d_keyframes": "#9467bd",
+                              "sai3d_tracked": "#8c564b"}
 FIGURES: tuple[str, ...] = ("AP", "AP50", "AP25")
 
 

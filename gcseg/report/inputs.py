@@ -18,7 +18,11 @@ from gcseg.errors import ArtifactError
 
 ROWS: tuple[str, ...] = ("lift_only", "stage1", "stage2", "stage3")  # ablation rows in the order of the paper
 ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)", "stage1": "Stage 1",
-                              "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3"}
+                              "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3",
+                              # training-free baselines (stage baselines, gcseg.baselines)
+                              "maskclustering": "MaskClustering (training-free, keyframe proposals)",
+                              "sai3d_keyframes": "SAI3D (training-free, keyframe proposals)",
+                              "sai3d_tracked": "SAI3D (training-free, Stage 2 tracked masks)"}
 # metrics/eval.json's diagnostics block (gcseg.eval.diagnostics): GT ceiling and perfect identity (use the GT),
 # then the no-policy tracking row (the policy ablation)
 DIAGNOSTIC_ORDER: tuple[str, ...] = ("ceiling", "perfect_identity", "no_policy")
