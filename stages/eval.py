@@ -1,7 +1,10 @@
 """DVC stage `eval`: the ablation on the val scenes. Class-agnostic AP / AP50 / AP25 (ScanNet protocol) of the
 Stage 2 tracked labels used directly (lift-only) and of the Stage 1, 1+2 and 1+2+3 models on every val scene's
 reference cloud; writes metrics/eval.json (one entry per row), the Markdown ablation table and one PR-curve CSV
-per row (IoU 0.5) for `dvc plots`, and prints the table."""
+per row (IoU 0.5) for `dvc plots`, and prints the table. GT-free statistics of every row (masks and instances
+per scene, labelled fraction, tracked-label vote share, agreement between rows; gcseg.eval.gt_free) are
+written for every scene, with or without GT; AP is computed on the scenes that have GT, and scans without any
+(your own captures) get the GT-free statistics only, never an error."""
 
 from __future__ import annotations
 
@@ -113,12 +116,15 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Metrics JSON (one entry per ablation row).")] = Path("metrics/eval.json"),
     table: Annotated[Path, typer.Option("--table", help="Markdown ablation table.")] = Path("metrics/eval/ablation.md"),
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
+    gt_free: Annotated[Path | None, typer.Option("--gt-free", help="GT-free statistics JSON (every scene, GT or "
+                                                 "not; default: eval/gt_free.json beside --out).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
 
     p = load_params(params, Params)  # params and outputs checked before torch is even imported
-    for path in (out, table, plots):  # create nothing
+    gt_free = gt_free or out.parent / "eval" / "gt_free.json"
+    for path in (out, table, plots, gt_free):  # create nothing
         check_output(path)
     import numpy as np
     import torch
@@ -130,6 +136,8 @@ def main(
                                      val_scene_from_cloud, write_pr_csvs)
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
+    from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics, unlabelled_scene,
+                                    write_empty_pr_csvs)
     from gcseg.models.mask_model import load_model
     from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
@@ -157,26 +165,38 @@ def main(
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
         if cloud is None:
-            raise InputError(f"scene {sid} has no reference points with GT", path=scenes / sid,
-                             fix="evaluate scenes with a labelled reference cloud (mesh or reference.ply)")
-        val = val_scene_from_cloud(sid, cloud)
+            raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
+                             fix="give the scene a mesh, reference.ply or frames to fuse")
+        val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
         val_scenes.append(val)
         rows["lift_only"][sid] = lift_only_row(scene, track_files[sid], val, cfg.lift_only)
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
 
-    if not any(bool((v.gt_ids > 0).any()) for v in val_scenes):  # AP over no GT instance is undefined
-        raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
-                         path=scenes, fix="evaluate scenes whose reference cloud has GT instances "
-                                          "(check eval.split, splits.json and the scenes' reference.ply)")
-    results = evaluate_rows(val_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
-                            use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
-    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes))
-    write_text(out, json.dumps(metrics_json(results), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    # GT-free statistics on every scene; AP only on the scenes with GT (AP over no GT object is undefined)
+    free = gt_free_stats(val_scenes, rows, min_points=cfg.min_region_size)
+    gt_scenes = [v for v in val_scenes if has_gt(v)]
+    if gt_scenes:
+        results = evaluate_rows(gt_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
+                                use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
+        text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes))
+        metrics = metrics_json(results)
+    else:
+        text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"
+                f"{', ...' if len(scene_ids) > 5 else ''}): AP is undefined, so only the GT-free statistics below "
+                "are reported (scans without annotation; give a labelled reference.ply, mesh or splits.json "
+                "with labelled val scenes for AP).\n")
+        results, metrics = None, no_gt_metrics(free)
+    text += "\n" + gt_free_markdown(free)
+    write_text(out, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text(gt_free, json.dumps(free, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(table, text)
-    write_pr_csvs(plots, results)
+    if results is not None:
+        write_pr_csvs(plots, results)
+    else:  # the plots output still exists: one header-only CSV per row (no curve without GT)
+        write_empty_pr_csvs(plots, list(rows))
     typer.echo(text.rstrip("\n"))
-    typer.echo(f"metrics -> {out}; table -> {table}; PR curves -> {plots}/<row>.csv")
+    typer.echo(f"metrics -> {out}; GT-free statistics -> {gt_free}; table -> {table}; PR curves -> {plots}/<row>.csv")
 
 
 if __name__ == "__main__":

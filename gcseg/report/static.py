@@ -14,7 +14,8 @@ from gcseg.atomic import write_bytes
 from gcseg.colors import instance_palette
 from gcseg.report.curves import FIGURES, ROW_COLORS, Curve
 from gcseg.report.inputs import ROW_TITLES, finite
-from gcseg.report.views3d import LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, scene_bounds, view_points
+from gcseg.report.views3d import (LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, scene_bounds, subsample,
+                                  view_points)
 
 
 def _figure(*args: Any, **kwargs: Any) -> Any:
@@ -101,7 +102,7 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
         layer = views.layers.get(name)
         ax.set_axis_off()
         ax.set_aspect("equal")
-        ax.set_title(LAYER_TITLES[name], fontsize=10)
+        ax.set_title(getattr(layer, "title", None) or LAYER_TITLES[name], fontsize=10)
         if not isinstance(layer, Layer):
             msg = getattr(layer, "message", "not available")
             ax.text(0.5, 0.5, f"not available:\n{msg}", ha="center", va="center", fontsize=8, wrap=True,
@@ -111,9 +112,13 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
         uv, depth = oblique(xyz.astype(np.float64))
         order = np.argsort(depth, kind="stable")  # far to near (painter's order)
         uv, ids = uv[order], ids[order]
-        void = ids <= 0
-        ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
-        ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+        if layer.rgb is not None:  # the scan's own colours
+            rgb = layer.rgb[subsample(len(layer.ids), max_points, seed)][order]
+            ax.scatter(uv[:, 0], uv[:, 1], s=2.5, c=rgb / 255.0, linewidths=0)
+        else:
+            void = ids <= 0
+            ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
+            ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
         if limits is not None:
             ax.set_xlim(limits[0][0], limits[1][0])
             ax.set_ylim(limits[0][1], limits[1][1])
@@ -121,3 +126,4 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
     fig.suptitle(f"{views.scene_id} ({views.split})", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
+

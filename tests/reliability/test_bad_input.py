@@ -138,17 +138,6 @@ def empty_colour(scene: str) -> Callable[[Path], None]:
     return go
 
 
-def no_objects(scene: str) -> Callable[[Path], None]:
-    """A scene whose reference cloud has no GT object (every point void)."""
-    def go(d: Path) -> None:
-        from gcseg.io.ply import read_ply, write_ply
-
-        ply = read_ply(d / scene / "reference.ply")
-        write_ply(d / scene / "reference.ply", ply["coord"], ply.get("color"),
-                  instance=np.zeros(len(ply["coord"]), np.int32), label=np.zeros(len(ply["coord"]), np.int32))
-    return go
-
-
 def empty_masks(folder: str) -> Callable[[Path], None]:
     """Rewrite every point-sample file with every point unlabelled (-1): masks all empty."""
     def go(d: Path) -> None:
@@ -227,7 +216,6 @@ CASES: dict[str, Case] = {
                                            mutate=truncate(f"{S0}/reference.ply", 0.3)),
     "reader/reference_ply_garbage": Case("eval", "synth_001/reference.ply", mutate=garbage(f"{S1}/reference.ply")),
     "reader/depth_all_zero": Case("full_scene_pseudolabel", "synth_000", mutate=zero_depth(S0)),
-    "reader/scene_without_objects": Case("eval", "synth_001", mutate=no_objects(S1)),
     # artifacts: HDF5 and checkpoints missing, truncated, corrupt, of another model; empty supervision
     "artifact/labels_h5_truncated": Case("stage1_train", "sam_keyframes/synth_000.h5",
                                          mutate=truncate("data/sam_keyframes/synth_000.h5")),
