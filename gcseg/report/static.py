@@ -127,3 +127,35 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
     fig.tight_layout()
     return _save(fig, path)
 
+
+def cloud_pair_png(path: Path, coord: np.ndarray, color: np.ndarray | None, ids: np.ndarray, *, title: str,
+                   max_points: int = 80_000, seed: int = 0) -> Path:
+    """Two panels of one upright (z-up) cloud: its own colours (grey without) and its instance ids (gcseg.colors;
+    unlabelled faint grey), oblique from above, far points first. For previews of `gcseg segment` / `predict`."""
+    from gcseg.report.views3d import subsample
+
+    idx = subsample(len(ids), max_points, seed)
+    xyz, ids = np.asarray(coord, np.float64)[idx], np.asarray(ids, np.int64)[idx]
+    rgb = (np.full((len(idx), 3), 150, np.uint8) if color is None else np.asarray(color, np.uint8)[idx]) / 255.0
+    uv, depth = oblique(xyz, azim_deg=-60.0, elev_deg=55.0)
+    order = np.argsort(depth, kind="stable")  # far to near (painter's order)
+    uv, ids, rgb = uv[order], ids[order], rgb[order]
+    span = np.ptp(uv, axis=0) if len(uv) else np.ones(2)
+    aspect = float(span[1] / max(span[0], 1e-9))
+    fig, axes = _figure(1, 2, figsize=(14, max(3.0, min(9.0, 7 * aspect + 0.8))))
+    void = ids <= 0
+    size = max(0.3, min(4.0, 40_000 / max(len(idx), 1)))
+    for ax, name in zip(axes, ("colours", "instances"), strict=True):
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+        if name == "colours":
+            ax.scatter(uv[:, 0], uv[:, 1], s=size, c=rgb, linewidths=0)
+            ax.set_title("the scan (its colours)", fontsize=11)
+        else:
+            ax.scatter(uv[void, 0], uv[void, 1], s=size, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
+            ax.scatter(uv[~void, 0], uv[~void, 1], s=size, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+            n = int(np.unique(ids[~void]).size)
+            ax.set_title(f"{n} instances (one colour each; grey = unlabelled)", fontsize=11)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -256,6 +256,18 @@ CASES: dict[str, Case] = {
                                        mutate=garbage("data/models/stage3/model.pt"),
                                        args=lambda d: ["--input", d / S1 / "reference.ply", "--checkpoint",
                                                        d / "data/models/stage3/model.pt", "--out", d / "pred"]),
+    # segment (no params.yaml): the scan's problems stop it before anything is written, even mid-scan
+    "segment/input_missing": Case("segment", "scan", inputs=[],
+                                  args=lambda d: ["--input", d / "scan", "--out", d / "seg"]),
+    "segment/extra_colour_frame": Case("segment", "synth_001", inputs=[S1], mutate=extra_colour(S1),
+                                       args=lambda d: ["--input", d / S1, "--out", d / "seg"]),
+    "segment/pose_nonfinite_mid_scan": Case("segment", "synth_001/pose/5.txt", inputs=[S1],
+                                            mutate=pose_edit(f"{S1}/pose/5.txt", _nonfinite),
+                                            args=lambda d: ["--input", d / S1, "--out", d / "seg"]),
+    "segment/checkpoint_garbage": Case("segment", "model.pt", inputs=[S1, "data/models/stage3/model.pt"],
+                                       mutate=garbage("data/models/stage3/model.pt"),
+                                       args=lambda d: ["--input", d / S1, "--out", d / "seg", "--checkpoint",
+                                                       d / "data/models/stage3/model.pt"]),
     "evaluate/gt_missing": Case("evaluate", "gt", inputs=[], mutate=lambda d: (d / "pred").mkdir(),
                                 args=lambda d: ["--gt", d / "gt", "--pred", d / "pred", "--out", d / "m.json"]),
     "evaluate/pred_garbage": Case("evaluate", "scene0.txt", inputs=[], mutate=lambda d: (
