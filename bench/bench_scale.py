@@ -73,8 +73,9 @@ def scale_child(frames: int, height: int, width: int, spacing: float = 0.02) -> 
     start_mb = _peak_rss_mb()
     min_area = max(10, height * width // 200)  # 0.5 % of the image, as params.yaml's 100 px at 160x120
     t0, c0 = time.perf_counter(), time.process_time()
-    res, _, labels, _ = track_and_lift(
-        scene, build_proposer("gt_sim", {"boundary_noise_px": 0.5, "min_area": min_area}, seed=0),
+    res, _, labels, _, _ = track_and_lift(
+        scene, build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": min_area / (height * width)},
+                              seed=0),
         ReprojectionPropagator(), TrackingPolicy(min_new_area=min_area), keyframe_stride=STRIDE, tau_contain=0.8,
         min_area=min_area, lift=LiftConfig())
     wall = time.perf_counter() - t0
@@ -119,7 +120,7 @@ def _points_scaling(quick: bool) -> dict[str, float | int]:
         frames = [scene.frame(i) for i in range(n)]
         ref = scene.reference().coord
         t0 = time.process_time()
-        acc = VoteAccumulator(ref, max_dist=0.05, voxel=0.01)
+        acc = VoteAccumulator(ref, max_dist=0.05, voxel=0.01, association="pixel")
         for f in frames:
             acc.add(f, f.instance)
         acc.result(min_share=0.5, min_points=100)

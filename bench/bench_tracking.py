@@ -64,7 +64,7 @@ def _track(scene, propagator, stride: int):
 
     h, w = scene.image_size
     min_area = max(10, h * w // 500)
-    proposer = build_proposer("gt_sim", {"boundary_noise_px": 0.5, "min_area": min_area}, seed=0)
+    proposer = build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": min_area / (h * w)}, seed=0)
     policy = TrackingPolicy(tau_iou=0.7, tau_dorm=3, min_new_area=min_area)
     return track_scene(scene, proposer, propagator, policy, keyframe_stride=stride, tau_contain=0.8,
                        min_area=min_area)
@@ -97,8 +97,9 @@ def memory_child(base_npz: str, num_frames: int, height: int, width: int, stride
     base_mb = rss_mb()
     min_area = max(10, height * width // 500)
     t0 = time.perf_counter()
-    res, cloud, labels, cons = track_and_lift(
-        scene, build_proposer("gt_sim", {"boundary_noise_px": 0.5, "min_area": min_area}, seed=0),
+    res, cloud, labels, _, cons = track_and_lift(
+        scene, build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": min_area / (height * width)},
+                              seed=0),
         ReprojectionPropagator(), TrackingPolicy(min_new_area=min_area), keyframe_stride=stride, tau_contain=0.8,
         min_area=min_area, lift=LiftConfig(min_points=50))
     return {"frames": num_frames, "height": height, "width": width, "seconds": round(time.perf_counter() - t0, 2),

@@ -71,7 +71,7 @@ def sam2_fps(frames: int, image_size: int = 1024) -> dict[str, Any]:
     scene = stream_scene(0, num_frames=frames, height=480, width=640, orbit_degrees=2.0 * frames)
     prop = Sam2Propagator(checkpoint=RANDOM_INIT, image_size=image_size, device="cuda")
     prop.predictor  # build outside the timed loop
-    res = track_scene(scene, build_proposer("gt_sim", {"min_area": 600}, seed=0), prop,
+    res = track_scene(scene, build_proposer("gt_sim", {"min_area_frac": 600 / (480 * 640)}, seed=0), prop,
                       TrackingPolicy(min_new_area=600), keyframe_stride=5, tau_contain=0.8, min_area=600)
     prop_s = float(res.timing["propagate_s"])
     return {"sam2_image_size": image_size, "sam2_frames": frames, "sam2_objects": int(res.stats["objects_created"]),

@@ -19,10 +19,25 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from gcseg.geometry import backproject
+from dataclasses import dataclass
+
+from gcseg.geometry import backproject, project
 from gcseg.scene import Frame
 
 ASSOCIATIONS = ("point", "pixel")
+
+
+@dataclass(frozen=True)
+class LiftConfig:
+    """How id maps are voted onto a reference cloud (method.md "Lifting/voting"); the one place these defaults live
+    (`sam2_track.lift` in params.yaml, :class:`VoteAccumulator` and its :meth:`VoteAccumulator.result` follow it)."""
+
+    association: str = "point"  # "point": project reference points (visibility by depth) | "pixel": lift pixels
+    max_dist: float = 0.05  # metres: depth agreement ("point") / pixel-to-nearest-point distance ("pixel")
+    voxel: float | None = 0.01  # "pixel" only: association cache grid (None = exact nearest neighbour per pixel)
+    min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
+    min_points: int = 100  # ids on fewer points are dropped (Segment3D)
+    every: int = 1  # vote with every n-th frame
 _ID_BITS = 32  # vote key = point index << 32 | id
 _CELL_BITS = 16  # voxel mode: cells per axis < 2^16, so a cell key fits 48 bits ...
 _LOCAL_BITS = 15  # ... and (cell, frame-local id) one int64
@@ -46,22 +61,6 @@ def lift_frame(frame: Frame, id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray
     inst = id_map.reshape(-1)[pix].astype(np.int32)
     inst[inst <= 0] = -1
     return coord, color, inst
-
-
-def masks_to_id_map(masks: np.ndarray, order: np.ndarray | list[int] | None = None) -> np.ndarray:
-    """Overlapping masks (K, H, W) -> id map int32 (H, W): pixel = k + 1 of the mask painted last there, 0 = none.
-    Default paint order: descending area (ties: lower index first) so small masks stay visible on top of large
-    ones; `order` gives an explicit paint order (mask indices, first painted first)."""
-    masks = np.asarray(masks, dtype=bool)
-    if masks.ndim != 3:
-        raise ValueError(f"masks must be (K, H, W), got {masks.shape}")
-    k, h, w = masks.shape
-    out = np.zeros((h, w), np.int32)
-    if order is None:
-        order = np.argsort(-masks.reshape(k, h * w).sum(1), kind="stable")
-    for m in np.asarray(order, dtype=np.int64):
-        out[masks[m]] = int(m) + 1
-    return out
 
 
 def _pixel_cells(frame: Frame, lo: np.ndarray, voxel: float, dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +106,9 @@ class VoteAccumulator:
     (point, id) ever voted; counts of pairs already in it are updated in place).
     `workers`: threads for cKDTree queries (-1 = all cores; results do not depend on it)."""
 
-    def __init__(self, reference_coord: np.ndarray, *, max_dist: float = 0.05, voxel: float | None = None,
-                 background_votes: bool = True, compress_at: int = 2_000_000, workers: int = -1,
-                 association: str = "pixel"):
+    def __init__(self, reference_coord: np.ndarray, *, max_dist: float = LiftConfig.max_dist,
+                 voxel: float | None = LiftConfig.voxel, background_votes: bool = True, compress_at: int = 2_000_000,
+                 workers: int = -1, association: str = LiftConfig.association):
         ref = np.ascontiguousarray(reference_coord, dtype=np.float32)
         if ref.ndim != 2 or ref.shape[1] != 3:
             raise ValueError(f"reference_coord must be (N, 3), got {ref.shape}")
@@ -224,20 +223,10 @@ class VoteAccumulator:
     def _point_votes(self, frame: Frame, id_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One vote per reference point that projects into the frame where the depth agrees within max_dist."""
         h, w = frame.depth.shape
-        # float32 projection (sub-millimetre error at room scale), pruned to points in front before dividing
-        w2c = np.linalg.inv(np.asarray(frame.pose, np.float64))
-        k = np.asarray(frame.intrinsics, np.float64)
-        # rows of P = K [R | t]: u z, v z and z per point in one matmul
-        proj = (k @ w2c[:3]).astype(np.float32)
-        uvz = self._ref @ proj[:, :3].T
-        uvz += proj[:, 3]
-        pts = np.flatnonzero(uvz[:, 2] > 1e-6)
-        z = uvz[pts, 2]
-        u = np.floor(uvz[pts, 0] / z + 0.5)
-        v = np.floor(uvz[pts, 1] / z + 0.5)
-        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        pts, z = pts[inside], z[inside]
-        flat = v[inside].astype(np.int64) * w + u[inside].astype(np.int64)
+        u, v, z, inside = project(self._ref, frame.intrinsics, frame.pose, (h, w))
+        pts = np.flatnonzero(inside)
+        z = z[pts]
+        flat = v[pts] * w + u[pts]
         d = frame.depth.reshape(-1)[flat]
         seen = (d > 0) & np.isfinite(d) & (np.abs(d - z) <= self.max_dist)
         pts, flat = pts[seen], flat[seen]
@@ -297,7 +286,24 @@ class VoteAccumulator:
         k = self._table_keys
         return k >> _ID_BITS, k & ((1 << _ID_BITS) - 1), self._table_counts.copy()
 
-    def result(self, *, min_share: float = 0.5, min_points: int = 100) -> np.ndarray:
+    def label_shares(self, labels: np.ndarray) -> np.ndarray:
+        """Per point, the share of its votes (background votes included) that went to its label `labels[i]`;
+        float64 (N,), 0 where unlabelled (label <= 0) or never seen. The mean over an id's points is the
+        confidence of a lifted id (the lift-only row and the diagnostics)."""
+        labels = np.asarray(labels, np.int64)
+        if labels.shape != (self.num_points,):
+            raise ValueError(f"labels must be ({self.num_points},), got {labels.shape}")
+        point, ids, count = self.votes()
+        share = np.zeros(self.num_points, np.float64)
+        if point.size == 0:
+            return share
+        total = np.bincount(point, weights=count, minlength=self.num_points)
+        mine = (ids > 0) & (labels[point] == ids)
+        share[point[mine]] = count[mine] / total[point[mine]]
+        return share
+
+    def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points
+               ) -> np.ndarray:
         """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of
         the point's votes is >= min_share, else -1; ids that end up on fewer than min_points points -> -1."""
         point, ids, count = self.votes()

@@ -38,7 +38,7 @@ class TrackSettings:
 
     keyframe_stride: int = 5
     tau_contain: float = 0.8
-    min_area: int = 100
+    min_area: int = 20  # pixels (the stages convert sam_keyframes.min_area_frac for the scan's image size)
     lift: LiftConfig = field(default_factory=LiftConfig)
 
 
@@ -93,25 +93,17 @@ def open_scan(path: str | Path, *, source: str = "auto", scene_id: str | None = 
 def segment_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator: Propagator,
                   policy: TrackingPolicy, settings: TrackSettings | None = None, *,
                   progress: bool = False) -> Segmentation:
-    """Track `scene`, lift the tracked ids onto its points and score each instance by its mean vote share."""
-    from tqdm import tqdm
-
-    from gcseg.eval.ablation import lift_only_predictions, vote_shares
+    """Track `scene`, lift the tracked ids onto its points and score each instance by its mean vote share
+    (the share of its points' votes that went to it, as track_and_lift counts them)."""
+    from gcseg.eval.ablation import lift_only_predictions
     from gcseg.tracking.run import track_and_lift
 
     settings = settings or TrackSettings()
-    result, cloud, labels, _ = track_and_lift(
+    result, cloud, labels, shares, _ = track_and_lift(
         scene, proposer, propagator, policy, keyframe_stride=settings.keyframe_stride,
-        tau_contain=settings.tau_contain, min_area=settings.min_area, save_every=1, lift=settings.lift,
+        tau_contain=settings.tau_contain, min_area=settings.min_area, lift=settings.lift,
+        save_every=max(1, scene.num_frames),  # the id maps are voted as they stream; none is kept
         progress=progress)
-    frames = result.frames
-    lift = settings.lift
-    every = max(1, lift.every)  # the votes track_and_lift counted: every lift.every-th frame
-    voted = [(i, int(f)) for i, f in enumerate(frames) if int(f) % every == 0]
-    views = ((scene.frame(f), result.id_maps[i])
-             for i, f in tqdm(voted, desc=f"scores {scene.scene_id}", unit="frame", disable=not progress))
-    shares = vote_shares(cloud.coord, labels, views, max_dist=lift.max_dist, voxel=lift.voxel,
-                         association=lift.association)
     pred = lift_only_predictions(labels, shares)
     stats = {**{k: result.stats[k] for k in sorted(result.stats)},
              "reference_points": len(cloud), "labelled_points": int((labels >= 0).sum())}

@@ -1,10 +1,16 @@
 """DVC stage `eval`: the ablation on the val scenes. Class-agnostic AP / AP50 / AP25 (ScanNet protocol) of the
-Stage 2 tracked labels used directly (lift-only) and of the Stage 1, 1+2 and 1+2+3 models on every val scene's
-reference cloud; writes metrics/eval.json (one entry per row), the Markdown ablation table and one PR-curve CSV
-per row (IoU 0.5) for `dvc plots`, and prints the table. GT-free statistics of every row (masks and instances
-per scene, labelled fraction, tracked-label vote share, agreement between rows; gcseg.eval.gt_free) are
-written for every scene, with or without GT; AP is computed on the scenes that have GT, and scans without any
-(your own captures) get the GT-free statistics only, never an error."""
+Stage 2 tracked labels used directly (lift-only; confidences = the vote shares sam2_track stored) and of the
+Stage 1, 1+2 and 1+2+3 models on every val scene's reference cloud; writes metrics/eval.json (one entry per row),
+the Markdown ablation table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the table.
+
+Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
+ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
+``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables.
+
+GT-free statistics of every row (masks and instances per scene, labelled fraction, tracked-label vote share,
+agreement between rows; gcseg.eval.gt_free) are written for every scene, with or without GT; AP and the
+diagnostics are computed on the scenes that have GT, and scans without any (your own captures) get the GT-free
+statistics only, never an error."""
 
 from __future__ import annotations
 
@@ -22,15 +28,6 @@ app = make_app(__doc__ or "")
 MODEL_ROWS: tuple[str, ...] = ("stage1", "stage2", "stage3")
 
 
-class LiftOnlySection(Section):
-    """`eval.lift_only`: how the lift-only row's confidences are recovered (gcseg.eval.ablation.vote_shares).
-    The tracked id maps are re-voted onto the reference cloud with the association `sam2_track` used."""
-
-    association: Literal["point", "pixel"] = "point"  # keep equal to sam2_track.lift.association
-    max_dist: float = Field(0.05, gt=0)  # metres; keep equal to sam2_track.lift.max_dist
-    voxel: float | None = Field(0.01, gt=0)  # association grid in metres (None = exact); = sam2_track.lift.voxel
-
-
 class EvalSection(Section):
     """`eval:` in params.yaml."""
 
@@ -38,7 +35,6 @@ class EvalSection(Section):
     min_region_size: int = Field(100, ge=1)
     use_scores: bool = True
     split: Literal["train", "val", "all"] = "val"
-    lift_only: LiftOnlySection = LiftOnlySection()
 
 
 class Params(Section):
@@ -78,32 +74,25 @@ def track_paths(tracks: Path, scene_ids: list[str]) -> dict[str, Path]:
     return paths
 
 
-def lift_only_row(scene: Any, track_path: Path, val: Any, cfg: LiftOnlySection) -> Any:
-    """The lift-only prediction of one scene from its sam2_track artifact (labels + id maps)."""
+def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
+    """One val scene's sam2_track artifact: the lift-only prediction (its labels with the vote shares stored
+    beside them) and the scene's diagnostics ({"rows": {name: RowPrediction}, "coverage", "settings"} or None)."""
     import numpy as np
 
     from gcseg.errors import ArtifactError
-    from gcseg.eval.ablation import lift_only_predictions, vote_shares
-    from gcseg.io.h5 import open_h5
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.tracking.artifact import SCHEMA
+    from gcseg.eval.ablation import lift_only_predictions
+    from gcseg.tracking.artifact import read_lifted
 
-    with open_h5(track_path, schema=SCHEMA, version=SCHEMA_VERSION) as f:
-        if "samples/scene/instance" not in f or "id_maps" not in f or "frames" not in f:
-            raise ArtifactError("tracked-label artifact lacks samples/scene, id_maps or frames", path=track_path,
-                                fix="rerun `dvc repro sam2_track`")
-        coord = f["samples/scene/coord"][()]
-        labels = f["samples/scene/instance"][()].astype(np.int64)
-        if coord.shape != val.coord.shape or not np.allclose(coord, val.coord, atol=1e-5):
-            raise ArtifactError(f"tracked labels of {val.scene_id} were made on another reference cloud "
-                                f"({coord.shape[0]} points, scene has {val.coord.shape[0]})", path=track_path,
-                                fix="rerun `dvc repro sam2_track` on the current scenes")
-        frames = f["frames"][()].astype(np.int64)
-        id_maps = f["id_maps"]
-        views = ((scene.frame(int(fi)), id_maps[i]) for i, fi in enumerate(frames))
-        shares = vote_shares(val.coord, labels, views, max_dist=cfg.max_dist, voxel=cfg.voxel,
-                             association=cfg.association)
-    return lift_only_predictions(labels, shares)
+    art = read_lifted(track_path)
+    coord = art["coord"]
+    if coord.shape != val.coord.shape or not np.allclose(coord, val.coord, atol=1e-5):
+        raise ArtifactError(f"tracked labels of {val.scene_id} were made on another reference cloud "
+                            f"({coord.shape[0]} points, scene has {val.coord.shape[0]})", path=track_path,
+                            fix="rerun `dvc repro sam2_track` on the current scenes")
+    diag = art["diagnostics"]
+    if diag is not None:
+        diag = {**diag, "rows": {k: lift_only_predictions(*v) for k, v in diag["rows"].items()}}
+    return {"lift_only": lift_only_predictions(art["labels"], art["shares"]), "diagnostics": diag}
 
 
 @app.command()
@@ -134,10 +123,11 @@ def main(
     from gcseg.errors import InputError
     from gcseg.eval.ablation import (ROWS, ablation_markdown, evaluate_rows, metrics_json, model_predictions,
                                      val_scene_from_cloud, write_pr_csvs)
+    from gcseg.eval.diagnostics import diagnostics_markdown, evaluate_diagnostics
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
-    from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics, unlabelled_scene,
-                                    write_empty_pr_csvs)
+    from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
+                                    tracked_diagnostic_rows, unlabelled_scene, write_empty_pr_csvs)
     from gcseg.models.mask_model import load_model
     from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
@@ -161,6 +151,7 @@ def main(
     np.random.seed(p.seed)
     val_scenes = []
     rows: dict[str, dict[str, Any]] = {r: {} for r in ROWS}
+    diagnosed: dict[str, Any] = {}
     for sid in tqdm(scene_ids, desc="eval", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
@@ -169,24 +160,30 @@ def main(
                              fix="give the scene a mesh, reference.ply or frames to fuse")
         val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
         val_scenes.append(val)
-        rows["lift_only"][sid] = lift_only_row(scene, track_files[sid], val, cfg.lift_only)
+        tracked = read_tracks(track_files[sid], val)
+        rows["lift_only"][sid] = tracked["lift_only"]
+        diagnosed[sid] = tracked["diagnostics"]
         for row, net in nets.items():
             rows[row][sid] = model_predictions(net, val)
 
-    # GT-free statistics on every scene; AP only on the scenes with GT (AP over no GT object is undefined)
-    free = gt_free_stats(val_scenes, rows, min_points=cfg.min_region_size)
+    # GT-free statistics on every scene (the rows, and the no-policy tracking row where sam2_track wrote one);
+    # AP and the diagnostics only on the scenes with GT (AP over no GT object is undefined)
+    free = gt_free_stats(val_scenes, {**rows, **tracked_diagnostic_rows(diagnosed)}, min_points=cfg.min_region_size)
     gt_scenes = [v for v in val_scenes if has_gt(v)]
     if gt_scenes:
-        results = evaluate_rows(gt_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels,
-                                use_scores=cfg.use_scores, subsets=subsets_for(cfg.gt_classes))
+        score = dict(min_region_size=cfg.min_region_size, valid_labels=valid_labels, use_scores=cfg.use_scores,
+                     subsets=subsets_for(cfg.gt_classes))
+        results = evaluate_rows(gt_scenes, rows, **score)
+        diagnostics = evaluate_diagnostics(gt_scenes, diagnosed, **score)
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes))
-        metrics = metrics_json(results)
+        text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
+        metrics = {**metrics_json(results), "diagnostics": diagnostics}
     else:
         text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"
                 f"{', ...' if len(scene_ids) > 5 else ''}): AP is undefined, so only the GT-free statistics below "
                 "are reported (scans without annotation; give a labelled reference.ply, mesh or splits.json "
                 "with labelled val scenes for AP).\n")
-        results, metrics = None, no_gt_metrics(free)
+        results, metrics = None, no_gt_metrics(free, rows)
     text += "\n" + gt_free_markdown(free)
     write_text(out, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(gt_free, json.dumps(free, indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -1,7 +1,12 @@
 """DVC stage `sam2_track` (Stage 2 data): granularity-consistent 2D mask tracking (Algorithm 1 reconstruction)
 over every scan, lifted to the reference cloud by voting; one HDF5 per scene (gcseg.io.samples layout plus
-per-frame id maps and track tables) and a metrics JSON with track statistics and the temporal-consistency
-comparison against per-keyframe (Stage 1 style) labels."""
+per-frame id maps, track tables and each point's vote share) and a metrics JSON with track statistics and the
+temporal-consistency comparison against per-keyframe (Stage 1 style) labels.
+
+On the scenes of ``sam2_track.diagnostics.split`` (the val scenes eval scores) it also writes, from the same
+pass, the label-quality diagnostics (gcseg.eval.diagnostics: GT ceiling, proposals with perfect identity,
+coverage before / after containment; scenes with per-frame GT only) and the "tracking without the policy" row
+(gcseg.tracking.no_policy: a second propagation over the recorded proposals; the proposer runs once)."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ class ReprojectionSection(Section):
     fill_px: float = Field(1.5, ge=0)
     accumulate: bool = True
     known_voxel: float = Field(0.02, gt=0)
+    reid_voxel: float = Field(0.01, gt=0)
 
 
 class Sam2Section(Section):
@@ -37,6 +43,7 @@ class Sam2Section(Section):
     config: str = "configs/sam2.1/sam2.1_hiera_t.yaml"
     checkpoint: str = "data/weights/sam2.1_hiera_tiny.pt"
     image_size: int = Field(1024, ge=64)
+    max_cond_frames: int = Field(4, ge=1)
 
 
 class LiftSection(Section):
@@ -50,22 +57,46 @@ class LiftSection(Section):
     every: int = Field(1, ge=1)
 
 
+class DiagnosticsSection(Section):
+    """`sam2_track.diagnostics`: label-quality diagnostics and the no-policy row (gcseg.eval.diagnostics,
+    gcseg.tracking.no_policy) on the scenes eval scores."""
+
+    split: Literal["train", "val", "all", "none"] = "val"
+    match_iou: float = Field(0.5, gt=0, le=1)
+    no_policy: bool = True
+
+
 class Sam2TrackSection(Section):
-    """`sam2_track:` in params.yaml."""
+    """`sam2_track:` in params.yaml. Pixel areas are fractions of the image area (gcseg.pixels)."""
 
     backend: Literal["reprojection", "sam2"] = "reprojection"
     split: Literal["train", "val", "all"] = "train"
     keyframe_stride: int = Field(5, ge=1)
     gate_uncovered: float = Field(0.5, ge=0, lt=1)
-    min_new_area: int = Field(100, ge=1)
-    min_visible_area: int = Field(1, ge=1)
+    min_new_area_frac: float = Field(0.00026, ge=0, le=1)
+    min_visible_area_frac: float = Field(0.0, ge=0, le=1)
     recondition: bool = True
     recondition_iou: float = Field(0.0, ge=0, le=1)
+    part_share: float = Field(0.5, ge=0, lt=1)
+    support_min: float = Field(0.5, ge=0, lt=1)
+    contradict_min: float = Field(0.5, ge=0, lt=1)
+    reid: bool = True
     save_every: int = Field(1, ge=1)
     consistency_iou: float = Field(0.5, gt=0, le=1)
     reprojection: ReprojectionSection = ReprojectionSection()
     sam2: Sam2Section = Sam2Section()
     lift: LiftSection = LiftSection()
+    diagnostics: DiagnosticsSection = DiagnosticsSection()
+
+    def min_new_area_px(self, hw: tuple[int, int]) -> int:
+        from gcseg.pixels import area_px
+
+        return area_px(self.min_new_area_frac, hw)
+
+    def min_visible_area_px(self, hw: tuple[int, int]) -> int:
+        from gcseg.pixels import area_px
+
+        return area_px(self.min_visible_area_frac, hw)
 
 
 class Params(Section):
@@ -93,14 +124,91 @@ def build_propagator_from(cfg: Sam2TrackSection, seed: int) -> Any:
 
     if cfg.backend == "reprojection":
         return build_propagator("reprojection", **cfg.reprojection.model_dump())
+    from gcseg.tracking.reprojection import CarriedMasks
     from gcseg.tracking.sam2_backend import check_checkpoint
 
     check_checkpoint(cfg.sam2.checkpoint)  # before importing torch: a missing file fails in milliseconds
     import torch
 
+    r = cfg.reprojection  # SAM2's re-identification masks are rendered with the reprojection settings
+    carry = CarriedMasks(voxel=r.reid_voxel, tol_abs=r.tol_abs, tol_rel=r.tol_rel, fill_px=r.fill_px)
     return build_propagator("sam2", config=cfg.sam2.config, checkpoint=cfg.sam2.checkpoint,
-                            image_size=cfg.sam2.image_size, seed=seed,
-                            device="cuda" if torch.cuda.is_available() else "cpu")
+                            image_size=cfg.sam2.image_size, max_cond_frames=cfg.sam2.max_cond_frames, carry=carry,
+                            seed=seed, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def diagnosed_scenes(p: Params, scenes: Path) -> set[str]:
+    """Scenes of ``sam2_track.diagnostics.split`` (none when the data has no such split)."""
+    from gcseg.errors import InputError
+    from gcseg.readers import list_scenes
+
+    split = p.sam2_track.diagnostics.split
+    if split == "none":
+        return set()
+    try:
+        return set(list_scenes(p.data.source, scenes, split))
+    except InputError:
+        typer.echo(f"note: no {split!r} scenes: no diagnostics (sam2_track.diagnostics.split)", err=True)
+        return set()
+
+
+class ScenePass:
+    """What sam2_track adds around its one tracking pass on a diagnosed scene: a diagnostics accumulator fed
+    with the pass's keyframes (raw and filtered proposals; GT scenes only), a recording of the filtered
+    proposals, and afterwards the no-policy pass over that recording (:meth:`finish`)."""
+
+    def __init__(self, p: Params, scene: Any):
+        from gcseg.eval.diagnostics import DiagnosticsAccumulator, LiftSettings
+        from gcseg.tracking.no_policy import KeyframeProposals
+
+        self.p, self.scene = p, scene
+        cfg, sk, hw = p.sam2_track, p.sam_keyframes, scene.image_size
+        self.cloud = scene.reference()  # GT lives on it; without one (fused later) only the no-policy row
+        self.settings: dict[str, Any] = {
+            "proposer": sk.backend, "propagator": cfg.backend, "keyframe_stride": cfg.keyframe_stride,
+            "tau_contain": p.tau_contain, "min_area_px": sk.min_area_px(hw),
+            "coverage_min_area_px": sk.coverage_min_area_px(hw), "coverage_iou": sk.coverage_iou,
+            "match_iou": cfg.diagnostics.match_iou, "height": int(hw[0]), "width": int(hw[1])}
+        self.acc = None
+        if self.cloud is not None and len(self.cloud):
+            lift = LiftSettings(association=cfg.lift.association, max_dist=cfg.lift.max_dist, voxel=cfg.lift.voxel,
+                                min_share=cfg.lift.min_share, min_points=cfg.lift.min_points)
+            self.acc = DiagnosticsAccumulator(self.cloud.coord, min_area=sk.min_area_px(hw), lift=lift,
+                                              coverage_min_area=sk.coverage_min_area_px(hw),
+                                              coverage_iou=sk.coverage_iou, match_iou=cfg.diagnostics.match_iou)
+        self.recorded = KeyframeProposals() if cfg.diagnostics.no_policy else None
+
+    def observe(self, proposer: Any) -> Any:
+        return self.acc.observe(proposer) if self.acc is not None else proposer
+
+    def hooks(self) -> list[Any]:
+        return ([self.acc.on_keyframe] if self.acc is not None else []) + \
+            ([self.recorded.record] if self.recorded is not None else [])
+
+    def finish(self, propagator: Any, cloud: Any) -> dict[str, Any]:
+        """The artifact's diagnostics group; runs the no-policy pass (same propagator, reset) when enabled."""
+        from gcseg.tracking.artifact import diagnostics_tree
+        from gcseg.tracking.no_policy import track_without_policy
+        from gcseg.tracking.run import MAX_ID
+
+        cfg, sk = self.p.sam2_track, self.p.sam_keyframes
+        rows = dict(self.acc.lifted()) if self.acc is not None else {}
+        cov = self.acc.coverage if self.acc is not None else None
+        settings = dict(self.settings, keyframes_with_gt=self.acc.keyframes if self.acc is not None else 0)
+        if self.recorded is not None:
+            if self.recorded.total_masks() > MAX_ID:  # each keyframe's proposals are new ids: uint16 maps overflow
+                typer.echo(f"warning: {self.scene.scene_id}: no-policy row skipped ({self.recorded.total_masks()} "
+                           f"proposals > {MAX_ID} ids)", err=True)
+            else:
+                labels, shares, stats = track_without_policy(
+                    self.scene, self.recorded, propagator, keyframe_stride=cfg.keyframe_stride,
+                    tau_contain=self.p.tau_contain, min_area=sk.min_area_px(self.scene.image_size),
+                    lift=cfg.lift, cloud=cloud)
+                rows["no_policy"] = (labels, shares)
+                settings["no_policy_objects"] = int(stats["objects_created"])
+        counts = {"gt_instances": cov.instances if cov else 0, "hits_proposals": cov.hits_proposals if cov else 0,
+                  "hits_kept": cov.hits_kept if cov else 0}
+        return diagnostics_tree(rows, counts, settings, len(cloud))
 
 
 def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | int]:
@@ -117,8 +225,8 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], p: Params) -> dict[s
     stats = [s["track_stats"] for s in summaries.values()]
     total = {k: int(sum(int(s[k]) for s in stats)) for k in (
         "frames", "keyframes", "objects_created", "objects_terminated", "dormant_events", "reactivations",
-        "proposals", "matched", "rejected_part_or_union", "rejected_small", "labelled_points",
-        "lifted_instances")} if stats else {}
+        "proposals", "matched", "rejected_part_or_union", "rejected_small", "held", "extended", "contradicted",
+        "reidentified", "revived_terminated", "labelled_points", "lifted_instances")} if stats else {}
     lengths = [float(s["mean_track_length_frames"]) * int(s["objects_created"]) for s in stats]
     created = total.get("objects_created", 0)
     cons = [s["consistency"] for s in summaries.values()]
@@ -144,7 +252,8 @@ def main(
     metrics: Annotated[Path, typer.Option("--metrics", help="Metrics JSON.")] = Path("metrics/sam2_track.json"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
 ) -> None:
-    """Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting."""
+    """Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting (plus, on the diagnosed scenes,
+    the label-quality diagnostics and the no-policy row)."""
     import numpy as np
     from tqdm import tqdm
 
@@ -163,7 +272,8 @@ def main(
         check_output(path)
     mine = scene_ids[rank::world]
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
-    todo = [s for s in mine if not is_finished(out / f"{s}.h5")]
+    diagnosed = diagnosed_scenes(p, scenes)
+    todo = [s for s in mine if not is_finished(out / f"{s}.h5", diagnosed=s in diagnosed)]
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     propagator = build_propagator_from(cfg, p.seed) if todo else None  # checks the checkpoint up front
@@ -174,17 +284,23 @@ def main(
         s = scene_seed(p.seed, sid)
         np.random.seed(s)
         scene = open_scene(p.data.source, scenes, sid)
+        hw = scene.image_size
         proposer = shared or build_proposer(sk.backend, backend_options(sk), seed=s)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
-                                min_new_area=cfg.min_new_area, min_visible_area=cfg.min_visible_area,
-                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou)
-        result, cloud, labels, consistency = track_and_lift(
-            scene, proposer, propagator, policy, keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
-            min_area=sk.min_area, save_every=cfg.save_every, lift=lift,
-            consistency_iou=cfg.consistency_iou)
-        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, consistency)
+                                min_new_area=cfg.min_new_area_px(hw), min_visible_area=cfg.min_visible_area_px(hw),
+                                recondition=cfg.recondition, recondition_iou=cfg.recondition_iou,
+                                part_share=cfg.part_share, support_min=cfg.support_min,
+                                contradict_min=cfg.contradict_min, reid=cfg.reid)
+        probe = ScenePass(p, scene) if sid in diagnosed else None
+        result, cloud, labels, shares, consistency = track_and_lift(
+            scene, probe.observe(proposer) if probe else proposer, propagator, policy,
+            keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area_px(hw),
+            save_every=cfg.save_every, lift=lift, consistency_iou=cfg.consistency_iou,
+            cloud=probe.cloud if probe else None, keyframe_hooks=probe.hooks() if probe else ())
+        diagnostics = probe.finish(propagator, cloud) if probe else None
+        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, shares, consistency, diagnostics)
 
-    if not all(is_finished(out / f"{s}.h5") for s in scene_ids):
+    if not all(is_finished(out / f"{s}.h5", diagnosed=s in diagnosed) for s in scene_ids):
         typer.echo(f"worker {rank}/{world} done; metrics are written by the last worker to finish")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}

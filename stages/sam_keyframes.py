@@ -30,7 +30,7 @@ class ClassicalSection(Section):
     felzenszwalb_sigma: float = Field(0.5, ge=0)
     feature_normal_weight: float = Field(0.1, ge=0)
     feature_depth_weight: float = Field(2.0, ge=0)
-    superpixel_min_px: int = Field(12, ge=1)
+    superpixel_min_frac: float = Field(0.00016, ge=0, le=1)
     w_color: float = Field(1.0, ge=0)
     w_depth: float = Field(1.0, ge=0)
     w_crease: float = Field(0.1, ge=0)
@@ -38,7 +38,7 @@ class ClassicalSection(Section):
     depth_edge_rel: float = Field(0.05, gt=0)
     median_px: int = Field(3, ge=1, le=15)
     max_area_frac: float = Field(0.6, gt=0, le=1)
-    min_area_px: int = Field(30, ge=1)
+    min_area_frac: float = Field(0.001, ge=0, le=1)
     max_masks: int = Field(80, ge=1)
     min_persistence: float = Field(0.02, ge=0)
     compactness_ref: float = Field(0.25, gt=0, le=1)
@@ -65,27 +65,38 @@ class GtSimSection(Section):
     p_part: float = Field(0.2, ge=0, le=1)
     p_merge: float = Field(0.1, ge=0, le=1)
     p_drop: float = Field(0.05, ge=0, le=1)
-    boundary_noise_px: float = Field(1.5, ge=0)
-    noise_smoothness_px: float = Field(3.0, gt=0)
-    min_area: int = Field(20, ge=1)
+    boundary_noise: float = Field(0.05, ge=0, le=1)
+    noise_smoothness: float = Field(0.5, gt=0)
+    min_area_frac: float = Field(0.00026, ge=0, le=1)
 
 
 class SamKeyframesSection(Section):
-    """`sam_keyframes:` in params.yaml (meanings commented there)."""
+    """`sam_keyframes:` in params.yaml (meanings commented there). Pixel areas are fractions of the image area
+    (`*_frac`, gcseg.pixels); :meth:`min_area_px` / :meth:`coverage_min_area_px` convert them for a scene."""
 
     backend: Literal["classical", "sam", "gt_sim"] = "classical"
     split: Literal["train", "val", "all"] = "train"
     keyframe_stride: int = Field(10, ge=1)
     min_valid_depth: float = Field(0.3, ge=0, le=1)
-    min_area: int = Field(100, ge=0)
+    min_area_frac: float = Field(0.00026, ge=0, le=1)
     min_points: int = Field(100, ge=1)
     voxel_size: float = Field(0.0, ge=0)
-    coverage_min_area: int = Field(500, ge=1)
+    coverage_min_area_frac: float = Field(0.001, ge=0, le=1)
     coverage_iou: float = Field(0.5, gt=0, le=1)
     coverage_val: bool = True
     classical: ClassicalSection = ClassicalSection()
     sam: SamSection = SamSection()
     gt_sim: GtSimSection = GtSimSection()
+
+    def min_area_px(self, hw: tuple[int, int]) -> int:
+        from gcseg.pixels import area_px
+
+        return area_px(self.min_area_frac, hw)
+
+    def coverage_min_area_px(self, hw: tuple[int, int]) -> int:
+        from gcseg.pixels import area_px
+
+        return area_px(self.coverage_min_area_frac, hw)
 
 
 class Params(Section):
@@ -113,8 +124,8 @@ def run_config(p: Params) -> dict[str, Any]:
     """What determines a scene's artifact (stored in it; a finished scene is reused only if it matches)."""
     c = p.sam_keyframes
     return {"seed": p.seed, "tau_contain": p.tau_contain, "backend": c.backend, "options": backend_options(c),
-            **{k: getattr(c, k) for k in ("keyframe_stride", "min_valid_depth", "min_area", "min_points",
-                                           "voxel_size", "coverage_min_area", "coverage_iou")}}
+            **{k: getattr(c, k) for k in ("keyframe_stride", "min_valid_depth", "min_area_frac", "min_points",
+                                           "voxel_size", "coverage_min_area_frac", "coverage_iou")}}
 
 
 def _mean(values: list[float]) -> float:
@@ -143,7 +154,7 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple
         "coverage_val": {
             "scenes": len(val),
             "gt_instances": gt,
-            "min_area_px": c.coverage_min_area,
+            "min_area_frac": c.coverage_min_area_frac,
             "iou": c.coverage_iou,
             # fraction of GT instances matched by some mask; None when the val scenes have no GT
             "proposals": round(sum(v[1] for v in val.values()) / gt, 6) if gt else None,
@@ -193,12 +204,13 @@ def main(
     for sid in tqdm(todo, desc=f"sam_keyframes {rank}/{world}", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
         proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
+        hw = scene.image_size
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             run_sam_keyframes(scene, proposer, stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
-                              tau_contain=p.tau_contain, min_area=cfg.min_area, min_points=cfg.min_points,
+                              tau_contain=p.tau_contain, min_area=cfg.min_area_px(hw), min_points=cfg.min_points,
                               out_h5=out / f"{sid}.h5", overlay_png=overlays / f"{sid}.png",
-                              voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area,
+                              voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area_px(hw),
                               coverage_iou=cfg.coverage_iou, config=config)
         for w in caught:
             typer.echo(f"warning: {w.message}", err=True)
@@ -215,10 +227,12 @@ def main(
                         sum(k["gt_hits_kept"] for k in st))
         else:  # a val scene Stage 1 does not train on: propose on its keyframes, write nothing
             proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
-            val[sid] = scene_coverage(open_scene(p.data.source, scenes, sid), proposer,
-                                      stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
-                                      tau_contain=p.tau_contain, min_area=cfg.min_area,
-                                      coverage_min_area=cfg.coverage_min_area, coverage_iou=cfg.coverage_iou)
+            scene = open_scene(p.data.source, scenes, sid)
+            hw = scene.image_size
+            val[sid] = scene_coverage(scene, proposer, stride=cfg.keyframe_stride,
+                                      min_valid_depth=cfg.min_valid_depth, tau_contain=p.tau_contain,
+                                      min_area=cfg.min_area_px(hw), coverage_min_area=cfg.coverage_min_area_px(hw),
+                                      coverage_iou=cfg.coverage_iou)
     write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p), indent=2, sort_keys=True) + "\n")
     typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
 

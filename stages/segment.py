@@ -40,7 +40,7 @@ DEFAULTS = SegmentParams()
 OPTION_KEYS: dict[str, str] = {
     "seed": "seed", "tau_contain": "tau_contain", "tau_iou": "tau_iou", "tau_dorm": "tau_dorm",
     "proposer": "sam_keyframes.backend", "sam_checkpoint": "sam_keyframes.sam.checkpoint",
-    "sam_model_type": "sam_keyframes.sam.model_type", "min_area": "sam_keyframes.min_area",
+    "sam_model_type": "sam_keyframes.sam.model_type", "min_area_frac": "sam_keyframes.min_area_frac",
     "tracker": "sam2_track.backend", "sam2_checkpoint": "sam2_track.sam2.checkpoint",
     "sam2_config": "sam2_track.sam2.config", "keyframe_stride": "sam2_track.keyframe_stride",
     "min_points": "sam2_track.lift.min_points",
@@ -84,16 +84,24 @@ def resolve_params(params: Path | None, overrides: dict[str, Any]) -> SegmentPar
                           fix=f"see `gcseg segment --help` for {name}'s range") from exc
 
 
-def build_policy(p: SegmentParams) -> Any:
-    """Algorithm 1's policy as the sam2_track stage builds it: the thresholds plus every policy option of the
-    `sam2_track` section, by name."""
+def build_policy(p: SegmentParams, hw: tuple[int, int]) -> Any:
+    """Algorithm 1's policy as the sam2_track stage builds it for an image of size `hw`: the thresholds plus every
+    policy option of the `sam2_track` section, by name (`<name>_frac` pixel areas converted with the section's
+    `<name>_px`), so an option added to both is picked up here too."""
     import dataclasses
 
     from gcseg.tracking.policy import TrackingPolicy
 
-    names = {f.name for f in dataclasses.fields(TrackingPolicy) if f.init}
-    cfg = p.sam2_track.model_dump()
-    return TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, **{k: cfg[k] for k in names if k in cfg})
+    cfg = p.sam2_track
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(TrackingPolicy):
+        if not f.init or f.name in ("tau_iou", "tau_dorm"):
+            continue
+        if f.name in type(cfg).model_fields:
+            kwargs[f.name] = getattr(cfg, f.name)
+        elif f"{f.name}_frac" in type(cfg).model_fields:
+            kwargs[f.name] = getattr(cfg, f"{f.name}_px")(hw)
+    return TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, **kwargs)
 
 
 PROPOSERS = "|".join(get_args(SamKeyframesSection.model_fields["backend"].annotation))
@@ -132,8 +140,8 @@ def main(
         "Missed keyframes before a dormant object ends.", "tau_dorm"))] = None,
     keyframe_stride: Annotated[int | None, typer.Option("--keyframe-stride", help=_help(
         "Frames between keyframes.", "sam2_track.keyframe_stride"))] = None,
-    min_area: Annotated[int | None, typer.Option("--min-area", help=_help(
-        "Smallest proposal in pixels.", "sam_keyframes.min_area"))] = None,
+    min_area_frac: Annotated[float | None, typer.Option("--min-area-frac", help=_help(
+        "Smallest proposal, as a fraction of the image area.", "sam_keyframes.min_area_frac"))] = None,
     min_points: Annotated[int | None, typer.Option("--min-points", help=_help(
         "Smallest instance in points.", "sam2_track.lift.min_points"))] = None,
     seed: Annotated[int | None, typer.Option("--seed", help=_help("Random seed.", "seed"))] = None,
@@ -146,7 +154,7 @@ def main(
 
     overrides = {"seed": seed, "tau_contain": tau_contain, "tau_iou": tau_iou, "tau_dorm": tau_dorm,
                  "proposer": proposer, "sam_checkpoint": sam_checkpoint, "sam_model_type": sam_model_type,
-                 "min_area": min_area, "tracker": tracker, "sam2_checkpoint": sam2_checkpoint,
+                 "min_area_frac": min_area_frac, "tracker": tracker, "sam2_checkpoint": sam2_checkpoint,
                  "sam2_config": sam2_config, "keyframe_stride": keyframe_stride, "min_points": min_points}
     p = resolve_params(params, overrides)  # options checked before any work
     if not 0.0 <= tau_conf < 1.0:
@@ -173,17 +181,18 @@ def main(
     propagator = build_propagator_from(cfg, p.seed)  # checks a SAM2 checkpoint up front
     s = scene_seed(p.seed, sid)  # as the sam2_track stage seeds this scene: the same labels
     np.random.seed(s)
-    proposer = build_proposer(sk.backend, backend_options(sk), seed=s)
-    settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area,
-                             lift=LiftConfig(**cfg.lift.model_dump()))
-    seg = segment_scene(scene, proposer, propagator, build_policy(p), settings, progress=sys.stderr.isatty())
+    proposer = build_proposer(sk.backend, backend_options(sk), seed=p.seed if sk.backend == "sam" else s)
+    hw = scene.image_size
+    settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
+                             min_area=sk.min_area_px(hw), lift=LiftConfig(**cfg.lift.model_dump()))
+    seg = segment_scene(scene, proposer, propagator, build_policy(p, hw), settings, progress=sys.stderr.isatty())
     check_cloud(seg.cloud, Path(input))
     free_labels = assign_points(seg.masks, seg.scores)[0] if len(seg.masks) else np.full(len(seg.cloud), -1)
     extra: dict[str, Any] = {
         "method": "training-free (proposals, Algorithm 1 tracking, lifting by voting)",
         "settings": {"proposer": sk.backend, "tracker": cfg.backend, "seed": p.seed, "tau_contain": p.tau_contain,
                      "tau_iou": p.tau_iou, "tau_dorm": p.tau_dorm, "keyframe_stride": cfg.keyframe_stride,
-                     "min_area": sk.min_area, "min_points": cfg.lift.min_points},
+                     "min_area_px": sk.min_area_px(hw), "min_points": cfg.lift.min_points},
         "track_stats": seg.stats,
     }
     masks, scores = seg.masks, seg.scores

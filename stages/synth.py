@@ -17,11 +17,11 @@ from stages._common import Section, load_params, make_app, run_module, user_erro
 class SynthSection(Section):
     """`synth:` in params.yaml (ranges enforced here; meanings are commented in params.yaml)."""
 
-    num_scenes: int = Field(6, ge=1, le=10000)
-    num_val: int = Field(2, ge=0)
+    num_scenes: int = Field(8, ge=1, le=10000)
+    num_val: int = Field(4, ge=0)
     num_frames: int = Field(70, ge=2, le=100000)
-    height: int = Field(120, ge=16, le=4096)
-    width: int = Field(160, ge=16, le=4096)
+    height: int = Field(240, ge=16, le=4096)
+    width: int = Field(320, ge=16, le=4096)
     hfov_deg: float = Field(65.0, ge=20.0, le=140.0)
     depth_noise: float = Field(0.0, ge=0.0, le=0.2)
     hole_fraction: float = Field(0.0, ge=0.0, le=0.9)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gcseg.geometry import backproject
-from gcseg.lifting import VoteAccumulator, lift_frame, masks_to_id_map
+from gcseg.lifting import LiftConfig, VoteAccumulator, lift_frame
 from gcseg.scene import Frame
 
 H, W, F = 24, 32, 30.0
@@ -50,7 +50,7 @@ def test_box_votes_onto_reference_exactly():
     frame, ids = _box_scene()
     ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)  # reference = the lifted points themselves
     for voxel in (None, 0.005):
-        acc = VoteAccumulator(ref, max_dist=0.01, voxel=voxel)
+        acc = VoteAccumulator(ref, max_dist=0.01, voxel=voxel, association="pixel")
         acc.add(frame, ids)
         out = acc.result(min_share=0.5, min_points=1)
         assert out.dtype == np.int32 and out.shape == (ref.shape[0],)
@@ -63,7 +63,7 @@ def test_conflicting_votes_resolve_by_majority():
     depth = np.zeros((H, W))
     depth[11, 15] = 2.0  # pixel (15, 11) sees (0, 0, 2) ... (cx 15.5: x = -0.5/30*2 = -0.033)
     depth[11, 23] = 2.0  # pixel (23, 11) sees (0.5, 0, 2)
-    acc = VoteAccumulator(ref, max_dist=0.05)
+    acc = VoteAccumulator(ref, max_dist=0.05, association="pixel", voxel=None)
     votes_a = [5, 5, 7, 5, 7]  # point 0: id 5 wins 3:2
     votes_b = [7, 9, 9, 7, 0]  # point 1: 7 and 9 tie 2:2 (+1 background) -> share 0.4 < 0.5 -> -1
     for a, b in zip(votes_a, votes_b):
@@ -83,7 +83,7 @@ def test_background_votes_option():
     depth = np.zeros((H, W))
     depth[11, 15] = 2.0
     for bg, expect in ((True, -1), (False, 4)):
-        acc = VoteAccumulator(ref, background_votes=bg)
+        acc = VoteAccumulator(ref, background_votes=bg, association="pixel", voxel=None)
         for v in (4, 0, 0):
             ids = np.zeros((H, W), np.int32)
             ids[11, 15] = v
@@ -96,7 +96,7 @@ def test_min_points_drops_small_ids_and_far_points_do_not_vote():
     ids[8:10, 10:12] = 8  # a 4-pixel id inside the box
     ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)
     far = ref + np.array([0, 0, 1.0], np.float32)  # a copy 1 m away: beyond max_dist
-    acc = VoteAccumulator(np.concatenate([ref, far]), max_dist=0.05)
+    acc = VoteAccumulator(np.concatenate([ref, far]), max_dist=0.05, association="pixel", voxel=None)
     acc.add(frame, ids)
     out = acc.result(min_share=0.5, min_points=5)
     n = ref.shape[0]
@@ -108,8 +108,8 @@ def test_min_points_drops_small_ids_and_far_points_do_not_vote():
 def test_compression_keeps_counts_and_memory_bounded():
     frame, ids = _box_scene()
     ref, _ = backproject(frame.depth, frame.intrinsics, frame.pose)
-    a = VoteAccumulator(ref, max_dist=0.01, compress_at=50)
-    b = VoteAccumulator(ref, max_dist=0.01)
+    a = VoteAccumulator(ref, max_dist=0.01, compress_at=50, association="pixel", voxel=None)
+    b = VoteAccumulator(ref, max_dist=0.01, association="pixel", voxel=None)
     for _ in range(6):
         a.add(frame, ids)
         b.add(frame, ids)
@@ -117,18 +117,6 @@ def test_compression_keeps_counts_and_memory_bounded():
     for x, y in zip(a.votes(), b.votes()):
         np.testing.assert_array_equal(x, y)
     assert a.votes()[2].max() == 6
-
-
-def test_masks_to_id_map_small_on_top_and_deterministic():
-    masks = np.zeros((3, H, W), bool)
-    masks[0, :, :] = True  # large
-    masks[1, 5:10, 5:10] = True  # small, inside
-    masks[2, 4:12, 4:12] = True  # medium, contains mask 1
-    m = masks_to_id_map(masks)
-    assert m.dtype == np.int32 and m[0, 0] == 1 and m[7, 7] == 2 and m[4, 4] == 3
-    np.testing.assert_array_equal(m, masks_to_id_map(masks))
-    assert masks_to_id_map(masks, order=[1, 2, 0])[7, 7] == 1  # explicit paint order: last painted wins
-    assert masks_to_id_map(np.zeros((0, H, W), bool)).sum() == 0
 
 
 def test_shape_mismatch_is_an_error():
@@ -141,7 +129,7 @@ def test_frames_that_see_nothing_near_the_reference():
     frame, ids = _box_scene()
     ref = np.array([[50.0, 50.0, 50.0], [51.0, 50.0, 50.0]], np.float32)
     for voxel in (None, 0.01):
-        acc = VoteAccumulator(ref, voxel=voxel)
+        acc = VoteAccumulator(ref, voxel=voxel, association="pixel")
         acc.add(frame, ids)
         acc.add(_frame(np.zeros((H, W))), ids)  # no valid depth at all
         assert acc.num_frames == 2 and acc.result(min_points=1).tolist() == [-1, -1]
@@ -174,6 +162,15 @@ def test_point_association_votes_every_visible_point_and_skips_occluded_ones():
     assert set(voted.tolist()) == set(face.tolist())  # occluded and off-image points never voted
     covered = (pixel.result(min_share=0.5, min_points=1)[face] == 3).mean()
     assert covered < 0.5  # one pixel per 16 reference points: most are nobody's nearest point
+
+
+def test_defaults_follow_lift_config():
+    """One set of lifting defaults: VoteAccumulator and its result() follow LiftConfig (= sam2_track.lift)."""
+    acc = VoteAccumulator(np.zeros((1, 3), np.float32))
+    cfg = LiftConfig()
+    assert (acc.association, acc.max_dist) == (cfg.association, cfg.max_dist) == ("point", 0.05)
+    pixel = VoteAccumulator(np.zeros((1, 3), np.float32), association="pixel")
+    assert pixel.voxel == cfg.voxel
 
 
 def test_association_is_checked():

@@ -68,4 +68,7 @@ def test_track_and_eval_stages_on_each_layout(layout, capture_layouts, tmp_path)
     lift = free["rows"]["lift_only"]
     assert lift["instances_per_scene"] >= 1 and 0 < lift["labelled_fraction"] < 1 and 0 < lift["vote_share"] <= 1
     assert json.loads((m / "eval.json").read_text())["lift_only"]["AP"] is None
+    # sam2_track's tracking without the policy (no GT needed) is compared with the tracked labels
+    assert 0 < free["rows"]["no_policy"]["vote_share"] <= 1 and "no_policy" in free["agreement"]["lift_only"]
+    assert "no_policy" not in json.loads((m / "eval.json").read_text())  # not an ablation row
     assert np.isfinite(free["agreement"]["stage1"]["stage2"] or 0.0)

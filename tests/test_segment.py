@@ -69,12 +69,19 @@ def test_params_file_is_read(tmp_path):
 
 
 def test_policy_gets_every_policy_option_of_the_section():
+    """As the sam2_track stage builds it (pixel areas from the section's fractions for the image size)."""
+    import dataclasses
+
     p = resolve_params(None, {"tau_iou": 0.6, "tau_dorm": 4})
-    pol = build_policy(p)
+    hw = (360, 540)
+    pol = build_policy(p, hw)
     cfg = p.sam2_track
-    assert (pol.tau_iou, pol.tau_dorm, pol.gate_uncovered, pol.min_new_area, pol.recondition,
-            pol.recondition_iou) == (0.6, 4, cfg.gate_uncovered, cfg.min_new_area, cfg.recondition,
-                                     cfg.recondition_iou)
+    assert (pol.tau_iou, pol.tau_dorm) == (0.6, 4)
+    for f in dataclasses.fields(pol):
+        if f.init and f.name in type(cfg).model_fields:
+            assert getattr(pol, f.name) == getattr(cfg, f.name), f.name
+        elif f.init and f"{f.name}_frac" in type(cfg).model_fields:
+            assert getattr(pol, f.name) == getattr(cfg, f"{f.name}_px")(hw), f.name
 
 
 # ---------------------------------------------------------------- on the real capture
@@ -99,6 +106,7 @@ def test_writes_the_predict_outputs_and_a_preview(segmented):
     s = json.loads((out / "hololens_000_summary.json").read_text())
     assert s["scene_id"] == "hololens_000" and s["source"] == "posed_rgbd"
     assert s["method"].startswith("training-free") and s["settings"]["proposer"] == DEFAULTS.sam_keyframes.backend
+    assert s["settings"]["min_area_px"] == DEFAULTS.sam_keyframes.min_area_px((360, 540))
     assert s["track_stats"]["frames"] == FRAMES and s["track_stats"]["keyframes"] == 2
     assert s["num_masks"] >= 1 and len(s["masks"]) == s["num_masks"]
     scores = [m["score"] for m in s["masks"]]
@@ -117,10 +125,8 @@ def test_writes_the_predict_outputs_and_a_preview(segmented):
 def test_labels_are_the_sam2_track_stages(segmented, tmp_path):
     """Same settings and scene id: the instances partition the points exactly as the sam2_track artifact."""
     from gcseg.eval.gt_free import agreement
-    from gcseg.io.h5 import open_h5
     from gcseg.io.ply import read_ply
-    from gcseg.io.samples import SCHEMA_VERSION
-    from gcseg.tracking.artifact import SCHEMA
+    from gcseg.tracking.artifact import read_lifted
     from stages.sam2_track import app as track_app
 
     params = {**DEFAULTS.model_dump(), "data": {"source": "posed_rgbd", "root": "unused"}}
@@ -130,8 +136,7 @@ def test_labels_are_the_sam2_track_stages(segmented, tmp_path):
     r = CliRunner().invoke(track_app, ["--params", str(pf), "--scenes", str(segmented["scan"].parent),
                                        "--out", str(tmp_path / "tracks"), "--metrics", str(tmp_path / "m.json")])
     assert r.exit_code == 0, r.output
-    with open_h5(tmp_path / "tracks" / "hololens_000.h5", schema=SCHEMA, version=SCHEMA_VERSION) as f:
-        stage = f["samples/scene/instance"][()].astype(np.int64)
+    stage = read_lifted(tmp_path / "tracks" / "hololens_000.h5")["labels"].astype(np.int64)
     mine = read_ply(segmented["out"] / "hololens_000_instances.ply")["instance"].astype(np.int64) - 1
     assert stage.shape == mine.shape and ((stage >= 0) == (mine >= 0)).all()
     assert agreement(stage, mine) == pytest.approx(1.0)

@@ -57,8 +57,10 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     p["data"] = {"source": "synth", "root": str(scenes)}
     p["tau_conf"] = 0.0
     p["model"] = TINY_MODEL
-    p["sam_keyframes"].update(split="all", keyframe_stride=4, min_area=20, min_points=20, coverage_min_area=50)
-    p["sam2_track"].update(split="all", keyframe_stride=4, min_new_area=20)
+    # pixel areas at 64x48 (3,072 px): 20 px masks and new objects, 50 px GT for coverage
+    p["sam_keyframes"].update(split="all", keyframe_stride=4, min_area_frac=0.0065, min_points=20,
+                              coverage_min_area_frac=0.016)
+    p["sam2_track"].update(split="all", keyframe_stride=4, min_new_area_frac=0.0065)
     p["sam2_track"]["lift"]["min_points"] = 20
     p["full_scene_pseudolabel"].update(split="all", min_points=10, top_k=0)
     params = tmp / "params.yaml"

@@ -4,9 +4,12 @@ Rows (``ROWS``):
 
 * ``lift_only``: the `sam2_track` labels of a val scene (the tracked 2D masks voted onto the reference cloud) taken
   as the prediction, without any 3D model: one mask per track id. Its confidence is the id's **vote share**: the
-  mean, over the points carrying the id, of the fraction of that point's votes (all stored id maps, "no object"
-  pixels included) that went to the id (:func:`vote_shares`, :func:`lift_only_predictions`). A track that
-  several views agree on ranks above one that barely won the majority vote; nothing is a tuned constant.
+  mean, over the points carrying the id, of the fraction of that point's votes (every voted frame, "no object"
+  pixels included) that went to the id; `sam2_track` stores each point's share beside its label (computed in
+  the same vote, `gcseg.lifting.VoteAccumulator.label_shares`) and :func:`lift_only_predictions` averages them.
+  A track that several views agree on ranks above one that barely won the majority vote; nothing is a tuned
+  constant. The diagnostics (gcseg.eval.diagnostics) and the no-policy tracking row are lifted rows of the same
+  form.
 * ``stage1``, ``stage2``, ``stage3``: each model's :func:`gcseg.models.inference.predict_points` on the val
   scene's reference cloud (masks sorted by score, Mask3D scores).
 
@@ -18,7 +21,7 @@ points with the same GT.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,28 +115,6 @@ def val_scene_from_cloud(scene_id: str, cloud: PointCloud, valid: np.ndarray | N
     color = cloud.color if cloud.color is not None else np.zeros((n, 3), np.uint8)
     return ValScene(scene_id=scene_id, coord=np.asarray(cloud.coord, np.float32), color=np.asarray(color, np.uint8),
                     gt_ids=gt_ids_from_cloud(cloud, scene_id), valid=valid)
-
-
-def vote_shares(coord: np.ndarray, labels: np.ndarray, views: Iterable[tuple[Any, np.ndarray]], *,
-                max_dist: float, voxel: float | None, association: str = "point") -> np.ndarray:
-    """Per point, the share of its votes that went to its label (0 where unlabelled or never seen).
-
-    views: (gcseg.scene.Frame, id map) pairs, the tracked id maps of the scene; they are lifted exactly as
-    `sam2_track` lifts them (gcseg.lifting.VoteAccumulator with the same association / max_dist / voxel)."""
-    from gcseg.lifting import VoteAccumulator
-
-    labels = np.asarray(labels, dtype=np.int64)
-    acc = VoteAccumulator(np.asarray(coord, np.float32), max_dist=max_dist, voxel=voxel, association=association)
-    for frame, id_map in views:
-        acc.add(frame, id_map)
-    point, ids, count = acc.votes()
-    share = np.zeros(labels.shape[0], np.float64)
-    if point.size == 0:
-        return share
-    total = np.bincount(point, weights=count, minlength=labels.shape[0])
-    mine = (labels[point] == ids) & (ids > 0)
-    share[point[mine]] = count[mine] / total[point[mine]]
-    return share
 
 
 def lift_only_predictions(labels: np.ndarray, shares: np.ndarray) -> RowPrediction:

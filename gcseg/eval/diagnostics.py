@@ -15,6 +15,11 @@ method rows can be read against what was reachable. All of them run on the keyfr
 * ``coverage``: the fraction of GT instances (>= ``coverage_min_area`` pixels on a keyframe, counted per
   keyframe) that some proposal matches at IoU >= ``coverage_iou``, before and after the containment filter.
 
+:class:`DiagnosticsAccumulator` collects them keyframe by keyframe, so that `sam2_track` computes them inside
+its one tracking pass from the very proposals the tracker sees (no second proposer run; memory bounded by the
+vote tables, not by the number of keyframes). :func:`scene_diagnostics` runs the same accumulation over a
+scene's keyframes on its own (scratch studies, tests).
+
 Confidence of a lifted id = its mean vote share (as the lift-only row): never a constant.
 """
 
@@ -22,20 +27,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gcseg.eval.ablation import RowPrediction, lift_only_predictions
 from gcseg.lifting import VoteAccumulator
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.containment import containment_filter
 from gcseg.proposals.coverage import best_iou_per_instance
 from gcseg.scene import Frame, PointCloud, Scene
 
-DIAGNOSTIC_ROWS: tuple[str, ...] = ("ceiling", "perfect_identity")
+if TYPE_CHECKING:  # the evaluator is imported lazily: sam2_track accumulates without it
+    from gcseg.eval.ablation import RowPrediction
+
+DIAGNOSTIC_ROWS: tuple[str, ...] = ("ceiling", "perfect_identity")  # use the GT
+POLICY_ROWS: tuple[str, ...] = ("no_policy",)  # no GT: the policy ablation (gcseg.tracking.no_policy)
 DIAGNOSTIC_TITLES: dict[str, str] = {
-    "ceiling": "Diagnostic: GT 2D masks on the keyframes, lifted (ceiling)",
-    "perfect_identity": "Diagnostic: proposals with perfect identity, lifted",
+    "ceiling": "Ceiling: GT 2D masks on the keyframes, lifted",
+    "perfect_identity": "Proposals with perfect identity, lifted",
+    "no_policy": "Tracking without the policy, lifted",
 }
 FRESH_ID_BASE = 1 << 20  # ids of proposals without a GT match: above any GT instance id
 
@@ -49,6 +59,15 @@ class LiftSettings:
     voxel: float | None = 0.01
     min_share: float = 0.5
     min_points: int = 100
+
+    def accumulator(self, coord: np.ndarray) -> VoteAccumulator:
+        return VoteAccumulator(np.asarray(coord, np.float32), max_dist=self.max_dist, voxel=self.voxel,
+                               association=self.association)
+
+    def lift(self, acc: VoteAccumulator) -> tuple[np.ndarray, np.ndarray]:
+        """(labels int32 (N,), -1 = unlabelled; vote share of each point's label, float32 (N,))."""
+        labels = acc.result(min_share=self.min_share, min_points=self.min_points)
+        return labels, acc.label_shares(labels).astype(np.float32)
 
 
 @dataclass
@@ -125,21 +144,89 @@ def perfect_identity_id_map(instance: np.ndarray, masks: np.ndarray, *, match_io
     return out, nxt
 
 
+class DiagnosticsAccumulator:
+    """The diagnostics of one scene, accumulated keyframe by keyframe.
+
+    Call :meth:`add` once per keyframe with the proposer's raw masks and the containment-filtered ones (or
+    none: ceiling only); frames without GT (`Frame.instance` None) are skipped. Inside a tracking pass, wrap the
+    proposer with :meth:`observe` and pass :meth:`on_keyframe` to ``gcseg.tracking.run.track_scene``: the
+    filtered masks then are exactly those the tracker received. :meth:`lifted` / :meth:`result` give the rows.
+    """
+
+    def __init__(self, coord: np.ndarray, *, min_area: int, lift: LiftSettings, coverage_min_area: int,
+                 coverage_iou: float = 0.5, match_iou: float = 0.5):
+        self.lift = lift
+        self.min_area = int(min_area)
+        self.coverage_min_area = int(coverage_min_area)
+        self.coverage_iou = float(coverage_iou)
+        self.match_iou = float(match_iou)
+        self.coverage = Coverage()
+        self.keyframes = 0  # keyframes with GT seen
+        self.keyframes_with_proposals = 0
+        self._ceiling = lift.accumulator(coord)
+        self._identity = lift.accumulator(coord)
+        self._fresh = FRESH_ID_BASE
+        self._raw: dict[int, Proposals] = {}
+
+    def add(self, frame: Frame, proposals: Proposals | None = None, kept: np.ndarray | None = None) -> None:
+        """One keyframe. `proposals`: the proposer's masks; `kept`: bool (K', H, W), those surviving the
+        containment filter (and min area). Without proposals only the ceiling accumulates."""
+        if frame.instance is None:
+            return
+        gt = np.asarray(frame.instance)
+        self.keyframes += 1
+        self._ceiling.add(frame, ceiling_id_map(gt, self.min_area))
+        if proposals is None or kept is None:
+            return
+        self.keyframes_with_proposals += 1
+        before = best_iou_per_instance(gt, proposals.masks, self.coverage_min_area)
+        after = best_iou_per_instance(gt, np.asarray(kept, bool), self.coverage_min_area)
+        self.coverage.add(Coverage(len(before), int((before >= self.coverage_iou).sum()),
+                                   int((after >= self.coverage_iou).sum())))
+        id_map, self._fresh = perfect_identity_id_map(gt, kept, match_iou=self.match_iou, fresh_start=self._fresh)
+        self._identity.add(frame, id_map)
+
+    def observe(self, proposer: Callable[[Frame], Proposals]) -> Callable[[Frame], Proposals]:
+        """`proposer`, recording its raw output of each frame until :meth:`on_keyframe` consumes it."""
+
+        def observed(frame: Frame) -> Proposals:
+            props = proposer(frame)
+            if frame.instance is not None:
+                self._raw[frame.index] = props
+            return props
+
+        observed.name = getattr(proposer, "name", "proposer")  # type: ignore[attr-defined]
+        return observed
+
+    def on_keyframe(self, frame: Frame, kept: Proposals, step: Any = None) -> None:
+        """A ``track_scene`` on_keyframe callback: `kept` = the filtered proposals the tracker received."""
+        self.add(frame, self._raw.pop(frame.index, None), kept.masks)
+
+    def lifted(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """row -> (labels int32 (N,), share float32 (N,)) for the rows with data ({} without GT keyframes)."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self.keyframes:
+            out["ceiling"] = self.lift.lift(self._ceiling)
+        if self.keyframes_with_proposals:
+            out["perfect_identity"] = self.lift.lift(self._identity)
+        return out
+
+    def result(self, scene_id: str) -> SceneDiagnostics:
+        from gcseg.eval.ablation import lift_only_predictions
+
+        rows = {k: lift_only_predictions(labels, shares) for k, (labels, shares) in self.lifted().items()}
+        return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage)
+
+
 def lift_views(coord: np.ndarray, views: Iterable[tuple[Frame, np.ndarray]], lift: LiftSettings) -> RowPrediction:
     """Vote id maps onto the reference points exactly as `sam2_track` does; one mask per surviving id with its
     mean vote share as confidence."""
-    acc = VoteAccumulator(np.asarray(coord, np.float32), max_dist=lift.max_dist, voxel=lift.voxel,
-                          association=lift.association)
+    from gcseg.eval.ablation import lift_only_predictions
+
+    acc = lift.accumulator(coord)
     for frame, id_map in views:
         acc.add(frame, id_map)
-    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points).astype(np.int64)
-    point, ids, count = acc.votes()
-    shares = np.zeros(labels.shape[0], np.float64)
-    if point.size:
-        total = np.bincount(point, weights=count, minlength=labels.shape[0])
-        mine = (ids > 0) & (labels[point] == ids)
-        shares[point[mine]] = count[mine] / total[point[mine]]
-    return lift_only_predictions(labels, shares)
+    return lift_only_predictions(*lift.lift(acc))
 
 
 def scene_diagnostics(scene: Scene, proposer: Callable[[Frame], Proposals] | None, keyframes: Iterable[int], *,
@@ -156,29 +243,108 @@ def scene_diagnostics(scene: Scene, proposer: Callable[[Frame], Proposals] | Non
 
         raise InputError(f"scene {scene.scene_id} has no reference cloud to lift onto",
                          fix="diagnostics need a scene with a reference cloud and GT")
-    out = SceneDiagnostics(scene.scene_id)
-    ceiling_views: list[tuple[Frame, np.ndarray]] = []
-    identity_views: list[tuple[Frame, np.ndarray]] = []
-    fresh = FRESH_ID_BASE
+    acc = DiagnosticsAccumulator(cloud.coord, min_area=min_area, lift=lift, coverage_min_area=coverage_min_area,
+                                 coverage_iou=coverage_iou, match_iou=match_iou)
     for i in keyframes:
         frame = scene.frame(int(i))
         if frame.instance is None:
             continue
-        gt = np.asarray(frame.instance)
-        ceiling_views.append((frame, ceiling_id_map(gt, min_area)))
         if proposer is None:
+            acc.add(frame)
             continue
         props = proposer(frame)
         kept = containment_filter(props.masks, props.scores, tau_contain, min_area)
-        masks = props.masks[np.sort(kept)]
-        before = best_iou_per_instance(gt, props.masks, coverage_min_area)
-        after = best_iou_per_instance(gt, masks, coverage_min_area)
-        out.coverage.add(Coverage(len(before), int((before >= coverage_iou).sum()),
-                                  int((after >= coverage_iou).sum())))
-        id_map, fresh = perfect_identity_id_map(gt, masks, match_iou=match_iou, fresh_start=fresh)
-        identity_views.append((frame, id_map))
-    if ceiling_views:
-        out.rows["ceiling"] = lift_views(cloud.coord, ceiling_views, lift)
-    if proposer is not None and identity_views:
-        out.rows["perfect_identity"] = lift_views(cloud.coord, identity_views, lift)
+        acc.add(frame, props, props.masks[np.sort(kept)])
+    return acc.result(scene.scene_id)
+
+
+def _setting(settings: list[dict[str, Any]], key: str) -> str:
+    """A setting as text; several scenes with different values (e.g. pixel sizes of other image sizes): "a/b"."""
+    vals = sorted({str(x[key]) for x in settings if key in x})
+    return "/".join(vals) if vals else "?"
+
+
+def row_source(name: str, settings: list[dict[str, Any]]) -> str:
+    """Where a diagnostic row comes from, in words, from the settings sam2_track stored with it."""
+    def g(k: str) -> str:
+        return _setting(settings, k)
+
+    lift = "lifted with sam2_track.lift"
+    if name == "ceiling":
+        return (f"uses GT: GT instance maps of sam2_track's keyframes (every {g('keyframe_stride')}th frame), "
+                f"instances under {g('min_area_px')} px dropped per frame; {lift}")
+    if name == "perfect_identity":
+        return (f"uses GT: {g('proposer')} proposals after containment (tau_contain {g('tau_contain')}, "
+                f">= {g('min_area_px')} px) on the same keyframes, each given the id of the GT instance it overlaps "
+                f"at IoU >= {g('match_iou')}, the others a fresh id; {lift}")
+    if name == "no_policy":
+        return (f"no GT: the same {g('proposer')} proposals and {g('propagator')} propagation as the tracked "
+                "labels, every keyframe's proposals started as new objects (no matching, no gate; objects live "
+                f"until the next keyframe); {lift}. Compare with the lift-only row")
+    if name == "coverage":
+        return (f"uses GT: GT instances >= {g('coverage_min_area_px')} px on sam2_track's keyframes matched at "
+                f"IoU >= {g('coverage_iou')} by some {g('proposer')} proposal, before / after containment")
+    raise ValueError(f"unknown diagnostic {name!r}")
+
+
+def evaluate_diagnostics(val_scenes: Any, diagnosed: dict[str, dict[str, Any] | None],
+                         **score: Any) -> dict[str, Any]:
+    """The ``diagnostics`` block of metrics/eval.json: each row of :data:`DIAGNOSTIC_ROWS` and
+    :data:`POLICY_ROWS` scored like the ablation rows (gcseg.eval.ablation.evaluate_rows with the same `score`
+    options) over the val scenes that have it, plus the pooled proposal coverage; each entry names its source
+    and number of scenes. `diagnosed`: scene id -> {"rows": {name: RowPrediction}, "coverage": counts,
+    "settings": {...}} or None (scene without diagnostics)."""
+    from gcseg.eval.ablation import evaluate_rows
+
+    present = {k: v for k, v in diagnosed.items() if v is not None}
+    settings = [present[k]["settings"] for k in sorted(present)]
+    out: dict[str, Any] = {"note": "Diagnostics, not methods: ceiling, perfect_identity and coverage use the GT; "
+                                   "no_policy is the policy ablation (no GT)."}
+    for name in DIAGNOSTIC_ROWS + POLICY_ROWS:
+        have = [v for v in val_scenes if v.scene_id in present and name in present[v.scene_id]["rows"]]
+        if not have:
+            continue
+        res = evaluate_rows(have, {name: {v.scene_id: present[v.scene_id]["rows"][name] for v in have}}, **score)
+        out[name] = {**res[name].metrics(), "scenes": len(have),
+                     "source": row_source(name, [present[v.scene_id]["settings"] for v in have])}
+    cov = [present[k]["coverage"] for k in sorted(present) if int(present[k]["coverage"]["gt_instances"]) > 0]
+    if cov:
+        total = Coverage(*(sum(int(c[k]) for c in cov) for k in ("gt_instances", "hits_proposals", "hits_kept")))
+        out["coverage"] = {**total.to_json(), "scenes": len(cov), "source": row_source("coverage", settings)}
     return out
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * float(x):.1f}"
+
+
+def diagnostics_markdown(block: dict[str, Any], *, num_scenes: int | None = None) -> str:
+    """The diagnostics block as Markdown: a "Diagnostics (use GT; not methods)" table with the coverage line,
+    then the "tracking without the policy" row beside which the lift-only row is read; each with its source."""
+    head = ["| Row | AP | AP50 | AP25 | masks / scene | scenes |", "|---|---:|---:|---:|---:|---:|"]
+
+    def line(name: str) -> str:
+        r = block[name]
+        return (f"| {DIAGNOSTIC_TITLES[name]} | {_pct(r.get('AP'))} | {_pct(r.get('AP50'))} | {_pct(r.get('AP25'))} "
+                f"| {float(r['masks_per_scene']):.1f} | {r['scenes']} |")
+
+    of = f" of {num_scenes}" if num_scenes is not None else ""
+    lines = ["## Diagnostics (use GT; not methods)", ""]
+    diag = [n for n in DIAGNOSTIC_ROWS if n in block]
+    if diag:
+        lines += head + [line(n) for n in diag] + [""]
+        lines += [f"* {DIAGNOSTIC_TITLES[n]}: {block[n]['source']}." for n in diag]
+    else:
+        lines.append("No diagnostic rows: sam2_track wrote none for these scenes (they need per-frame GT and "
+                     "`sam2_track.diagnostics.split` covering them).")
+    if "coverage" in block:
+        c = block["coverage"]
+        lines.append(f"* Proposal coverage: {_pct(c['before_containment'])} % of {c['gt_instances']} GT instances "
+                     f"before containment, {_pct(c['after_containment'])} % after ({c['scenes']}{of} scene(s); "
+                     f"{c['source']}).")
+    lines += ["", "## Tracking without the policy (the policy ablation; no GT)", ""]
+    if "no_policy" in block:
+        lines += head + [line("no_policy"), "", f"* {block['no_policy']['source']}."]
+    else:
+        lines.append("Not computed (`sam2_track.diagnostics.no_policy` off or no diagnosed scene).")
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ Per row (the ablation's rows, :data:`gcseg.eval.ablation.ROWS`, or any others th
   highest-scoring mask (:func:`gcseg.pseudolabel.resolve.assign_points`, what the instance PLY of
   ``gcseg predict`` / ``gcseg segment`` shows).
 * ``labelled_fraction``: the share of reference points in one of those instances.
-* ``vote_share`` (the tracked-label rows only, by default ``lift_only``): the mean over labelled points of the
+* ``vote_share`` (the tracked-label rows only: ``lift_only``, ``no_policy``): the mean over labelled points of the
   share of a point's votes, from every frame that saw it, that went to its final id. The tracked-label
   consistency without GT: 1 when every view agreed on the id of every point, low when ids flicker between views
   or objects fragment across frames. It is the point-weighted mean of the row's scores, which for the lift-only
@@ -32,7 +32,10 @@ import numpy as np
 from gcseg.eval.ablation import ROW_TITLES, RowPrediction, ValScene
 from gcseg.scene import PointCloud
 
-TRACKED_ROWS: tuple[str, ...] = ("lift_only",)  # rows whose scores are mean vote shares (tracked labels)
+# rows whose scores are mean vote shares: the tracked labels, and sam2_track's tracking without the policy (its
+# diagnostics' GT-free row: with the lift-only row beside it, the policy's effect on consistency without GT)
+TRACKED_ROWS: tuple[str, ...] = ("lift_only", "no_policy")
+TITLES: dict[str, str] = {**ROW_TITLES, "no_policy": "Tracking without the policy, lifted"}
 STAT_KEYS: tuple[str, ...] = ("masks", "instances", "labelled_fraction", "vote_share")
 
 
@@ -158,7 +161,7 @@ def _cell(x: Any, pct: bool = False) -> str:
     return f"{100 * float(x):.1f}" if pct else f"{float(x):.1f}"
 
 
-def gt_free_markdown(stats: Mapping[str, Any], titles: Mapping[str, str] = ROW_TITLES) -> str:
+def gt_free_markdown(stats: Mapping[str, Any], titles: Mapping[str, str] = TITLES) -> str:
     """Two Markdown tables (per-row statistics; agreement between rows) and what they mean."""
     rows = stats["rows"]
     names = list(rows)
@@ -184,12 +187,24 @@ def gt_free_markdown(stats: Mapping[str, Any], titles: Mapping[str, str] = ROW_T
     return "\n".join(lines) + "\n"
 
 
-def no_gt_metrics(stats: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def tracked_diagnostic_rows(diagnosed: Mapping[str, Mapping[str, Any] | None]) -> dict[str, dict[str, RowPrediction]]:
+    """The GT-free rows among the diagnostics sam2_track wrote (scene -> {"rows": {name: RowPrediction}} or None):
+    ``{"no_policy": {scene: prediction}}`` for the scenes that have it, {} when none has."""
+    rows: dict[str, dict[str, RowPrediction]] = {}
+    for sid, diag in diagnosed.items():
+        for name in TRACKED_ROWS[1:]:
+            pred = ((diag or {}).get("rows") or {}).get(name)
+            if pred is not None:
+                rows.setdefault(name, {})[sid] = pred
+    return rows
+
+
+def no_gt_metrics(stats: Mapping[str, Any], rows: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
     """metrics/eval.json rows when no scene has GT: AP / AP50 / AP25 undefined (null), masks per scene kept,
-    so `dvc exp show` and the report keep their columns."""
+    so `dvc exp show` and the report keep their columns. `rows`: which of the statistics' rows (default all)."""
     return {name: {"AP": None, "AP50": None, "AP25": None,
                    "masks_per_scene": float(r.get("masks_per_scene") or 0.0)}
-            for name, r in stats["rows"].items()}
+            for name, r in stats["rows"].items() if rows is None or name in rows}
 
 
 def write_empty_pr_csvs(folder: str | Path, rows: Sequence[str]) -> list[Path]:

@@ -23,8 +23,12 @@ import numpy as np
 from gcseg.errors import ArtifactError
 from gcseg.io.h5 import open_h5, write_h5
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the shared point-sample layout (and the version of schemas that add nothing else)
 POINT_SAMPLE_SCHEMAS = ("gcseg.sam_keyframes", "gcseg.sam2_track", "gcseg.full_scene_pseudolabel")
+# per schema: a stage's additions to the layout have their own version (sam2_track 2: per-point vote shares of
+# the lifted labels and the diagnostics group, gcseg.tracking.artifact)
+SCHEMA_VERSIONS: dict[str, int] = {"gcseg.sam_keyframes": SCHEMA_VERSION, "gcseg.sam2_track": 2,
+                                   "gcseg.full_scene_pseudolabel": SCHEMA_VERSION}
 REQUIRED = ("coord", "color", "instance")
 
 
@@ -47,7 +51,7 @@ def write_point_samples(path: str | Path, samples: Mapping[str, Mapping[str, Any
         }
     if extra:
         tree.update(extra)
-    write_h5(path, tree, schema=schema, version=SCHEMA_VERSION, attrs={"scene_id": scene_id})
+    write_h5(path, tree, schema=schema, version=SCHEMA_VERSIONS[schema], attrs={"scene_id": scene_id})
 
 
 def read_point_samples(path: str | Path, schemas: tuple[str, ...] = POINT_SAMPLE_SCHEMAS
@@ -57,7 +61,7 @@ def read_point_samples(path: str | Path, schemas: tuple[str, ...] = POINT_SAMPLE
     last_exc: ArtifactError | None = None
     for schema in schemas:
         try:
-            f = open_h5(path, schema=schema, version=SCHEMA_VERSION)
+            f = open_h5(path, schema=schema, version=SCHEMA_VERSIONS[schema])
             break
         except ArtifactError as exc:
             last_exc = exc

@@ -17,6 +17,13 @@
 Defaults were chosen on synthetic frames (160x120, depth noise 0.002, 2 % holes; 8 scenes x 3 frames, seeds
 unrelated to the pipeline's): GT instances >= 500 px matched at IoU >= 0.5 by some proposal: 0.85 (0.63 after
 the containment filter at 0.8 with min area 100 px: the filter keeps object groups over their members).
+Minimum sizes are fractions of the image area (gcseg.pixels). Measured at 320x240 on the synthetic default (val
+scenes 4-7, keyframes every 5th frame, containment min area 20 px, GT >= 77 px; coverage before / after
+containment, perfect-identity AP50): the earlier sizes (superpixels >= 48 px, proposals >= 120 px: 12 and 30 px
+at 160x120 scaled up) 0.67 / 0.40, 0.04 (scenes 4-5); superpixels >= 12 px and proposals >= 77 px (the defaults)
+0.83 / 0.51, 0.08; proposals >= 20 px 0.79 / 0.57, 0.12, but on the real HoloLens capture (540x360) its
+80-mask budget then fills with small textured fragments and the masks cover 4 % of the view (95 % at the
+defaults), so the minimum proposal is the size coverage counts (0.1 % of the image).
 Heavier crease / normal weights measured worse (e.g. w_crease 0.5 and feature_normal_weight 0.7: 0.3-0.7)
 because per-pixel normals of noisy depth are noisy. ~0.1-0.3 s per 160x120 frame, ~2.5 s at 540x360
 (HoloLens capture: walls, furniture, posters come out; textured clutter fragments) on one CPU core.
@@ -32,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import ConfigError, InputError
+from gcseg.pixels import area_px
 from gcseg.proposals.base import Proposals
 from gcseg.scene import Frame
 
@@ -42,7 +50,7 @@ class ClassicalConfig:
     felzenszwalb_sigma: float = 0.5  # Gaussian pre-smoothing (pixels)
     feature_normal_weight: float = 0.1  # weight of normals in the oversegmentation features (Lab / 100 = 1)
     feature_depth_weight: float = 2.0  # weight of log depth in the oversegmentation features
-    superpixel_min_px: int = 12  # smallest superpixel (pixels at 160x120; scaled with the image area above)
+    superpixel_min_frac: float = 0.00016  # smallest superpixel, fraction of the image area (12 px at 320x240)
     w_color: float = 1.0  # weight of the colour cue (Lab distance / 100)
     w_depth: float = 1.0  # weight of the depth-discontinuity cue
     w_crease: float = 0.1  # weight of the crease cue (1 - cos angle between normals)
@@ -50,7 +58,7 @@ class ClassicalConfig:
     depth_edge_rel: float = 0.05  # a depth step of this fraction of the depth counts as a full edge (5 cm at 1 m)
     median_px: int = 3  # median filter on depth before the geometric cues (denoise, keep steps); 1 = off
     max_area_frac: float = 0.6  # proposals cover at most this fraction of the image
-    min_area_px: int = 30  # proposals below this many pixels (at 160x120; scaled above) are not emitted
+    min_area_frac: float = 0.001  # proposals under this fraction of the image (77 px at 320x240) are not emitted
     compactness_ref: float = 0.25  # score is damped below this compactness (16 A / P^2; slivers along edges)
     max_masks: int = 80  # at most this many proposals per frame (highest score first)
     min_persistence: float = 0.02  # hierarchy nodes whose boundary stands out less are not proposed
@@ -58,8 +66,12 @@ class ClassicalConfig:
     def __post_init__(self) -> None:
         if not 0 < self.max_area_frac <= 1:
             raise ConfigError(f"classical.max_area_frac must lie in (0, 1], got {self.max_area_frac}", fix="e.g. 0.6")
-        if self.max_masks < 1 or self.min_area_px < 1:
-            raise ConfigError("classical.max_masks and min_area_px must be >= 1", fix="e.g. 80 and 30")
+        if self.max_masks < 1:
+            raise ConfigError("classical.max_masks must be >= 1", fix="e.g. 80")
+        for k in ("superpixel_min_frac", "min_area_frac"):
+            if not 0 <= getattr(self, k) <= 1:
+                raise ConfigError(f"classical.{k} must lie in [0, 1] (a fraction of the image area)",
+                                  fix="e.g. 0.00026 (20 px at 320x240)")
         if min(self.w_color, self.w_depth, self.w_crease) < 0:
             raise ConfigError("classical cue weights must be >= 0", fix="e.g. w_color: 1.0")
 
@@ -70,9 +82,6 @@ class ClassicalConfig:
         if set(data) - names:
             raise ConfigError(f"unknown classical option(s) {sorted(set(data) - names)}", fix=f"use only {sorted(names)}")
         return cls(**data)
-
-
-REFERENCE_AREA = 160 * 120  # pixel-count options are given at this image size and scaled with the area above it
 
 
 # ---------------------------------------------------------------------------------------------- geometry cues
@@ -290,7 +299,7 @@ class ClassicalProposer:
         feats = np.concatenate([lab / 100.0 * np.array([0.5, 1.0, 1.0]), normals * c.feature_normal_weight,
                                 (logd * c.feature_depth_weight)[..., None]], axis=-1)
         h, w = depth.shape
-        min_size = max(2, int(round(self.cfg.superpixel_min_px * max(1.0, h * w / REFERENCE_AREA))))
+        min_size = max(2, area_px(self.cfg.superpixel_min_frac, (h, w)))
         with warnings.catch_warnings():  # skimage warns about > 4 channels; a feature image is intended
             warnings.simplefilter("ignore", RuntimeWarning)
             labels = felzenszwalb(feats, scale=self.cfg.felzenszwalb_scale / 255.0,
@@ -312,7 +321,6 @@ class ClassicalProposer:
         depth = smooth_depth(depth, valid, int(cfg.median_px))
         points = camera_points(depth, np.asarray(frame.intrinsics, np.float64))
         normals = surface_normals(points, valid)
-        area_scale = max(1.0, h * w / REFERENCE_AREA)
         labels = self.oversegment(frame, lab, normals, depth)
         sh, sv = pair_strength(lab, points, normals, valid, cfg)
         hier = agglomerate(labels, sh, sv)
@@ -321,7 +329,7 @@ class ClassicalProposer:
         # compactness 16 A / P^2 (a square: 1, a one-pixel sliver along an edge: ~4 / length)
         compact = np.minimum(1.0, 16.0 * hier.area / np.maximum(hier.perimeter, 1) ** 2)
         score = (1.0 - np.exp(-persistence / 0.1)) * np.minimum(1.0, compact / cfg.compactness_ref)
-        cand = np.flatnonzero((hier.area >= cfg.min_area_px * area_scale) & (hier.area <= cfg.max_area_frac * h * w)
+        cand = np.flatnonzero((hier.area >= area_px(cfg.min_area_frac, (h, w))) & (hier.area <= cfg.max_area_frac * h * w)
                               & (persistence >= cfg.min_persistence))
         if len(cand) == 0:
             return Proposals.empty(h, w)

@@ -29,7 +29,8 @@ from gcseg.errors import ArtifactError, InputError
 from gcseg.geometry import voxel_downsample
 from gcseg.io.h5 import open_h5
 from gcseg.io.samples import SCHEMA_VERSION, write_point_samples
-from gcseg.lifting import lift_frame, masks_to_id_map
+from gcseg.lifting import lift_frame
+from gcseg.masks import masks_to_id_map
 from gcseg.proposals.base import MaskProposer
 from gcseg.proposals.containment import containment_filter
 from gcseg.proposals.coverage import best_iou_per_instance

@@ -15,8 +15,8 @@ from gcseg.report.curves import (load_pr_curves, load_sweeps, load_train_curves,
                                  train_figure)
 from gcseg.report.html import Page, esc, missing_html
 from gcseg.report.inputs import ReportInputs, finite, load_json
-from gcseg.report.tables import (ablation_html, ablation_notes, flatten, gt_free_html, kv_html, load_eval,
-                                 load_gt_free, params_html, sweep_html)
+from gcseg.report.tables import (ablation_html, ablation_notes, diagnostics_html, flatten, gt_free_html, kv_html,
+                                 load_diagnostics, load_eval, load_gt_free, params_html, sweep_html)
 from gcseg.report.views3d import (LAYER_TITLES, LAYERS, Layer, SceneViews, choose_scenes, load_scene_views,
                                   model_predictor, scatter3d_figure, scene_bounds, scene_seed)
 
@@ -44,6 +44,9 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
         table = ablation_html(rows) + ablation_notes(m / "eval" / "ablation.md")
         if any(finite(r.get(f)) is not None for r in rows.values() for f in ("AP", "AP50", "AP25")):
             pngs["ablation.png"] = lambda p: static.ablation_png(rows, p)  # no bars of zeros without GT
+        diag = _try(load_diagnostics, m / "eval.json")
+        table += ("<h3>Diagnostics (use GT; not methods) and tracking without the policy</h3>"
+                  + (missing_html("diagnostics", diag) if isinstance(diag, GcsegError) else diagnostics_html(diag)))
     params = (_try(params_html, inputs.params_file) if inputs.params_file is not None else None)
     if isinstance(params, GcsegError):
         params = missing_html("params", params)

@@ -19,6 +19,12 @@ from gcseg.errors import ArtifactError
 ROWS: tuple[str, ...] = ("lift_only", "stage1", "stage2", "stage3")  # ablation rows in the order of the paper
 ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)", "stage1": "Stage 1",
                               "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3"}
+# metrics/eval.json's diagnostics block (gcseg.eval.diagnostics): GT ceiling and perfect identity (use the GT),
+# then the no-policy tracking row (the policy ablation)
+DIAGNOSTIC_ORDER: tuple[str, ...] = ("ceiling", "perfect_identity", "no_policy")
+DIAGNOSTIC_TITLES: dict[str, str] = {"ceiling": "Ceiling: GT 2D masks on the keyframes, lifted",
+                                     "perfect_identity": "Proposals with perfect identity, lifted",
+                                     "no_policy": "Tracking without the policy, lifted"}
 TRAIN_STAGES: tuple[str, ...] = ("stage1", "stage2", "stage3")
 
 

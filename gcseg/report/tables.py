@@ -5,6 +5,7 @@ precision so the page bytes depend only on the inputs."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import yaml
 
 from gcseg.errors import ArtifactError
 from gcseg.report.curves import FIGURES, Sweep
-from gcseg.report.inputs import ROW_TITLES, ROWS, finite, load_json
+from gcseg.report.inputs import DIAGNOSTIC_ORDER, DIAGNOSTIC_TITLES, ROW_TITLES, ROWS, finite, load_json
 
 EVAL_FIX = "run `dvc repro eval` (writes metrics/eval.json)"
+DIAGNOSTICS = "diagnostics"  # metrics/eval.json's block of diagnostics (gcseg.eval.diagnostics), not a row
 
 
 def esc(x: Any) -> str:
@@ -40,12 +42,51 @@ def number(x: Any) -> str:
 
 
 def load_eval(path: Path) -> dict[str, dict[str, Any]]:
-    """metrics/eval.json: {row: {AP, AP50, AP25, masks_per_scene}}; rows in the ablation order."""
+    """metrics/eval.json: {row: {AP, AP50, AP25, masks_per_scene}}; rows in the ablation order (the
+    ``diagnostics`` block is not a row: :func:`load_diagnostics`)."""
     data = load_json(path, EVAL_FIX)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ArtifactError("expected {row: {AP, AP50, AP25, ...}}", path=path, fix=EVAL_FIX)
+    data = {k: v for k, v in data.items() if k != DIAGNOSTICS}
     names = [r for r in ROWS if r in data] + sorted(r for r in data if r not in ROWS)
     return {r: data[r] for r in names}
+
+
+def load_diagnostics(path: Path) -> dict[str, Any]:
+    """The ``diagnostics`` block of metrics/eval.json ({} when the eval stage wrote none)."""
+    data = load_json(path, EVAL_FIX)
+    block = data.get(DIAGNOSTICS, {}) if isinstance(data, dict) else None
+    if not isinstance(block, dict):
+        raise ArtifactError("'diagnostics' is not a mapping", path=path, fix=EVAL_FIX)
+    return block
+
+
+def diagnostics_html(block: Mapping[str, Any]) -> str:
+    """The diagnostics (use GT; not methods) and the no-policy row, each row with its source, and the proposal
+    coverage; a notice when there are none."""
+    rows = [n for n in DIAGNOSTIC_ORDER if isinstance(block.get(n), Mapping)]
+    if not rows and not isinstance(block.get("coverage"), Mapping):
+        return ('<p class="note">No diagnostics in metrics/eval.json (sam2_track writes them for the scenes of '
+                "<code>sam2_track.diagnostics.split</code> that have per-frame GT).</p>")
+    head = "".join(f"<th>{f} (%)</th>" for f in FIGURES) + "<th>masks / scene</th><th>scenes</th><th>source</th>"
+    body = []
+    for name in rows:
+        r = block[name]
+        mps = finite(r.get("masks_per_scene"))
+        cells = "".join(f"<td>{pct(r.get(f))}</td>" for f in FIGURES)
+        cells += f"<td>{'n/a' if mps is None else f'{mps:.1f}'}</td><td>{esc(number(r.get('scenes')))}</td>"
+        cells += f'<td class="source">{esc(r.get("source", ""))}</td>'
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(DIAGNOSTIC_TITLES.get(name, name))}</th>'
+                    f"{cells}</tr>")
+    table = (f'<table class="ablation diagnostics"><thead><tr><th>Diagnostic (not a method)</th>{head}</tr>'
+             f"</thead><tbody>{''.join(body)}</tbody></table>") if body else ""
+    cov = block.get("coverage")
+    if isinstance(cov, Mapping):
+        table += (f'<p class="note">Proposal coverage: {pct(cov.get("before_containment"))} % of '
+                  f'{esc(number(cov.get("gt_instances")))} GT instances before containment, '
+                  f'{pct(cov.get("after_containment"))} % after ({esc(number(cov.get("scenes")))} scene(s); '
+                  f'{esc(cov.get("source", ""))}).</p>')
+    return table
 
 
 def ablation_html(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -70,10 +111,12 @@ def ablation_html(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def ablation_notes(md_path: Path) -> str:
-    """The explanatory paragraphs of metrics/eval/ablation.md (everything but its table), or ""."""
+    """The explanatory paragraphs of metrics/eval/ablation.md (everything but its table, up to its first "## "
+    section: the diagnostics that follow are rendered from metrics/eval.json), or ""."""
     if not md_path.is_file():
         return ""
-    paras = [p.strip() for p in md_path.read_text().split("\n\n")]
+    text = re.split(r"^## ", md_path.read_text(), maxsplit=1, flags=re.MULTILINE)[0]
+    paras = [p.strip() for p in text.split("\n\n")]
     paras = [" ".join(p.split()) for p in paras if p and not p.lstrip().startswith("|")]
     return "".join(f'<p class="note">{esc(p)}</p>' for p in paras)
 
@@ -129,6 +172,7 @@ def params_html(path: Path) -> str:
 
 
 GT_FREE_FIX = "run `dvc repro eval` (writes metrics/eval/gt_free.json)"
+GT_FREE_TITLES: dict[str, str] = {**DIAGNOSTIC_TITLES, **ROW_TITLES}  # no_policy: sam2_track's policy ablation
 
 
 def load_gt_free(path: Path) -> dict[str, Any]:
@@ -151,17 +195,17 @@ def gt_free_html(stats: Mapping[str, Any]) -> str:
         cells = [number(round(v, 1)) if (v := finite(r.get(k))) is not None else "n/a"
                  for k in ("masks_per_scene", "instances_per_scene")]
         cells += [pct(r.get("labelled_fraction")), pct(r.get("vote_share"))]
-        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(ROW_TITLES.get(name, name))}</th>'
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(GT_FREE_TITLES.get(name, name))}</th>'
                     + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
     table = (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
     agree = stats.get("agreement") or {}
     if len(names) > 1:
-        ahead = "".join(f"<th>{esc(ROW_TITLES.get(b, b))}</th>" for b in names[1:])
+        ahead = "".join(f"<th>{esc(GT_FREE_TITLES.get(b, b))}</th>" for b in names[1:])
         arows = []
         for i, a in enumerate(names[:-1]):
             cells = ["" if j <= i else pct((agree.get(a) or {}).get(b, (agree.get(b) or {}).get(a)))
                      for j, b in enumerate(names[1:], 1)]
-            arows.append(f"<tr><th scope=\"row\">{esc(ROW_TITLES.get(a, a))}</th>"
+            arows.append(f"<tr><th scope=\"row\">{esc(GT_FREE_TITLES.get(a, a))}</th>"
                          + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
         table += (f'<h3>Agreement between stages (%)</h3><table class="ablation"><thead><tr><th></th>{ahead}</tr>'
                   f"</thead><tbody>{''.join(arows)}</tbody></table>")

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import GcsegError, InputError
+from gcseg.lifting import LiftConfig, VoteAccumulator
+from gcseg.masks import masks_to_id_map
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.containment import containment_filter
 from gcseg.scene import Frame, Scene
@@ -68,21 +70,17 @@ class IdMapStack:
             ds[i] = self[i]
 
 
-def masks_to_id_map(masks: Mapping[int, np.ndarray], hw: tuple[int, int]) -> np.ndarray:
-    """uint16 id map; where masks overlap the smaller mask wins (painted last), ties by id (deterministic)."""
-    out = np.zeros(hw, np.uint16)
-    areas = {i: int(np.count_nonzero(m)) for i, m in masks.items()}
-    for i in sorted(masks, key=lambda i: (-areas[i], i)):
-        if i > MAX_ID:
-            raise GcsegError(f"more than {MAX_ID} objects in one scan: id maps are uint16",
-                             fix="raise sam2_track.min_new_area or tau_contain, or split the scan")
-        out[np.asarray(masks[i], bool)] = i
-    return out
+def tracked_id_map(masks: Mapping[int, np.ndarray], hw: tuple[int, int]) -> np.ndarray:
+    """uint16 id map of tracked objects (:func:`gcseg.masks.masks_to_id_map`: smaller masks on top, ties by id)."""
+    if masks and max(masks) > MAX_ID:
+        raise GcsegError(f"more than {MAX_ID} objects in one scan: id maps are uint16",
+                         fix="raise sam2_track.min_new_area or tau_contain, or split the scan")
+    return masks_to_id_map(masks, hw, dtype=np.uint16)
 
 
 def proposals_to_id_map(proposals: Proposals) -> np.ndarray:
     """Per-keyframe labels with fresh ids 1..K (Stage 1 style: smaller masks painted over larger ones)."""
-    return masks_to_id_map({k + 1: proposals.masks[k] for k in range(len(proposals))}, proposals.masks.shape[1:])
+    return tracked_id_map({k + 1: proposals.masks[k] for k in range(len(proposals))}, proposals.masks.shape[1:])
 
 
 def keyframe_indices(num_frames: int, stride: int) -> list[int]:
@@ -137,13 +135,14 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
     timing = {"propose_s": 0.0, "policy_s": 0.0, "propagate_s": 0.0}
     appearances: dict[int, int] = {}
     counts = {"proposals": 0, "matched": 0, "rejected_part_or_union": 0, "rejected_small": 0,
-              "dormant_events": 0, "reactivations": 0}
+              "dormant_events": 0, "reactivations": 0, "held": 0, "extended": 0, "contradicted": 0,
+              "reidentified": 0, "revived_terminated": 0}
 
     def emit(frame: Frame, masks: Mapping[int, np.ndarray]) -> None:
         if frame.hw != hw:
             raise InputError(f"frame {frame.index} is {frame.hw}, the scene is {hw}",
                              fix="all frames of a scan must have the same depth resolution")
-        id_map = masks_to_id_map(masks, hw)  # type: ignore[arg-type]
+        id_map = tracked_id_map(masks, hw)  # type: ignore[arg-type]
         for oid, m in masks.items():
             if m.any():
                 appearances[oid] = appearances.get(oid, 0) + 1
@@ -164,7 +163,13 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
         props = _filter(proposer(frame), tau_contain, min_area, frame)
         t1 = time.perf_counter()
         known = propagator.known(frame) if k > 0 else None
-        step = policy.step(t, {i: m for i, m in propagated.items() if policy.tracks[i].alive}, props, known)
+        live = {i: m for i, m in propagated.items() if policy.tracks[i].alive}
+        # re-identification masks for the objects the policy may revive (a policy without re-identification,
+        # e.g. no_policy.NoPolicy, has no reid_ids and takes no candidates)
+        reid = policy.reid_ids(live) if k > 0 and hasattr(policy, "reid_ids") else []
+        candidates = propagator.candidates(frame, reid) if reid else {}
+        step = (policy.step(t, live, props, known, candidates) if candidates
+                else policy.step(t, live, props, known))
         t2 = time.perf_counter()
         timing["propose_s"] += t1 - t0
         timing["policy_s"] += t2 - t1
@@ -172,11 +177,18 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
         counts["matched"] += len(step.matches)
         counts["rejected_part_or_union"] += sum(r == "part_or_union" for r in step.rejected.values())
         counts["rejected_small"] += sum(r == "small" for r in step.rejected.values())
+        counts["held"] += len(step.held)
+        counts["extended"] += len(step.grow)
+        counts["contradicted"] += len(step.contradicted)
+        counts["reidentified"] += len(step.revived)
         for _, a, b in step.transitions:
             counts["dormant_events"] += a is ObjectState.ACTIVE and b is ObjectState.DORMANT
             counts["reactivations"] += a is ObjectState.DORMANT and b is ObjectState.ACTIVE
+            counts["revived_terminated"] += a is ObjectState.TERMINATED and b is ObjectState.ACTIVE
         propagator.remove(step.remove)
         propagator.condition(frame, step.condition)
+        if step.grow:
+            propagator.extend(frame, step.grow)
         emit(frame, step.masks)
         for cb in on_keyframe:
             cb(frame, props, step)
@@ -226,33 +238,25 @@ def track_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator
     return TrackResult(scene_id=scene.scene_id, id_maps=id_maps, keyframes=keyframes, stats=stats, timing=timing)
 
 
-@dataclass
-class LiftConfig:
-    """Voting of the tracked id maps onto the reference cloud (method.md "Lifting/voting")."""
-
-    association: str = "point"  # "point": project reference points (visibility by depth) | "pixel": lift pixels
-    max_dist: float = 0.05  # metres: depth agreement ("point") / pixel-to-nearest-point distance ("pixel")
-    voxel: float | None = 0.01  # "pixel" only: association cache grid (None = exact nearest neighbour per pixel)
-    min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
-    min_points: int = 100  # ids on fewer points are dropped (Segment3D)
-    every: int = 1  # vote with every n-th frame
-
-
 def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propagator: Propagator,
                    policy: TrackingPolicy, *, keyframe_stride: int, tau_contain: float, min_area: int = 0,
                    save_every: int = 1, lift: LiftConfig | None = None, consistency_iou: float = 0.5,
-                   progress: bool = False) -> tuple[TrackResult, Any, np.ndarray, dict[str, dict[str, float | int]]]:
+                   progress: bool = False, cloud: Any = None,
+                   keyframe_hooks: Iterable[Callable[[Frame, Proposals, StepResult], None]] = (),
+                   ) -> tuple[TrackResult, Any, np.ndarray, np.ndarray, dict[str, dict[str, float | int]]]:
     """Track a scene, vote the per-frame id maps onto its reference cloud and measure temporal consistency.
 
-    Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, consistency) where
-    consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes, "stage1_keyframes":
-    per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame GT).
+    Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, vote shares float32
+    (N,), consistency) where a point's share is the fraction of its votes that went to its label (the lift-only
+    row's confidence) and consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes,
+    "stage1_keyframes": per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame
+    GT). `cloud`: the reference cloud if the caller has read it already (else read or fused here);
+    `keyframe_hooks`: more track_scene on_keyframe callbacks (diagnostics, proposal recording).
     """
-    from gcseg.lifting import VoteAccumulator
     from gcseg.tracking.consistency import ConsistencyMeter
 
     lift = lift or LiftConfig()
-    cloud = scene.reference()
+    cloud = cloud if cloud is not None else scene.reference()
     if cloud is None:
         from gcseg.readers.fusion import fuse_reference
 
@@ -270,12 +274,13 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
 
     def on_keyframe(frame: Frame, props: Proposals, step: StepResult) -> None:
         stage1.add(frame, proposals_to_id_map(props), namespace=frame.index)
-        tracked_kf.add(frame, masks_to_id_map(step.masks, frame.hw))  # = the id map emitted for this keyframe
+        tracked_kf.add(frame, tracked_id_map(step.masks, frame.hw))  # = the id map emitted for this keyframe
 
     result = track_scene(scene, proposer, propagator, policy, keyframe_stride=keyframe_stride,
                          tau_contain=tau_contain, min_area=min_area, save_every=save_every,
-                         on_frame=[on_frame], on_keyframe=[on_keyframe], progress=progress)
+                         on_frame=[on_frame], on_keyframe=[on_keyframe, *keyframe_hooks], progress=progress)
     labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
+    shares = acc.label_shares(labels).astype(np.float32)
     summary = {"tracked": tracked.summary(), "tracked_keyframes": tracked_kf.summary(),
                "stage1_keyframes": stage1.summary()}
-    return result, cloud, labels, summary
+    return result, cloud, labels, shares, summary

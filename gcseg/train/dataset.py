@@ -20,7 +20,7 @@ from scipy.ndimage import convolve1d
 
 from gcseg.errors import ArtifactError, InputError
 from gcseg.io.h5 import check_schema
-from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSION
+from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSIONS
 from gcseg.models.loss import SceneTarget
 from gcseg.models.mask_model import point_features
 from gcseg.models.voxelize import scatter_mean, voxelize
@@ -53,7 +53,7 @@ def _open(path: Path) -> h5py.File:
     got = got.decode() if isinstance(got, bytes) else got
     schema = got if got in POINT_SAMPLE_SCHEMAS else POINT_SAMPLE_SCHEMAS[0]
     try:
-        check_schema(f, path, schema, SCHEMA_VERSION)
+        check_schema(f, path, schema, SCHEMA_VERSIONS[schema])
     except ArtifactError:
         f.close()
         raise

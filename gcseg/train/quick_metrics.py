@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU of bool masks pred [K, N] x gt [G, N] -> [K, G]."""
-    p = pred.astype(np.float32)
-    g = gt.astype(np.float32)
-    inter = p @ g.T
-    union = p.sum(1)[:, None] + g.sum(1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+from gcseg.masks import mask_iou
 
 
 def average_precision(scenes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], iou_thr: float = 0.5) -> float:

@@ -67,18 +67,24 @@ def perfect_id_maps(num_frames: int = 2) -> np.ndarray:
     return np.stack([m] * num_frames)
 
 
-def write_tracks(path: Path, scene_id: str, id_maps: np.ndarray, labels: np.ndarray | None = None) -> None:
-    """A gcseg.sam2_track artifact: the reference cloud with its lifted labels, the id maps and their frames."""
+def write_tracks(path: Path, scene_id: str, id_maps: np.ndarray, labels: np.ndarray | None = None,
+                 shares: np.ndarray | None = None, diagnostics: dict | None = None) -> None:
+    """A gcseg.sam2_track artifact: the reference cloud with its lifted labels and their vote shares (default:
+    1 on labelled points, every view agrees), the id maps and their frames, optionally a diagnostics group."""
     from gcseg.io.samples import write_point_samples
 
     coord, color = reference_points()
     if labels is None:  # one view's ids as the lifted labels (-1 = unlabelled)
         labels = id_maps[0].reshape(-1).astype(np.int32)
         labels[labels == 0] = -1
-    write_point_samples(path, {"scene": {"coord": coord, "color": color, "instance": labels}},
-                        schema="gcseg.sam2_track", scene_id=scene_id,
-                        extra={"id_maps": id_maps.astype(np.uint16),
-                               "frames": np.arange(id_maps.shape[0], dtype=np.int32)})
+    if shares is None:
+        shares = (np.asarray(labels) >= 0).astype(np.float32)
+    extra = {"id_maps": id_maps.astype(np.uint16), "frames": np.arange(id_maps.shape[0], dtype=np.int32)}
+    if diagnostics is not None:
+        extra["diagnostics"] = diagnostics
+    write_point_samples(path, {"scene": {"coord": coord, "color": color, "instance": labels,
+                                         "share": np.asarray(shares, np.float32)}},
+                        schema="gcseg.sam2_track", scene_id=scene_id, extra=extra)
 
 
 def write_dataset(root: Path, ids: tuple[str, ...] = ("scene_a", "scene_b"), val: tuple[str, ...] = ("scene_b",)

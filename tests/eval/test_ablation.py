@@ -12,9 +12,19 @@ import pytest
 
 from gcseg.eval.ablation import (RowPrediction, ablation_markdown, evaluate_rows, gt_ids_from_cloud,
                                  lift_only_predictions, metrics_json, model_predictions, pr_csv,
-                                 val_scene_from_cloud, vote_shares, write_ablation_markdown)
+                                 val_scene_from_cloud, write_ablation_markdown)
 from gcseg.errors import InputError
 from gcseg.scene import PointCloud
+
+
+def vote_shares(coord, labels, views, *, max_dist, voxel):
+    """Each point's vote share of its label, voted as sam2_track votes (VoteAccumulator.label_shares)."""
+    from gcseg.lifting import VoteAccumulator
+
+    acc = VoteAccumulator(coord, max_dist=max_dist, voxel=voxel, association="point")
+    for frame, id_map in views:
+        acc.add(frame, id_map)
+    return acc.label_shares(labels)
 
 
 def _data():

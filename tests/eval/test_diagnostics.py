@@ -73,3 +73,52 @@ def test_ceiling_only_without_proposer(small_scene):
     d = scene_diagnostics(small_scene.to_scene(), None, [0, 6], tau_contain=0.8, min_area=1,
                           lift=LiftSettings(min_points=20), coverage_min_area=1)
     assert set(d.rows) == {"ceiling"} and d.coverage.instances == 0
+
+
+def test_accumulated_inside_a_tracking_pass_equals_the_standalone_diagnostics(small_scene):
+    """sam2_track's way: the accumulator observes the tracker's proposer and receives the filtered proposals of
+    each keyframe; the proposer runs once per keyframe and the rows equal scene_diagnostics' on those keyframes."""
+    from gcseg.eval.diagnostics import DiagnosticsAccumulator
+    from gcseg.proposals.factory import build_proposer
+    from gcseg.tracking.policy import TrackingPolicy
+    from gcseg.tracking.reprojection import ReprojectionPropagator
+    from gcseg.tracking.run import track_scene
+
+    scene = small_scene.to_scene()
+    lift = LiftSettings(min_points=20)
+    kw = dict(min_area=5, lift=lift, coverage_min_area=30)
+    calls: list[int] = []
+    gt_sim = build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": 0.001}, seed=4)
+
+    def proposer(frame):
+        calls.append(frame.index)
+        return gt_sim(frame)
+
+    acc = DiagnosticsAccumulator(scene.reference().coord, **kw)
+    res = track_scene(scene, acc.observe(proposer), ReprojectionPropagator(), TrackingPolicy(min_new_area=5),
+                      keyframe_stride=3, tau_contain=0.8, min_area=5, on_keyframe=[acc.on_keyframe])
+    assert calls == res.keyframes == [0, 3, 6, 9]
+    inside = acc.result(scene.scene_id)
+    alone = scene_diagnostics(scene, gt_sim, res.keyframes, tau_contain=0.8, **kw)
+    assert set(inside.rows) == set(alone.rows) == {"ceiling", "perfect_identity"}
+    for k in inside.rows:
+        np.testing.assert_array_equal(inside.rows[k].masks, alone.rows[k].masks)
+        np.testing.assert_array_equal(inside.rows[k].scores, alone.rows[k].scores)
+    assert inside.coverage == alone.coverage and inside.coverage.instances > 0
+    labels, shares = acc.lifted()["ceiling"]
+    assert labels.dtype == np.int32 and shares.dtype == np.float32 and (shares[labels < 0] == 0).all()
+
+
+def test_frames_without_gt_are_skipped(small_scene):
+    from dataclasses import replace
+
+    from gcseg.eval.diagnostics import DiagnosticsAccumulator
+
+    scene = small_scene.to_scene()
+    acc = DiagnosticsAccumulator(scene.reference().coord, min_area=1, lift=LiftSettings(min_points=20),
+                                 coverage_min_area=1)
+    frame = scene.frame(0)
+    acc.add(replace(frame, instance=None), _GtProposer()(frame), np.zeros((0, *frame.hw), bool))
+    assert acc.keyframes == 0 and acc.lifted() == {} and acc.coverage.instances == 0
+    acc.add(frame)  # GT, no proposals: the ceiling only
+    assert acc.keyframes == 1 and set(acc.lifted()) == {"ceiling"}

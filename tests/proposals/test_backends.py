@@ -63,13 +63,13 @@ def test_coverage_counts_matched_instances(frame):
 
 
 def test_gt_sim_is_seeded_and_switches_granularity(frame):
-    cfg = {"p_part": 0.5, "p_merge": 0.2, "p_drop": 0.0, "boundary_noise_px": 1.0}
+    cfg = {"p_part": 0.5, "p_merge": 0.2, "p_drop": 0.0, "boundary_noise": 0.1}
     a = build_proposer("gt_sim", cfg, seed=3)(frame)
     b = build_proposer("gt_sim", cfg, seed=3)(frame)
     assert np.array_equal(a.masks, b.masks) and np.array_equal(a.scores, b.scores)
     counts = {len(build_proposer("gt_sim", cfg, seed=s)(frame)) for s in range(12)}
     assert len(counts) >= 2  # parts / whole / merged differ between seeds
-    exact = build_proposer("gt_sim", {"p_part": 0, "p_merge": 0, "p_drop": 0, "boundary_noise_px": 0})(frame)
+    exact = build_proposer("gt_sim", {"p_part": 0, "p_merge": 0, "p_drop": 0, "boundary_noise": 0})(frame)
     assert len(exact) == 3 and np.allclose(exact.scores, 1.0)
     assert best_iou_per_instance(frame.instance, exact.masks, 1).tolist() == [1.0, 1.0, 1.0]
 
@@ -80,3 +80,55 @@ def test_gt_sim_needs_gt(frame):
         build_proposer("gt_sim", {})(f)
     with pytest.raises(ConfigError):
         build_proposer("gt_sim", {"p_part": 0.8, "p_merge": 0.5})
+
+
+def _boxes_frame(scale: int = 1) -> Frame:
+    """120x160 (x scale) frame with a 60x80 px object, a 12x12 px one and a 5x5 px one (GT only matters)."""
+    inst = np.zeros((120, 160), np.int32)
+    inst[20:80, 20:100] = 1
+    inst[30:42, 120:132] = 2
+    inst[100:105, 140:145] = 3
+    inst = np.kron(inst, np.ones((scale, scale), np.int32))
+    h, w = inst.shape
+    k = np.array([[100.0 * scale, 0, w / 2], [0, 100.0 * scale, h / 2], [0, 0, 1]])
+    return Frame(0, np.zeros((h, w, 3), np.uint8), np.ones((h, w), np.float32), k, np.eye(4), instance=inst)
+
+
+def _gt_sim_iou(frame: Frame, seeds: range, **cfg) -> dict[int, float]:
+    """Mean IoU of each GT instance's proposal with the clean mask over seeds (whole objects only)."""
+    out: dict[int, list[float]] = {}
+    opts = {"p_part": 0, "p_merge": 0, "p_drop": 0, "min_area_frac": 0.0, **cfg}
+    for s in seeds:
+        props = build_proposer("gt_sim", opts, seed=s)(frame)
+        for i, b in zip((1, 2, 3), best_iou_per_instance(frame.instance, props.masks, 1)):
+            out.setdefault(i, []).append(float(b))
+    return {i: float(np.mean(v)) for i, v in out.items()}
+
+
+def test_gt_sim_boundary_noise_is_relative_to_object_size():
+    """Every object loses about the same share of its mask, at any image size: small objects survive (a fixed
+    1.5 px offset erased them), and doubling the resolution leaves the IoUs where they were."""
+    small = _gt_sim_iou(_boxes_frame(1), range(8), boundary_noise=0.1)
+    large = _gt_sim_iou(_boxes_frame(2), range(8), boundary_noise=0.1)
+    assert all(0.7 < v < 0.98 for v in (small[1], large[1], large[2]))
+    assert small[3] > 0.7 and small[2] > 0.7  # 25 px and 144 px objects keep their shape
+    assert abs(small[1] - large[1]) < 0.05 and abs(small[2] - large[2]) < 0.1
+    # more noise, lower IoU; none = exact
+    assert _gt_sim_iou(_boxes_frame(1), range(4), boundary_noise=0.3)[1] < small[1]
+    assert _gt_sim_iou(_boxes_frame(1), range(1), boundary_noise=0.0) == {1: 1.0, 2: 1.0, 3: 1.0}
+
+
+def test_gt_sim_min_area_is_a_fraction_of_the_image():
+    opts = {"p_part": 0, "p_merge": 0, "p_drop": 0, "boundary_noise": 0, "min_area_frac": 0.002}
+    lo, hi = _boxes_frame(1), _boxes_frame(2)  # 0.002 of the image: 38 px at 160x120, 154 px at 320x240
+    assert len(build_proposer("gt_sim", opts)(lo)) == 2  # the 25 px object is too small, the 144 px one not
+    assert len(build_proposer("gt_sim", opts)(hi)) == 2  # ... and at twice the size, the same two
+
+
+def test_gt_sim_bad_options():
+    with pytest.raises(ConfigError, match="boundary_noise"):
+        build_proposer("gt_sim", {"boundary_noise": 1.5})
+    with pytest.raises(ConfigError, match="min_area_frac"):
+        build_proposer("gt_sim", {"min_area_frac": 2.0})
+    with pytest.raises(ConfigError, match="unknown gt_sim option"):
+        build_proposer("gt_sim", {"boundary_noise_px": 1.5})  # pixel offsets are gone: relative noise

@@ -31,7 +31,7 @@ def test_end_to_end_on_hand_made_frames(tmp_path: Path):
     frames = [make_frame(i, seed=i) for i in range(5)]
     out = tmp_path / "toy.h5"
     png = tmp_path / "toy.png"
-    res = run_sam_keyframes(scene_of(frames), build_proposer("gt_sim", {"boundary_noise_px": 0, "p_drop": 0,
+    res = run_sam_keyframes(scene_of(frames), build_proposer("gt_sim", {"boundary_noise": 0, "p_drop": 0,
                             "p_part": 0, "p_merge": 0}), out_h5=out, overlay_png=png, coverage_min_area=100, **KW)
     assert res.keyframes == [0, 2, 4] and not res.empty
     data, attrs = read_h5(out, schema=SCHEMA, version=1)
@@ -113,9 +113,10 @@ def test_wrong_image_size_is_an_input_error_and_writes_nothing(tmp_path: Path):
 def test_higher_tau_contain_keeps_more_masks(tmp_path: Path):
     frames = [make_frame(i, seed=i) for i in range(2)]
     kept = {}
+    at_min_area = {"min_area_frac": KW["min_area"] / (48 * 64)}  # no proposal under the filter's min_area
     for tau in (0.5, 0.8, 1.0):
-        res = run_sam_keyframes(scene_of(frames), build_proposer("classical", {}), out_h5=tmp_path / f"{tau}.h5",
-                                **{**KW, "tau_contain": tau})
+        res = run_sam_keyframes(scene_of(frames), build_proposer("classical", at_min_area),
+                                out_h5=tmp_path / f"{tau}.h5", **{**KW, "tau_contain": tau})
         kept[tau] = [s.kept for s in res.stats]
     assert all(a <= b <= c for a, b, c in zip(kept[0.5], kept[0.8], kept[1.0]))
     assert kept[1.0] == [s.proposals for s in res.stats]  # tau 1: nothing is "more than" fully contained

@@ -28,7 +28,7 @@ def test_read_back_and_lift_gt(synth_root):
     ref = scene.reference()
     assert ref.instance is not None and ref.segment is not None and ref.color is not None
     for voxel in (None, 0.01):
-        acc = VoteAccumulator(ref.coord, max_dist=0.05, voxel=voxel)
+        acc = VoteAccumulator(ref.coord, max_dist=0.05, voxel=voxel, association="pixel")
         for fr in scene.frames():
             assert fr.instance is not None and fr.part is not None
             acc.add(fr, fr.instance)

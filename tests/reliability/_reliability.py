@@ -40,9 +40,10 @@ def tiny_params() -> dict[str, Any]:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["synth"].update(SYNTH)
     p["data"] = {"source": "synth", "root": "data/scenes"}
-    p["sam_keyframes"].update(keyframe_stride=2, min_area=10, min_points=10, coverage_min_area=20, coverage_val=False,
-                              split="all")
-    p["sam2_track"].update(keyframe_stride=2, min_new_area=10, split="all",
+    # pixel areas at 64x48 (3,072 px): 10 px masks and new objects, 20 px GT for coverage
+    p["sam_keyframes"].update(keyframe_stride=2, min_area_frac=0.0033, min_points=10, coverage_min_area_frac=0.0065,
+                              coverage_val=False, split="all")
+    p["sam2_track"].update(keyframe_stride=2, min_new_area_frac=0.0033, split="all",
                            lift={**p["sam2_track"]["lift"], "min_points": 10})
     p["model"] = copy.deepcopy(TINY_MODEL)
     for k in ("stage1_train", "stage2_train", "stage3_train"):

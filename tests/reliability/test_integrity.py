@@ -41,6 +41,14 @@ def h5_other_stage(rel: str, other: str, project: Path) -> Callable[[Path], None
     return go
 
 
+def h5_delete(rel: str, key: str) -> Callable[[Path], None]:
+    """Remove one dataset of an artifact (schema header intact: a broken file of the right version)."""
+    def go(d: Path) -> None:
+        with h5py.File(d / rel, "r+") as f:
+            del f[key]
+    return go
+
+
 def ckpt_stale(rel: str) -> Callable[[Path], None]:
     def go(d: Path) -> None:
         ck = torch.load(d / rel, map_location="cpu", weights_only=False)
@@ -72,6 +80,8 @@ def cases(project: Path) -> dict[str, tuple[str, str, Callable[[Path], None]]]:
         "full_scene_pseudolabel/stale_model": ("full_scene_pseudolabel", m2, ckpt_stale(m2)),
         "full_scene_pseudolabel/foreign_model": ("full_scene_pseudolabel", m2, ckpt_foreign(m2)),
         "eval/stale_tracks": ("eval", val_tr, h5_attr(val_tr, "schema_version", 0)),
+        "eval/tracks_before_vote_shares": ("eval", val_tr, h5_attr(val_tr, "schema_version", 1)),
+        "eval/diagnostics_without_shares": ("eval", val_tr, h5_delete(val_tr, "diagnostics/ceiling/share")),
         "eval/other_stage_tracks": ("eval", val_tr, h5_other_stage(val_tr, "data/sam_keyframes/synth_001.h5", project)),
         "eval/stale_model": ("eval", m3, ckpt_stale(m3)),
     }
@@ -92,7 +102,7 @@ def test_stale_or_foreign_artifact_is_rejected(case_id: str, project: Path, tmp_
     before = snapshot(d)
     r = run_stage(stage, "--params", pf, *stage_args(stage, d), cwd=d)
     msg = assert_user_error(r, rel, d, before)
-    assert "schema" in msg or "not a gcseg" in msg, msg
+    assert "schema" in msg or "not a gcseg" in msg or "lacks" in msg, msg  # lacks: a dataset of its version
 
 
 @pytest.mark.slow

@@ -43,6 +43,13 @@ def test_report_with_every_input(built):
     for row, ap in (("lift_only", "21.0"), ("stage1", "12.0"), ("stage2", "19.0"), ("stage3", "<b>24.0</b>")):
         assert re.search(rf'<tr data-row="{row}">.*?{re.escape(ap)}', html), row
     assert "tau_iou" in html and "# fixture params" in html  # the run's params
+    # the diagnostics block is not an ablation row: its own table, each row with its source, and the coverage
+    assert '<tr data-row="diagnostics">' not in html
+    diag = html[html.index('<table class="ablation diagnostics">'):]
+    for row, ap in (("ceiling", "50.0"), ("perfect_identity", "10.0"), ("no_policy", "0.0")):
+        assert re.search(rf'<tr data-row="{row}">.*?<td>{ap}</td>.*?{row} source', diag), row
+    assert "80.0 % of 40 GT instances before containment, 55.0 % after" in diag
+    assert "diagnostic note" not in html  # the Markdown's diagnostics part is not repeated as a note
     figs = figures_of(html)
     views = [k for k in figs if k.startswith("fig-scene")]
     assert {"fig-curves-pr", "fig-curves-train", "fig-sweep-00"} <= set(figs)
@@ -211,3 +218,12 @@ def test_report_of_an_unlabelled_y_up_scan(project, make_inputs, tmp_path):
     assert "GT-free statistics per stage" in html
     names = sorted(p.name for p in (tmp_path / "png").iterdir())
     assert "ablation.png" not in names and "scene_capture_labels.png" in names
+
+
+def test_diagnostics_html_without_diagnostics(tmp_path):
+    from gcseg.report.tables import diagnostics_html, load_diagnostics, load_eval
+
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"stage1": {"AP": 0.1, "AP50": 0.2, "AP25": 0.3, "masks_per_scene": 2.0}}))
+    assert load_diagnostics(path) == {} and list(load_eval(path)) == ["stage1"]
+    assert "No diagnostics in metrics/eval.json" in diagnostics_html({})

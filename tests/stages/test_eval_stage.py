@@ -43,8 +43,7 @@ def dataset(tmp_path_factory) -> dict[str, Path]:
 
 
 def _params(tmp_path: Path, **eval_overrides) -> Path:
-    ev = {"gt_classes": "synthetic", "min_region_size": 100, "use_scores": True, "split": "val",
-          "lift_only": {"max_dist": 0.05, "voxel": 0.01}}
+    ev = {"gt_classes": "synthetic", "min_region_size": 100, "use_scores": True, "split": "val"}
     ev.update(eval_overrides)
     p = {"seed": 0, "tau_iou": 0.7, "data": {"source": "synth", "root": "unused"}, "eval": ev, "other": {"x": 1}}
     path = tmp_path / "params.yaml"
@@ -76,7 +75,8 @@ def test_writes_four_rows_table_and_pr_csvs(tmp_path, dataset):
     r = _run(_params(tmp_path), dataset, out)
     assert r.exit_code == 0, r.output
     m = json.loads((out / "eval.json").read_text())
-    assert list(m) == ["lift_only", "stage1", "stage2", "stage3"]  # sorted keys
+    assert list(m) == ["diagnostics", "lift_only", "stage1", "stage2", "stage3"]  # sorted keys
+    assert m["diagnostics"] == {"note": m["diagnostics"]["note"]}  # these artifacts carry no diagnostics
     assert m["lift_only"] == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0, "masks_per_scene": 2.0}  # perfect tracks
     for row in ("stage1", "stage2", "stage3"):
         assert set(m[row]) == {"AP", "AP50", "AP25", "masks_per_scene"}
@@ -85,7 +85,7 @@ def test_writes_four_rows_table_and_pr_csvs(tmp_path, dataset):
     table = (out / "eval" / "ablation.md").read_text()
     assert "| Stage 1 + 2 + 3 |" in table and "2 val scene(s)" in table
     assert table.strip() in r.output  # printed to stdout
-    for row in m:
+    for row in ("lift_only", "stage1", "stage2", "stage3"):
         lines = (out / "eval" / "pr" / f"{row}.csv").read_text().splitlines()
         assert lines[0] == "recall,precision" and len(lines) >= 2
     # deterministic bytes
@@ -131,11 +131,86 @@ def test_stale_tracks_rejected(tmp_path, dataset):
 
     coord, color = d.reference_points()
     write_point_samples(tracks / "scene_b.h5", {"scene": {"coord": coord[:-5], "color": color[:-5],
-                                                          "instance": labels}},
+                                                          "instance": labels, "share": np.ones(len(labels))}},
                         schema="gcseg.sam2_track", scene_id="scene_b",
                         extra={"id_maps": d.perfect_id_maps(1), "frames": np.zeros(1, np.int32)})
     r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, tmp_path / "metrics")
     assert r.exit_code == 2 and "another reference cloud" in r.output
+
+
+def test_old_or_shareless_track_artifacts_are_named(tmp_path, dataset):
+    """A version-1 artifact (before vote shares were stored) is stale; a version-2 one without shares or with
+    shares outside [0, 1] is corrupt: both stop eval with the file and the fix, writing nothing."""
+    import shutil
+
+    from gcseg.io.h5 import write_h5
+
+    d = _data()
+    coord, color = d.reference_points()
+    labels = d.perfect_id_maps(1)[0].reshape(-1).astype(np.int32)
+    cases = [
+        (lambda p: write_h5(p, {"samples": {"scene": {"coord": coord, "color": color, "instance": labels}}},
+                            schema="gcseg.sam2_track", version=1, attrs={"scene_id": "scene_b"}),
+         "schema version 1"),
+        (lambda p: d.write_tracks(p, "scene_b", d.perfect_id_maps(1), shares=np.full(len(labels), 2.0)),
+         "vote shares outside [0, 1]"),
+    ]
+    for k, (write, message) in enumerate(cases):
+        tracks = tmp_path / f"tracks{k}"
+        shutil.copytree(dataset["tracks"], tracks)
+        write(tracks / "scene_b.h5")
+        out = tmp_path / f"metrics{k}"
+        r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, out)
+        assert r.exit_code == 2 and message in r.output and "scene_b.h5" in r.output and "sam2_track" in r.output
+        assert not (out / "eval.json").exists()
+
+
+def _lifted(labels: np.ndarray, share: float) -> dict[str, np.ndarray]:
+    return {"instance": labels.astype(np.int32), "share": np.where(labels >= 0, share, 0).astype(np.float32)}
+
+
+def test_diagnostics_block_table_and_sources(tmp_path, dataset):
+    """sam2_track's diagnostics of each val scene are scored apart from the ablation rows: metrics/eval.json's
+    "diagnostics" block and the Markdown's diagnostics / no-policy tables, every row naming its source."""
+    import shutil
+
+    d = _data()
+    perfect = d.perfect_id_maps(1)[0].reshape(-1).astype(np.int32)
+    perfect[perfect == 0] = -1
+    merged = np.where(perfect == 7, 3, perfect)  # no policy: both objects under one id
+    settings = {"proposer": "classical", "propagator": "reprojection", "keyframe_stride": 5, "tau_contain": 0.8,
+                "min_area_px": 20, "coverage_min_area_px": 77, "coverage_iou": 0.5, "match_iou": 0.5,
+                "height": d.H, "width": d.W, "keyframes_with_gt": 2}
+    tracks = tmp_path / "tracks"
+    shutil.copytree(dataset["tracks"], tracks)
+    for sid, hits in (("scene_b", (4, 3, 2)), ("scene_c", (4, 4, 1))):
+        diag = {"ceiling": _lifted(perfect, 1.0), "perfect_identity": _lifted(perfect, 0.8),
+                "no_policy": _lifted(merged, 0.6),
+                "coverage": dict(zip(("gt_instances", "hits_proposals", "hits_kept"), hits)), "settings": settings}
+        d.write_tracks(tracks / f"{sid}.h5", sid, d.perfect_id_maps(2), diagnostics=diag)
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, out)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "eval.json").read_text())
+    assert list(m) == ["diagnostics", "lift_only", "stage1", "stage2", "stage3"]  # diagnostics are not a row
+    diag = m["diagnostics"]
+    assert {k: diag["ceiling"][k] for k in ("AP", "AP50", "AP25", "scenes")} == {
+        "AP": 1.0, "AP50": 1.0, "AP25": 1.0, "scenes": 2}
+    assert diag["perfect_identity"]["AP50"] == 1.0 and diag["no_policy"]["AP50"] == 0.5
+    assert diag["coverage"] == {"gt_instances": 8, "before_containment": 0.875, "after_containment": 0.375,
+                                "scenes": 2, "source": diag["coverage"]["source"]}
+    assert "uses GT" in diag["ceiling"]["source"] and "under 20 px" in diag["ceiling"]["source"]
+    assert "classical proposals" in diag["perfect_identity"]["source"]
+    assert "no GT" in diag["no_policy"]["source"] and "reprojection propagation" in diag["no_policy"]["source"]
+    assert ">= 77 px" in diag["coverage"]["source"]
+    table = (out / "eval" / "ablation.md").read_text()
+    head, rest = table.split("## Diagnostics (use GT; not methods)")
+    assert "| Stage 1 + 2 + 3 |" in head and "Ceiling" not in head
+    diag_part, policy_part = rest.split("## Tracking without the policy")
+    assert "| Ceiling: GT 2D masks on the keyframes, lifted | 100.0 | 100.0 | 100.0 | 2.0 | 2 |" in diag_part
+    assert "87.5 % of 8 GT instances before containment, 37.5 % after" in diag_part
+    assert "| Tracking without the policy, lifted |" in policy_part and "50.0" in policy_part
+    assert not any(p.stem in ("ceiling", "no_policy") for p in (out / "eval" / "pr").iterdir())  # not in dvc plots
 
 
 def test_bad_gt_classes_is_a_config_error(tmp_path, dataset):

@@ -30,7 +30,7 @@ def scenes(tmp_path_factory) -> Path:
 def params_file(tmp_path: Path, **section) -> Path:
     repo = yaml.safe_load((ROOT / "params.yaml").read_text())
     sk = repo["sam_keyframes"]
-    sk.update({"keyframe_stride": 2, "min_points": 30, "coverage_min_area": 200, **section})
+    sk.update({"keyframe_stride": 2, "min_points": 30, "coverage_min_area_frac": 0.042, **section})  # 200 px at 80x60
     p = {"seed": 0, "tau_contain": repo["tau_contain"], "data": {"source": "synth", "root": "unused"},
          "sam_keyframes": sk, "unrelated": {"x": 1}}
     path = tmp_path / "params.yaml"
@@ -115,7 +115,7 @@ def test_bad_params_are_one_line_errors(scenes: Path, tmp_path: Path, section, m
 
 def test_sam_backend_random_weights_end_to_end(scenes: Path, tmp_path: Path):
     """The real SAM AMG path through the stage, with a small random model (masks carry no meaning)."""
-    params = params_file(tmp_path, backend="sam", keyframe_stride=5, min_points=1, min_area=0, split="all",
+    params = params_file(tmp_path, backend="sam", keyframe_stride=5, min_points=1, min_area_frac=0, split="all",
                          sam={"checkpoint": "random-init-for-tests", "points_per_side": 4, "pred_iou_thresh": 0.0,
                               "stability_score_thresh": 0.0, "device": "cpu", "test_img_size": 128})
     res = invoke(params, scenes, tmp_path)

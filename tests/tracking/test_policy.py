@@ -7,7 +7,8 @@ import pytest
 
 from gcseg.errors import ConfigError
 from gcseg.proposals.base import Proposals
-from gcseg.tracking.policy import ObjectState, TrackingPolicy, mask_iou
+from gcseg.masks import mask_iou
+from gcseg.tracking.policy import ObjectState, TrackingPolicy, mask_evidence
 
 H, W = 20, 30
 A, D, T = ObjectState.ACTIVE, ObjectState.DORMANT, ObjectState.TERMINATED
@@ -28,6 +29,9 @@ def props(*masks: np.ndarray) -> Proposals:
 LEFT, RIGHT = box(2, 10, 2, 10), box(2, 10, 15, 23)
 
 
+EMPTY = np.zeros((H, W), bool)
+
+
 def test_birth_match_dormant_reactivate_terminate():
     pol = TrackingPolicy(tau_iou=0.5, tau_dorm=2)
     s = pol.step(0, {}, props(LEFT, RIGHT))
@@ -36,33 +40,148 @@ def test_birth_match_dormant_reactivate_terminate():
     s = pol.step(5, {1: LEFT, 2: RIGHT}, props(box(2, 10, 3, 11), RIGHT))
     assert s.matches == {1: 0, 2: 1} and s.transitions == [] and s.new == {}
     assert np.array_equal(s.condition[1], box(2, 10, 3, 11))
-    # object 2 unmatched -> DORMANT on the first miss; its mask is not emitted
-    s = pol.step(10, {1: LEFT, 2: RIGHT}, props(LEFT))
+    # object 2 not visible (empty propagated mask) -> DORMANT on the first miss; its mask is not emitted
+    s = pol.step(10, {1: LEFT, 2: EMPTY}, props(LEFT))
     assert s.transitions == [(2, A, D)] and pol.tracks[2].miss == 1 and set(s.masks) == {1}
-    # second miss: still DORMANT (miss 2 <= tau_dorm)
-    s = pol.step(15, {1: LEFT, 2: np.zeros((H, W), bool)}, props(LEFT))
+    # second miss (absent from the propagated masks altogether): still DORMANT (miss 2 <= tau_dorm)
+    s = pol.step(15, {1: LEFT}, props(LEFT))
     assert s.transitions == [] and pol.tracks[2].state is D and pol.tracks[2].miss == 2
     # matched again -> DORMANT -> ACTIVE, miss reset
     s = pol.step(20, {1: LEFT, 2: RIGHT}, props(LEFT, RIGHT))
     assert s.transitions == [(2, D, A)] and pol.tracks[2].miss == 0 and set(s.masks) == {1, 2}
-    # three misses in a row -> TERMINATED at miss 3 > tau_dorm 2, removed from the propagator
+    # three keyframes not visible -> TERMINATED at miss 3 > tau_dorm 2, removed from the propagator
     for t, expect in [(25, (2, A, D)), (30, None), (35, (2, D, T))]:
-        s = pol.step(t, {1: LEFT, 2: RIGHT}, props(LEFT))
+        s = pol.step(t, {1: LEFT, 2: EMPTY}, props(LEFT))
         assert s.transitions == ([] if expect is None else [expect])
     assert s.remove == [2] and pol.tracks[2].state is T and pol.tracks[2].ended_at == 35
     assert pol.live_ids() == [1]
 
 
-def test_terminated_never_returns_and_ids_never_reused():
+def test_visible_object_seen_at_another_granularity_stays_active():
+    """A visible object that no proposal matches at IoU > tau_iou but that the proposals show as parts, inside a
+    union, or as a noisy near-match keeps its id, state and granularity (it is held), however long that lasts."""
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=1)
+    pol.step(0, {}, props(LEFT, RIGHT))
+    halves = props(box(2, 6, 2, 10), box(6, 10, 2, 10), RIGHT)  # LEFT as two parts, IoU 0.5 each
+    union = props(box(2, 10, 2, 23))  # LEFT + RIGHT + the gap: a union (5 of 21 columns uncovered)
+    shifted = props(box(2, 10, 4, 12), box(2, 10, 17, 25))  # both shifted by 2 px: IoU 0.6 < 0.7
+    for t, p in enumerate([halves, union, shifted, halves, union, props()], start=1):
+        s = pol.step(t, {1: LEFT, 2: RIGHT}, p)
+        assert s.new == {} and s.transitions == [] and s.remove == []
+        assert set(s.masks) == {1, 2} and np.array_equal(s.masks[1], LEFT)  # the propagated mask, as is
+        assert 1 in s.held and 1 not in s.condition  # not re-conditioned with another granularity
+        assert set(s.rejected.values()) <= {"part_or_union"}
+    assert s.held == {1: 0.0, 2: 0.0}  # no proposals: held on the propagator's evidence alone (support 0)
+    assert all(t.state is A and t.miss == 0 for t in pol.tracks.values())
+
+
+def test_contradicted_object_ages_and_its_crossing_proposal_is_born():
+    """Proposals that cut a visible object through its middle (each takes a minority of it and lies mostly
+    elsewhere) are evidence of absence: it takes a miss."""
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=0, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    cross_a, cross_b = box(2, 20, 0, 6), box(2, 20, 6, 14)  # each holds half of LEFT, lies 70-80 % outside it
+    s = pol.step(1, {1: LEFT}, props(cross_a, cross_b))
+    assert s.contradicted == [1] and s.transitions == [(1, A, T)] and s.remove == [1] and s.held == {}
+    assert sorted(s.new.values()) == [0, 1]  # both are > 50 % uncovered: new objects
+    # one crossing proposal claims only half of it (not more than contradict_min): still held
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=0, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    s = pol.step(1, {1: LEFT}, props(cross_a))
+    assert s.contradicted == [] and 1 in s.held
+
+
+def test_dormant_object_visible_again_is_reactivated_without_a_match():
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=3)
+    pol.step(0, {}, props(LEFT))
+    s = pol.step(1, {1: EMPTY}, props())  # occluded
+    assert s.transitions == [(1, A, D)]
+    s = pol.step(2, {1: LEFT}, props(box(2, 6, 2, 10)))  # revealed, proposed as a part only
+    assert s.transitions == [(1, D, A)] and 1 in s.held and np.array_equal(s.masks[1], LEFT)
+
+
+def test_reidentification_by_iou_revives_a_terminated_object():
+    pol = TrackingPolicy(tau_iou=0.5, tau_dorm=0)
+    pol.step(0, {}, props(LEFT, RIGHT))
+    s = pol.step(1, {1: EMPTY, 2: RIGHT}, props(RIGHT))  # object 1 leaves the view: TERMINATED at once
+    assert s.remove == [1] and pol.reid_ids({2: RIGHT}) == [1]
+    back = box(2, 10, 3, 11)  # it comes back, proposed slightly shifted (IoU 7/9 with its re-ID mask)
+    s = pol.step(2, {2: RIGHT}, props(back, RIGHT), candidates={1: LEFT})
+    assert s.revived == {1: 0} and s.new == {} and (1, T, A) in s.transitions
+    assert np.array_equal(s.condition[1], back) and set(s.masks) == {1, 2}
+    assert pol.tracks[1].revivals == 1 and pol.tracks[1].ended_at is None and pol.tracks[1].state is A
+    # without a re-identification mask it would have been a new object with a new id
+    pol2 = TrackingPolicy(tau_iou=0.5, tau_dorm=0)
+    pol2.step(0, {}, props(LEFT, RIGHT))
+    pol2.step(1, {1: EMPTY, 2: RIGHT}, props(RIGHT))
+    s = pol2.step(2, {2: RIGHT}, props(back, RIGHT))
+    assert s.new == {3: 0} and pol2.tracks[1].state is T
+
+
+def test_reidentification_by_support_keeps_the_old_granularity():
+    """A returning object proposed only as parts is recognised from its re-ID mask (supported, not contradicted):
+    same id, its own granularity (the parts spawn nothing)."""
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=0, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    pol.step(1, {1: EMPTY}, props())
+    s = pol.step(2, {}, props(box(2, 6, 2, 10), box(6, 10, 2, 10)), candidates={1: LEFT})
+    assert s.revived == {1: None} and s.new == {} and s.rejected == {0: "part_or_union", 1: "part_or_union"}
+    assert np.array_equal(s.masks[1], LEFT) and np.array_equal(s.condition[1], LEFT)
+    # an unsupported re-ID mask (nothing proposed there) does not revive it
+    pol = TrackingPolicy(tau_iou=0.7, tau_dorm=0, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    pol.step(1, {1: EMPTY}, props())
+    s = pol.step(2, {}, props(RIGHT), candidates={1: LEFT})
+    assert s.revived == {} and s.new == {2: 0} and pol.tracks[1].state is T
+
+
+def test_reidentification_never_puts_two_ids_on_one_surface():
+    pol = TrackingPolicy(tau_iou=0.5, tau_dorm=0, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    pol.step(1, {1: EMPTY}, props())  # 1 TERMINATED
+    pol.step(2, {}, props(RIGHT))  # 2 born elsewhere
+    # 1's re-ID mask falls on 2's surface (as after a wrong reprojection): 2 keeps it, 1 stays TERMINATED
+    s = pol.step(3, {2: RIGHT}, props(RIGHT), candidates={1: RIGHT})
+    assert s.matches == {2: 0} and s.revived == {} and pol.tracks[1].state is T
+
+
+def test_reid_off_and_reid_ids():
+    pol = TrackingPolicy(tau_iou=0.5, tau_dorm=0, reid=False)
+    pol.step(0, {}, props(LEFT))
+    pol.step(1, {1: EMPTY}, props())
+    assert pol.reid_ids({}) == []
+    s = pol.step(2, {}, props(LEFT), candidates={1: LEFT})
+    assert s.revived == {} and s.new == {2: 0}
+    pol = TrackingPolicy(tau_iou=0.5, tau_dorm=3)
+    pol.step(0, {}, props(LEFT, RIGHT))
+    assert pol.reid_ids({1: LEFT, 2: EMPTY}) == [2]  # invisible live objects can be re-identified too
+    with pytest.raises(ValueError, match="unknown object"):
+        pol.step(1, {1: LEFT}, props(), candidates={9: LEFT})
+
+
+def test_terminated_stays_terminated_without_reid_masks_and_ids_never_reused():
     pol = TrackingPolicy(tau_iou=0.5, tau_dorm=0)
     pol.step(0, {}, props(LEFT))
-    s = pol.step(1, {1: LEFT}, props())  # tau_dorm 0: straight to TERMINATED on the first miss
+    s = pol.step(1, {1: EMPTY}, props())  # tau_dorm 0: straight to TERMINATED on the first miss
     assert s.transitions == [(1, A, T)] and s.remove == [1]
-    # the same object shows up again: it is a NEW object with a new id, never id 1
+    # the same object shows up again with no re-ID mask: a NEW object with a new id, never id 1
     s = pol.step(2, {}, props(LEFT))
     assert s.new == {2: 0} and pol.tracks[1].state is T
     with pytest.raises(ValueError, match="terminated"):
         pol.step(3, {1: LEFT}, props(LEFT))
+
+
+def test_mask_evidence_support_and_conflict():
+    m = np.stack([LEFT])
+    part = box(2, 6, 2, 10)  # top half: lies on LEFT -> compatible
+    union = box(0, 12, 0, 25)  # holds all of LEFT -> compatible
+    bleed = box(0, 20, 9, 14)  # a neighbour's proposal: 8 px of LEFT, mostly elsewhere -> crossing
+    sup, con = mask_evidence(m, np.stack([part, bleed]), 0.5)
+    assert sup[0] == 0.5 and con[0] == pytest.approx(4 / 64)  # bleed pixels also in `part` count as support
+    sup, con = mask_evidence(m, np.stack([union]), 0.5)
+    assert sup[0] == 1.0 and con[0] == 0.0
+    sup, con = mask_evidence(m, np.zeros((0, H, W), bool), 0.5)
+    assert sup[0] == 0.0 and con[0] == 0.0
 
 
 def test_hungarian_assignment_and_threshold():
@@ -99,18 +218,18 @@ def test_union_of_two_tracked_objects_never_spawns():
     union = box(2, 10, 2, 23)  # both objects + the gap between them (5 of 21 columns uncovered)
     s = pol.step(1, {1: LEFT, 2: RIGHT}, props(union))
     assert s.new == {} and s.rejected == {0: "part_or_union"}
-    assert {t for t, a, b in s.transitions} == {1, 2}  # both missed (the union matches neither)
+    assert s.transitions == [] and set(s.held) == {1, 2}  # matched by neither, but both seen inside it
 
 
 def test_dormant_masks_also_cover_and_new_mask_is_uncovered_part():
     pol = TrackingPolicy(tau_iou=0.7, min_new_area=4)
     pol.step(0, {}, props(LEFT))
-    pol.step(1, {1: LEFT}, props())  # DORMANT, but SAM2 still sees it
+    pol.step(1, {1: EMPTY}, props())  # DORMANT
     bigger = box(2, 10, 2, 24)  # LEFT + 14 new columns: 64 % uncovered -> a new object
-    s = pol.step(2, {1: LEFT}, props(bigger))
-    assert s.new == {2: 0}
+    s = pol.step(2, {1: LEFT}, props(bigger))  # visible again: it covers, and is seen inside `bigger`
+    assert s.new == {2: 0} and s.transitions == [(1, D, A)]
     assert np.array_equal(s.condition[2], bigger & ~LEFT)  # only the uncovered part
-    assert s.masks.keys() == {2}
+    assert s.masks.keys() == {1, 2}
 
 
 def test_gate_thresholds_and_min_area():
@@ -139,6 +258,8 @@ def test_bad_inputs():
         TrackingPolicy(tau_iou=1.5)
     with pytest.raises(ConfigError):
         TrackingPolicy(tau_dorm=-1)
+    with pytest.raises(ConfigError, match="contradict_min"):
+        TrackingPolicy(contradict_min=1.0)
     pol = TrackingPolicy()
     pol.step(3, {}, props(LEFT))
     with pytest.raises(ValueError, match="increase"):
@@ -155,12 +276,15 @@ def test_mask_iou():
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_random_sequences_invariants(seed):
-    """Properties over random scripts: ids never reused, TERMINATED never returns, only ACTIVE masks emitted,
-    parts and unions of tracked masks never spawn."""
+@pytest.mark.parametrize("reid", [False, True])
+def test_random_sequences_invariants(seed, reid):
+    """Properties over random scripts: ids never reused, a TERMINATED object comes back only by
+    re-identification (never without re-ID masks), only ACTIVE masks emitted, parts and unions of tracked masks
+    never spawn, a visible object without proposals is never aged."""
     rng = np.random.default_rng(seed)
-    pol = TrackingPolicy(tau_iou=0.6, tau_dorm=int(rng.integers(0, 3)), min_new_area=3)
+    pol = TrackingPolicy(tau_iou=0.6, tau_dorm=int(rng.integers(0, 3)), min_new_area=3, reid=reid)
     ever, terminated = set(), set()
+    last: dict[int, np.ndarray] = {}  # last evidence mask of every object: the re-ID masks of this script
     for t in range(25):
         live = pol.live_ids()
         propagated = {i: pol.tracks[i].mask if rng.random() < 0.7 else np.zeros((H, W), bool) for i in live}
@@ -178,32 +302,59 @@ def test_random_sequences_invariants(seed):
             traps.append(part)
         if len(visible) >= 2:
             traps.append(visible[0] | visible[1])
-        s = pol.step(t, propagated, props(*(masks + traps)))
+        cands = {i: last[i] for i in pol.reid_ids(propagated) if i in last and rng.random() < 0.5}
+        s = pol.step(t, propagated, props(*(masks + traps)), candidates=cands)
         trap_idx = set(range(len(masks), len(masks) + len(traps)))
         assert not trap_idx & set(s.new.values()), "a part/union of tracked objects spawned an object"
         assert not set(s.new) & ever, "an id was reused"
         ever |= set(s.new)
-        assert not terminated & set(pol.live_ids()), "a TERMINATED object came back"
-        terminated |= {i for i, tr in pol.tracks.items() if tr.state is T}
+        back = terminated & set(pol.live_ids())
+        assert back <= set(s.revived), "a TERMINATED object came back without re-identification"
+        assert reid or not back
+        assert set(s.revived) <= set(cands)
+        terminated = (terminated - back) | {i for i, tr in pol.tracks.items() if tr.state is T}
         assert set(s.masks) == set(pol.active_ids())
         assert all(pol.tracks[i].state is A for i in s.masks)
         assert set(s.remove) <= terminated
+        if not masks and not traps:  # nothing proposed: visible objects are held, never aged
+            assert all(pol.tracks[i].state is A for i, m in propagated.items() if m.any())
+        last.update({i: m for i, m in s.masks.items()})
 
 
 def test_known_mask_lets_an_object_grow_onto_new_surface():
     """Reprojection only knows surface seen before: a proposal that extends a tracked object onto newly
-    visible pixels matches on the known part and re-conditions the object with the larger mask."""
+    visible pixels matches on the known part; only its newly visible pixels are added to the object (the
+    propagated mask stays the evidence on seen surface, so proposal noise never accumulates)."""
     grown = box(2, 10, 2, 18)  # LEFT plus 8 newly visible columns: plain IoU 0.5
     known = np.zeros((H, W), bool)
     known[:, :10] = True
     plain = TrackingPolicy(tau_iou=0.7)
     plain.step(0, {}, props(LEFT))
     s = plain.step(1, {1: LEFT}, props(grown))
-    assert s.matches == {} and s.rejected == {0: "part_or_union"}
+    assert s.matches == {} and s.rejected == {0: "part_or_union"} and 1 in s.held
     pol = TrackingPolicy(tau_iou=0.7)
     pol.step(0, {}, props(LEFT))
-    s = pol.step(1, {1: LEFT}, props(grown), known)
-    assert s.matches == {1: 0} and np.array_equal(s.condition[1], grown)
+    noisy = grown | box(10, 11, 2, 10)  # plus one row of boundary noise on seen surface
+    s = pol.step(1, {1: LEFT}, props(noisy), known)
+    assert s.matches == {1: 0} and s.condition == {}
+    assert np.array_equal(s.grow[1], grown & ~LEFT) and np.array_equal(s.masks[1], grown)
+
+
+def test_held_object_grows_but_never_absorbs_an_entering_object():
+    known = np.zeros((H, W), bool)
+    known[:, :10] = True
+    pol = TrackingPolicy(tau_iou=0.7, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    top = box(2, 6, 2, 14)  # LEFT's top half continuing onto 4 unseen columns: a part of it, IoU 0.4
+    s = pol.step(1, {1: LEFT}, props(top), known)
+    assert s.matches == {} and 1 in s.held and np.array_equal(s.grow[1], box(2, 6, 10, 14))
+    assert s.new == {} and np.array_equal(s.masks[1], LEFT | box(2, 6, 10, 14))
+    # an object entering the view that touches LEFT with one seen column is not LEFT's new surface
+    pol = TrackingPolicy(tau_iou=0.7, min_new_area=10)
+    pol.step(0, {}, props(LEFT))
+    entering = box(2, 10, 9, 25)
+    s = pol.step(1, {1: LEFT}, props(entering), known)
+    assert s.grow == {} and s.new == {2: 0} and np.array_equal(s.masks[1], LEFT)
 
 
 def test_recondition_iou_keeps_the_propagated_mask_for_weak_matches():

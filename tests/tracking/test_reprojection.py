@@ -162,3 +162,52 @@ def test_known_mask_is_the_seen_surface():
     assert (known[seen]).mean() > 0.95
     unseen = ndimage.binary_erosion(out_of_view(frames[0], frames[4]), iterations=3, border_value=1)
     assert not known[unseen].any()
+
+
+def test_removed_objects_are_archived_and_rendered_for_reidentification():
+    frames = list(make_scene(5).frames())
+    prop = ReprojectionPropagator()
+    prop.condition(frames[0], gt_masks(frames[0]))
+    (held,) = list(prop.propagate([frames[0], frames[4]]))
+    prop.remove([3])
+    assert 3 not in prop.held_ids()
+    cand = prop.candidates(frames[4], [2, 3, 9])
+    assert set(cand) == {3}  # held objects come from propagate(); unknown ids have no model
+    # the archived (1 cm) model renders as the held (5 mm) one did, on the object
+    inter = (cand[3] & held[3]).sum()
+    assert inter / (cand[3] | held[3]).sum() > 0.8
+    assert (cand[3] & (frames[4].instance == 3)).sum() > 0.8 * cand[3].sum()
+    # conditioning a revived object brings its archived model back into propagation
+    prop.condition(frames[4], {3: frames[4].instance == 3})
+    assert 3 in prop.held_ids() and prop.candidates(frames[4], [3]) == {}
+    (out,) = list(prop.propagate([frames[4], frames[4]]))
+    assert (out[3] & (frames[4].instance == 3)).sum() > 0.95 * (frames[4].instance == 3).sum()
+    prop.reset()
+    assert prop.candidates(frames[4], [3]) == {}
+
+
+def test_extend_adds_newly_visible_surface_whatever_accumulate():
+    frames = list(make_scene(5).frames())
+    prop = ReprojectionPropagator(accumulate=False)
+    half = (frames[0].instance == 4) & (np.arange(64)[None, :] < np.median(np.nonzero(frames[0].instance == 4)[1]))
+    prop.condition(frames[0], {4: half})
+    (before,) = list(prop.propagate([frames[0], frames[0]]))
+    prop.extend(frames[0], {4: (frames[0].instance == 4) & ~half, 9: half})  # 9 is not held: ignored
+    (after,) = list(prop.propagate([frames[0], frames[0]]))
+    assert prop.held_ids() == [4]
+    assert after[4].sum() > before[4].sum() + 0.3 * (frames[0].instance == 4).sum()
+
+
+def test_carried_masks_follow_the_camera_and_keep_the_last_mask_only():
+    from gcseg.tracking.reprojection import CarriedMasks
+
+    frames = list(make_scene(5).frames())
+    carry = CarriedMasks()
+    carry.update(frames[0], {2: frames[0].instance == 2, 3: frames[0].instance == 3})
+    carry.update(frames[1], {3: frames[1].instance == 4})  # replaced, not accumulated
+    out = carry.render(frames[4], [2, 3])
+    for oid, g in ((2, 2), (3, 4)):
+        truth = frames[4].instance == g
+        assert (out[oid] & truth).sum() > 0.7 * truth.sum() and (out[oid] & ~truth).sum() < 0.3 * out[oid].sum()
+    carry.reset()
+    assert carry.render(frames[4], [2]) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -25,9 +26,11 @@ def scenes(tmp_path_factory) -> Path:
 
 def params_file(tmp_path: Path, **track) -> Path:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area": 10, "split": "all", "lift": {"min_points": 10}})
-    p["sam_keyframes"].update({"backend": "gt_sim", "min_area": 10})
-    p["sam_keyframes"]["gt_sim"].update({"boundary_noise_px": 0.3, "p_part": 0.3, "p_merge": 0.2})
+    # pixel areas at 64x48 (3,072 px): 10 px masks and new objects
+    p["sam2_track"].update({"keyframe_stride": 2, "min_new_area_frac": 0.0033, "split": "all",
+                            "lift": {"min_points": 10}})
+    p["sam_keyframes"].update({"backend": "gt_sim", "min_area_frac": 0.0033})
+    p["sam_keyframes"]["gt_sim"].update({"boundary_noise": 0.05, "p_part": 0.3, "p_merge": 0.2})
     p["sam2_track"].update(track)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))
@@ -83,3 +86,49 @@ def test_bad_params_are_config_errors(scenes, tmp_path):
     r = CliRunner().invoke(app, ["--scenes", str(scenes), "--params", str(pf), "--out", str(tmp_path / "o"),
                                  "--metrics", str(tmp_path / "m.json")])
     assert r.exit_code == 2 and "sam2_track.backend" in r.output
+
+
+def test_diagnosed_scenes_carry_diagnostics_and_the_no_policy_row(scenes, tmp_path):
+    """sam2_track.diagnostics.split: those scenes get, from the same pass, the GT ceiling, the proposals with
+    perfect identity, coverage and the no-policy row, lifted like the tracked labels; the others none."""
+    from gcseg.tracking.artifact import read_lifted
+
+    out, met = tmp_path / "out", tmp_path / "m.json"
+    pf = params_file(tmp_path, diagnostics={"split": "all", "match_iou": 0.5, "no_policy": True})
+    r = invoke("--scenes", str(scenes), "--params", str(pf), "--out", str(out), "--metrics", str(met))
+    assert r.exit_code == 0, r.output
+    for sid in ("synth_000", "synth_001"):
+        art = read_lifted(out / f"{sid}.h5")
+        n = art["coord"].shape[0]
+        assert art["shares"].shape == (n,) and (art["shares"][art["labels"] < 0] == 0).all()
+        assert (art["shares"][art["labels"] >= 0] >= 0.5).all()  # a label is a majority (min_share 0.5)
+        diag = art["diagnostics"]
+        assert set(diag["rows"]) == {"ceiling", "perfect_identity", "no_policy"}
+        s = diag["settings"]
+        assert s["proposer"] == "gt_sim" and s["propagator"] == "reprojection" and s["keyframe_stride"] == 2
+        assert s["min_area_px"] == 10 and s["coverage_min_area_px"] == 3  # 0.0033 and 0.001 of 64x48
+        assert s["keyframes_with_gt"] == 4 and s["no_policy_objects"] > 0
+        cov = diag["coverage"]
+        assert 0 < cov["hits_kept"] <= cov["hits_proposals"] <= cov["gt_instances"]
+        ceiling, identity, no_policy = (diag["rows"][k][0] for k in ("ceiling", "perfect_identity", "no_policy"))
+        assert (ceiling >= 0).sum() >= (identity >= 0).sum() > 0  # GT masks label at least what proposals do
+        assert (no_policy >= 0).sum() < (art["labels"] >= 0).sum()  # identity lost between keyframes
+    # off: no diagnostics group, the tracked labels unchanged
+    out2 = tmp_path / "out2"
+    pf = params_file(tmp_path, diagnostics={"split": "none"})
+    assert invoke("--scenes", str(scenes), "--params", str(pf), "--out", str(out2), "--metrics",
+                  str(tmp_path / "m2.json")).exit_code == 0
+    art2 = read_lifted(out2 / "synth_000.h5")
+    assert art2["diagnostics"] is None and np.array_equal(art2["labels"], read_lifted(out / "synth_000.h5")["labels"])
+    # resuming into that folder with diagnostics on: the scenes lacking them are not "finished"
+    pf = params_file(tmp_path, diagnostics={"split": "all"})
+    r = invoke("--scenes", str(scenes), "--params", str(pf), "--out", str(out2), "--metrics", str(tmp_path / "m2.json"))
+    assert r.exit_code == 0 and "skipping" not in r.output
+    assert (out2 / "synth_000.h5").read_bytes() == (out / "synth_000.h5").read_bytes()
+
+
+def test_no_val_scenes_means_no_diagnostics(scenes, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["--scenes", str(scenes), "--params", str(params_file(tmp_path)), "--out", str(out),
+                                 "--metrics", str(tmp_path / "m.json")])
+    assert r.exit_code == 0 and "no 'val' scenes: no diagnostics" in r.stderr
