@@ -23,6 +23,8 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
      "lifting time at most linear in reference points (time ratio / points ratio)"),
     ("sparse", "subm_100k_ratio_torch_over_minkowski|subm_20k_ratio_torch_over_minkowski", "<=", 1.3,
      "pure-torch sparse conv within 1.3x of MinkowskiEngine (submanifold 3x3x3, fwd + bwd)"),
+    ("proposals", "rgbd_cpu_ms_per_keyframe", "<=", 500.0,
+     "rgbd proposer (the default) within 0.5 s CPU per 320x240 keyframe (quick: 160x120)"),
     ("eval", "speedup", ">=", 20.0, "evaluator at least 20x faster than the straightforward official-script port"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from pydantic import Field
+from pydantic import Field, create_model, model_validator
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_module, split_scenes, user_errors)
@@ -42,6 +42,32 @@ class ClassicalSection(Section):
     max_masks: int = Field(80, ge=1)
     min_persistence: float = Field(0.02, ge=0)
     compactness_ref: float = Field(0.25, gt=0, le=1)
+
+
+def _rgbd_section() -> type[Section]:
+    """`sam_keyframes.rgbd`: gcseg.proposals.rgbd.RgbdConfig, field for field (defaults and range checks are the
+    dataclass's, defined once; meanings in params.yaml)."""
+    import dataclasses
+    import typing
+
+    from gcseg.errors import ConfigError
+    from gcseg.proposals.rgbd.config import RgbdConfig
+
+    hints = typing.get_type_hints(RgbdConfig)
+
+    def check(self: Any) -> Any:
+        try:
+            RgbdConfig(**self.model_dump())
+        except ConfigError as e:
+            raise ValueError(e.message) from None
+        return self
+
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(RgbdConfig)}
+    return create_model("RgbdSection", __base__=Section, __doc__=_rgbd_section.__doc__,
+                        __validators__={"ranges": model_validator(mode="after")(check)}, **fields)
+
+
+RgbdSection = _rgbd_section()
 
 
 class SamSection(Section):
@@ -74,7 +100,7 @@ class SamKeyframesSection(Section):
     """`sam_keyframes:` in params.yaml (meanings commented there). Pixel areas are fractions of the image area
     (`*_frac`, gcseg.pixels); :meth:`min_area_px` / :meth:`coverage_min_area_px` convert them for a scene."""
 
-    backend: Literal["classical", "sam", "gt_sim"] = "classical"
+    backend: Literal["rgbd", "classical", "sam", "gt_sim"] = "rgbd"
     split: Literal["train", "val", "all"] = "train"
     keyframe_stride: int = Field(10, ge=1)
     min_valid_depth: float = Field(0.3, ge=0, le=1)
@@ -84,6 +110,7 @@ class SamKeyframesSection(Section):
     coverage_min_area_frac: float = Field(0.001, ge=0, le=1)
     coverage_iou: float = Field(0.5, gt=0, le=1)
     coverage_val: bool = True
+    rgbd: RgbdSection = RgbdSection()  # type: ignore[valid-type]
     classical: ClassicalSection = ClassicalSection()
     sam: SamSection = SamSection()
     gt_sim: GtSimSection = GtSimSection()

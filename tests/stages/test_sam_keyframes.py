@@ -51,11 +51,11 @@ def test_repo_params_validate():
     from stages._common import load_params
 
     p = load_params(ROOT / "params.yaml", PARAMS_MODEL)
-    assert p.sam_keyframes.backend == "classical" and list(PARAMS_MODEL.model_fields) == [
+    assert p.sam_keyframes.backend == "rgbd" and list(PARAMS_MODEL.model_fields) == [
         "seed", "tau_contain", "data", "sam_keyframes"]
 
 
-def test_classical_end_to_end_and_rerun_skips(scenes: Path, tmp_path: Path):
+def test_default_backend_end_to_end_and_rerun_skips(scenes: Path, tmp_path: Path):
     params = params_file(tmp_path)  # split: train -> synth_000 is written; synth_001 (val) is only measured
     res = invoke(params, scenes, tmp_path)
     assert res.exit_code == 0, res.output
@@ -106,6 +106,8 @@ def test_missing_checkpoint_fails_before_any_output(scenes: Path, tmp_path: Path
     ({"backend": "maskrcnn"}, "classical"),
     ({"keyframe_stride": 0}, "keyframe_stride"),
     ({"classical": {"scale": 3}}, "scale"),
+    ({"rgbd": {"median_px": 0}}, "median_px"),
+    ({"rgbd": {"scale": 3}}, "scale"),
 ])
 def test_bad_params_are_one_line_errors(scenes: Path, tmp_path: Path, section, match):
     res = invoke(params_file(tmp_path, **section), scenes, tmp_path)
@@ -131,10 +133,12 @@ def test_section_defaults_match_the_library_configs():
 
     from gcseg.proposals.classical import ClassicalConfig
     from gcseg.proposals.gt_sim import GtSimConfig
+    from gcseg.proposals.rgbd import RgbdConfig
     from gcseg.proposals.sam import SamConfig
-    from stages.sam_keyframes import ClassicalSection, GtSimSection, SamSection
+    from stages.sam_keyframes import ClassicalSection, GtSimSection, RgbdSection, SamSection
 
-    for section, config in ((ClassicalSection, ClassicalConfig), (GtSimSection, GtSimConfig), (SamSection, SamConfig)):
+    for section, config in ((ClassicalSection, ClassicalConfig), (GtSimSection, GtSimConfig), (SamSection, SamConfig),
+                            (RgbdSection, RgbdConfig)):
         lib = {f.name: f.default for f in dataclasses.fields(config)}
         stage = section().model_dump()
         assert set(stage) == set(lib), section
