@@ -144,7 +144,7 @@ def cloud_pair_png(path: Path, coord: np.ndarray, color: np.ndarray | None, ids:
     aspect = float(span[1] / max(span[0], 1e-9))
     fig, axes = _figure(1, 2, figsize=(14, max(3.0, min(9.0, 7 * aspect + 0.8))))
     void = ids <= 0
-    size = max(0.3, min(4.0, 40_000 / max(len(idx), 1)))
+    size = max(0.5, min(4.0, 80_000 / max(len(idx), 1)))
     for ax, name in zip(axes, ("colours", "instances"), strict=True):
         ax.set_axis_off()
         ax.set_aspect("equal")
