@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("eval", "eval", "Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."),
     ("report", "report", "Write the HTML report with tables, curves and 3D views."),
     ("predict", "predict", "Segment a scan or point cloud with a trained model (no DVC needed)."),
+    ("segment", "segment", "Instances of one scan without training: proposals, tracking, lifting (no DVC needed)."),
     ("evaluate", "evaluate", "Score ScanNet-format predictions against GT files (no DVC needed)."),
     ("sweep", "sweep", "Threshold study: queue DVC experiments over values of a tau and plot AP."),
     ("dvc-deps", "dvc_deps", "Check or rewrite each stage's code deps in dvc.yaml from its imports."),

@@ -6,7 +6,12 @@ table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the tab
 
 Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
 ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
-``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables."""
+``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables.
+
+GT-free statistics of every row (masks and instances per scene, labelled fraction, tracked-label vote share,
+agreement between rows; gcseg.eval.gt_free) are written for every scene, with or without GT; AP and the
+diagnostics are computed on the scenes that have GT, and scans without any (your own captures) get the GT-free
+statistics only, never an error."""
 
 from __future__ import annotations
 
@@ -125,12 +130,15 @@ def main(
     table: Annotated[Path, typer.Option("--table", help="Markdown ablation table.")] = Path("metrics/eval/ablation.md"),
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
     baselines: Annotated[Path | None, typer.Option("--baselines", help="baselines output folder (<scene>.h5): its rows join the table (training-free baselines).")] = None,
+    gt_free: Annotated[Path | None, typer.Option("--gt-free", help="GT-free statistics JSON (every scene, GT or "
+                                                 "not; default: eval/gt_free.json beside --out).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
 
     p = load_params(params, Params)  # params and outputs checked before torch is even imported
-    for path in (out, table, plots):  # create nothing
+    gt_free = gt_free or out.parent / "eval" / "gt_free.json"
+    for path in (out, table, plots, gt_free):  # create nothing
         check_output(path)
     import numpy as np
     import torch
@@ -143,6 +151,8 @@ def main(
     from gcseg.eval.diagnostics import diagnostics_markdown, evaluate_diagnostics
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
+    from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
+                                    tracked_diagnostic_rows, unlabelled_scene, write_empty_pr_csvs)
     from gcseg.models.mask_model import load_model
     from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
@@ -173,9 +183,9 @@ def main(
         scene = open_scene(p.data.source, scenes, sid)
         cloud = scene.reference()
         if cloud is None:
-            raise InputError(f"scene {sid} has no reference points with GT", path=scenes / sid,
-                             fix="evaluate scenes with a labelled reference cloud (mesh or reference.ply)")
-        val = val_scene_from_cloud(sid, cloud)
+            raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
+                             fix="give the scene a mesh, reference.ply or frames to fuse")
+        val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
         val_scenes.append(val)
         tracked = read_tracks(track_files[sid], val)
         rows["lift_only"][sid] = tracked["lift_only"]
@@ -185,25 +195,37 @@ def main(
         if extra_files:
             add_baseline_rows(rows, titles, extra_files[sid], val)
 
-    if not any(bool((v.gt_ids > 0).any()) for v in val_scenes):  # AP over no GT instance is undefined
-        raise InputError(f"no GT object in the {cfg.split} scene(s) {', '.join(scene_ids[:5])}: AP is undefined",
-                         path=scenes, fix="evaluate scenes whose reference cloud has GT instances "
-                                          "(check eval.split, splits.json and the scenes' reference.ply)")
-    score = dict(min_region_size=cfg.min_region_size, valid_labels=valid_labels, use_scores=cfg.use_scores,
-                 subsets=subsets_for(cfg.gt_classes))
-    results = evaluate_rows(val_scenes, rows, **score)
-    diagnostics = evaluate_diagnostics(val_scenes, diagnosed, **score)
-    from gcseg.baselines.artifact import NOTE
+    # GT-free statistics on every scene (the rows, and the no-policy tracking row where sam2_track wrote one);
+    # AP and the diagnostics only on the scenes with GT (AP over no GT object is undefined)
+    free = gt_free_stats(val_scenes, {**rows, **tracked_diagnostic_rows(diagnosed)}, min_points=cfg.min_region_size)
+    gt_scenes = [v for v in val_scenes if has_gt(v)]
+    if gt_scenes:
+        score = dict(min_region_size=cfg.min_region_size, valid_labels=valid_labels, use_scores=cfg.use_scores,
+                     subsets=subsets_for(cfg.gt_classes))
+        results = evaluate_rows(gt_scenes, rows, **score)
+        diagnostics = evaluate_diagnostics(gt_scenes, diagnosed, **score)
+        from gcseg.baselines.artifact import NOTE
 
-    text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(val_scenes), titles=titles,
-                             notes=[NOTE] if titles else [])
-    text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(val_scenes))
-    write_text(out, json.dumps({**metrics_json(results), "diagnostics": diagnostics}, indent=2, sort_keys=True,
-                               allow_nan=False) + "\n")
+        text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
+                                 notes=[NOTE] if titles else [])
+        text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
+        metrics = {**metrics_json(results), "diagnostics": diagnostics}
+    else:
+        text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"
+                f"{', ...' if len(scene_ids) > 5 else ''}): AP is undefined, so only the GT-free statistics below "
+                "are reported (scans without annotation; give a labelled reference.ply, mesh or splits.json "
+                "with labelled val scenes for AP).\n")
+        results, metrics = None, no_gt_metrics(free, rows)
+    text += "\n" + gt_free_markdown(free)
+    write_text(out, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text(gt_free, json.dumps(free, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(table, text)
-    write_pr_csvs(plots, results)
+    if results is not None:
+        write_pr_csvs(plots, results)
+    else:  # the plots output still exists: one header-only CSV per row (no curve without GT)
+        write_empty_pr_csvs(plots, list(rows))
     typer.echo(text.rstrip("\n"))
-    typer.echo(f"metrics -> {out}; table -> {table}; PR curves -> {plots}/<row>.csv")
+    typer.echo(f"metrics -> {out}; GT-free statistics -> {gt_free}; table -> {table}; PR curves -> {plots}/<row>.csv")
 
 
 if __name__ == "__main__":

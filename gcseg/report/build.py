@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from gcseg.atomic import atomic_path, write_text
-from gcseg.errors import GcsegError
+from gcseg.errors import ArtifactError, GcsegError
 from gcseg.report import static
 from gcseg.report.curves import (load_pr_curves, load_sweeps, load_train_curves, pr_figure, sweep_figure,
                                  train_figure)
 from gcseg.report.html import Page, esc, missing_html
-from gcseg.report.inputs import ReportInputs, load_json
-from gcseg.report.tables import (ablation_html, ablation_notes, diagnostics_html, flatten, kv_html, load_diagnostics,
-                                 load_eval, params_html, sweep_html)
+from gcseg.report.inputs import ReportInputs, finite, load_json
+from gcseg.report.tables import (ablation_html, ablation_notes, diagnostics_html, flatten, gt_free_html, kv_html,
+                                 load_diagnostics, load_eval, load_gt_free, params_html, sweep_html)
 from gcseg.report.views3d import (LAYER_TITLES, LAYERS, Layer, SceneViews, choose_scenes, load_scene_views,
                                   model_predictor, scatter3d_figure, scene_bounds, scene_seed)
 
@@ -42,7 +42,8 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
         table = missing_html("ablation (metrics/eval.json)", rows)
     else:
         table = ablation_html(rows) + ablation_notes(m / "eval" / "ablation.md")
-        pngs["ablation.png"] = lambda p: static.ablation_png(rows, p)
+        if any(finite(r.get(f)) is not None for r in rows.values() for f in ("AP", "AP50", "AP25")):
+            pngs["ablation.png"] = lambda p: static.ablation_png(rows, p)  # no bars of zeros without GT
         diag = _try(load_diagnostics, m / "eval.json")
         table += ("<h3>Diagnostics (use GT; not methods) and tracking without the policy</h3>"
                   + (missing_html("diagnostics", diag) if isinstance(diag, GcsegError) else diagnostics_html(diag)))
@@ -54,10 +55,27 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
                  f'<div class="tables"><div>{table}</div>{side}</div>')
 
 
+def _gt_free_section(page: Page, inputs: ReportInputs) -> None:
+    """Statistics that need no GT (every scene, labelled or not): what a run on your own scans is judged by."""
+    stats = _try(load_gt_free, inputs.metrics_dir / "eval" / "gt_free.json")
+    if isinstance(stats, GcsegError):
+        body = missing_html("GT-free statistics (metrics/eval/gt_free.json)", stats)
+    else:
+        body = (f'<p class="note">{esc(stats.get("scenes"))} scene(s), {esc(stats.get("scenes_with_gt"))} with GT; '
+                f"instances = masks of at least {esc(stats.get('min_points'))} points once overlaps are resolved. "
+                "Vote share: of every labelled point's votes from all frames that saw it, the share for its tracked "
+                "id (tracked-label consistency). Agreement: symmetric segmentation covering of two stages' "
+                "instances. Both measure self-consistency, not correctness.</p>" + gt_free_html(stats))
+    page.section("gtfree", "GT-free statistics per stage", body)
+
+
 def _curves_section(page: Page, inputs: ReportInputs, pngs: dict[str, Any]) -> None:
     m = inputs.metrics_dir
     parts = []
     pr = _try(load_pr_curves, m / "eval" / "pr")
+    if not isinstance(pr, GcsegError) and not any(c.x for c in pr.values()):  # header-only CSVs: no scene has GT
+        pr = ArtifactError("no scene with GT, so no precision-recall curve", path=m / "eval" / "pr",
+                           fix="AP and PR curves need scenes with GT; see the GT-free statistics")
     if isinstance(pr, GcsegError):
         parts.append(f"<div>{missing_html('precision-recall curves', pr)}</div>")
     else:
@@ -109,8 +127,8 @@ def _scene_block(page: Page, inputs: ReportInputs, views: SceneViews, index: int
     for j, name in enumerate(LAYERS):
         layer = views.layers[name]
         if isinstance(layer, Layer):
-            fig = page.figure(f"fig-scene{index:02d}-{j}-{name}", scatter3d_figure(layer, LAYER_TITLES[name], k, seed,
-                                                                                 bounds),
+            fig = page.figure(f"fig-scene{index:02d}-{j}-{name}", scatter3d_figure(layer, layer.title or LAYER_TITLES[name],
+                                                                                 k, seed, bounds),
                               camera_group=f"scene{index:02d}")
             cells.append(f'<div class="view">{fig}<p class="note">{esc(layer.note)}</p></div>')
         else:
@@ -176,6 +194,7 @@ def build_report(inputs: ReportInputs, out_html: Path, png_dir: Path) -> None:
                          "(arXiv 2511.00785): ablation, curves and label views of this pipeline run.")
     pngs: dict[str, Any] = {}  # file name -> writer(path), filled by the sections
     _ablation_section(page, inputs, pngs)
+    _gt_free_section(page, inputs)
     _curves_section(page, inputs, pngs)
     _views_section(page, inputs, pngs)
     _stats_section(page, inputs)

@@ -14,7 +14,8 @@ from gcseg.atomic import write_bytes
 from gcseg.colors import instance_palette
 from gcseg.report.curves import FIGURES, ROW_COLORS, Curve
 from gcseg.report.inputs import ROW_TITLES, finite
-from gcseg.report.views3d import LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, scene_bounds, view_points
+from gcseg.report.views3d import (LAYER_TITLES, LAYERS, VOID_OPACITY, Layer, SceneViews, scene_bounds, subsample,
+                                  view_points)
 
 
 def _figure(*args: Any, **kwargs: Any) -> Any:
@@ -101,7 +102,7 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
         layer = views.layers.get(name)
         ax.set_axis_off()
         ax.set_aspect("equal")
-        ax.set_title(LAYER_TITLES[name], fontsize=10)
+        ax.set_title(getattr(layer, "title", None) or LAYER_TITLES[name], fontsize=10)
         if not isinstance(layer, Layer):
             msg = getattr(layer, "message", "not available")
             ax.text(0.5, 0.5, f"not available:\n{msg}", ha="center", va="center", fontsize=8, wrap=True,
@@ -111,13 +112,50 @@ def scene_png(views: SceneViews, path: Path, max_points: int, seed: int) -> Path
         uv, depth = oblique(xyz.astype(np.float64))
         order = np.argsort(depth, kind="stable")  # far to near (painter's order)
         uv, ids = uv[order], ids[order]
-        void = ids <= 0
-        ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
-        ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+        if layer.rgb is not None:  # the scan's own colours
+            rgb = layer.rgb[subsample(len(layer.ids), max_points, seed)][order]
+            ax.scatter(uv[:, 0], uv[:, 1], s=2.5, c=rgb / 255.0, linewidths=0)
+        else:
+            void = ids <= 0
+            ax.scatter(uv[void, 0], uv[void, 1], s=1, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
+            ax.scatter(uv[~void, 0], uv[~void, 1], s=2.5, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
         if limits is not None:
             ax.set_xlim(limits[0][0], limits[1][0])
             ax.set_ylim(limits[0][1], limits[1][1])
         ax.text(0.5, -0.02, layer.note, ha="center", va="top", fontsize=7, transform=ax.transAxes)
     fig.suptitle(f"{views.scene_id} ({views.split})", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cloud_pair_png(path: Path, coord: np.ndarray, color: np.ndarray | None, ids: np.ndarray, *, title: str,
+                   max_points: int = 80_000, seed: int = 0) -> Path:
+    """Two panels of one upright (z-up) cloud: its own colours (grey without) and its instance ids (gcseg.colors;
+    unlabelled faint grey), oblique from above, far points first. For previews of `gcseg segment` / `predict`."""
+    from gcseg.report.views3d import subsample
+
+    idx = subsample(len(ids), max_points, seed)
+    xyz, ids = np.asarray(coord, np.float64)[idx], np.asarray(ids, np.int64)[idx]
+    rgb = (np.full((len(idx), 3), 150, np.uint8) if color is None else np.asarray(color, np.uint8)[idx]) / 255.0
+    uv, depth = oblique(xyz, azim_deg=-60.0, elev_deg=55.0)
+    order = np.argsort(depth, kind="stable")  # far to near (painter's order)
+    uv, ids, rgb = uv[order], ids[order], rgb[order]
+    span = np.ptp(uv, axis=0) if len(uv) else np.ones(2)
+    aspect = float(span[1] / max(span[0], 1e-9))
+    fig, axes = _figure(1, 2, figsize=(14, max(3.0, min(9.0, 7 * aspect + 0.8))))
+    void = ids <= 0
+    size = max(0.5, min(4.0, 80_000 / max(len(idx), 1)))
+    for ax, name in zip(axes, ("colours", "instances"), strict=True):
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+        if name == "colours":
+            ax.scatter(uv[:, 0], uv[:, 1], s=size, c=rgb, linewidths=0)
+            ax.set_title("the scan (its colours)", fontsize=11)
+        else:
+            ax.scatter(uv[void, 0], uv[void, 1], s=size, c="#9a9a9a", alpha=VOID_OPACITY, linewidths=0)
+            ax.scatter(uv[~void, 0], uv[~void, 1], s=size, c=instance_palette(ids[~void]) / 255.0, linewidths=0)
+            n = int(np.unique(ids[~void]).size)
+            ax.set_title(f"{n} instances (one colour each; grey = unlabelled)", fontsize=11)
+    fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return _save(fig, path)

@@ -169,3 +169,44 @@ def params_html(path: Path) -> str:
     return (kv_html(top, "Top-level parameters")
             + f'<details><summary>{esc(Path(path).name)} ({len(text.splitlines())} lines)</summary>'
             f'<pre class="params">{esc(text)}</pre></details>')
+
+
+GT_FREE_FIX = "run `dvc repro eval` (writes metrics/eval/gt_free.json)"
+GT_FREE_TITLES: dict[str, str] = {**DIAGNOSTIC_TITLES, **ROW_TITLES}  # no_policy: sam2_track's policy ablation
+
+
+def load_gt_free(path: Path) -> dict[str, Any]:
+    """metrics/eval/gt_free.json (gcseg.eval.gt_free.gt_free_stats)."""
+    data = load_json(path, GT_FREE_FIX)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), dict):
+        raise ArtifactError("expected {rows: {...}, agreement: {...}}", path=path, fix=GT_FREE_FIX)
+    return data
+
+
+def gt_free_html(stats: Mapping[str, Any]) -> str:
+    """Per-row GT-free statistics and the agreement between rows (values of gcseg.eval.gt_free)."""
+    rows = stats["rows"]
+    names = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
+    head = ("<th>Labels</th><th>masks / scene</th><th>instances / scene</th><th>labelled points (%)</th>"
+            "<th>vote share (%)</th>")
+    body = []
+    for name in names:
+        r = rows[name]
+        cells = [number(round(v, 1)) if (v := finite(r.get(k))) is not None else "n/a"
+                 for k in ("masks_per_scene", "instances_per_scene")]
+        cells += [pct(r.get("labelled_fraction")), pct(r.get("vote_share"))]
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(GT_FREE_TITLES.get(name, name))}</th>'
+                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    table = (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    agree = stats.get("agreement") or {}
+    if len(names) > 1:
+        ahead = "".join(f"<th>{esc(GT_FREE_TITLES.get(b, b))}</th>" for b in names[1:])
+        arows = []
+        for i, a in enumerate(names[:-1]):
+            cells = ["" if j <= i else pct((agree.get(a) or {}).get(b, (agree.get(b) or {}).get(a)))
+                     for j, b in enumerate(names[1:], 1)]
+            arows.append(f"<tr><th scope=\"row\">{esc(GT_FREE_TITLES.get(a, a))}</th>"
+                         + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        table += (f'<h3>Agreement between stages (%)</h3><table class="ablation"><thead><tr><th></th>{ahead}</tr>'
+                  f"</thead><tbody>{''.join(arows)}</tbody></table>")
+    return table

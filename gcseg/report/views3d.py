@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from gcseg.colors import instance_palette
 from gcseg.errors import ArtifactError, GcsegError
 from gcseg.report.inputs import ReportInputs
+from gcseg.upright import scene_up, to_upright, upright_rotation
 
 LAYERS: tuple[str, ...] = ("gt", "stage1", "stage2", "stage3", "prediction")
 LAYER_TITLES: dict[str, str] = {"gt": "Ground truth", "stage1": "Stage 1: keyframe labels",
@@ -29,11 +30,15 @@ VOID_OPACITY = 0.15  # unlabelled points (walls, floor, ...) drawn faint so the 
 
 @dataclass(frozen=True)
 class Layer:
-    """Points of one view: coord float32 (N, 3), ids int64 (N,) with <= 0 = unlabelled, and a one-line note."""
+    """Points of one view: coord float32 (N, 3), ids int64 (N,) with <= 0 = unlabelled, and a one-line note.
+    With `rgb` (uint8 (N, 3)) the points show their own colours instead of instance colours (the scan itself,
+    where it has no GT); `title` replaces the view's title."""
 
     coord: np.ndarray
     ids: np.ndarray
     note: str
+    rgb: np.ndarray | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,17 +158,25 @@ def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[A
 
     layers: dict[str, Layer | GcsegError] = {}
     cloud = None
+    rotation = np.eye(3)
     try:
-        cloud = open_scene(inputs.source, inputs.scenes, scene_id).reference()
+        scene = open_scene(inputs.source, inputs.scenes, scene_id)
+        rotation = upright_rotation(scene_up(scene))  # y-up captures are shown with their floor down
+        cloud = scene.reference()
         if cloud is None:
             raise ArtifactError("scene has no reference cloud", path=inputs.scenes / scene_id,
                                 fix="use a source with a reference cloud or mesh")
-        if cloud.instance is None:
+        if cloud.instance is None and cloud.color is not None:  # a scan without GT: show the scan itself
+            layers["gt"] = Layer(np.asarray(cloud.coord, np.float32), np.zeros(len(cloud), np.int64),
+                                 f"{len(cloud)} points, no GT", rgb=np.asarray(cloud.color, np.uint8),
+                                 title="The scan (no GT): its colours")
+        elif cloud.instance is None:
             raise ArtifactError("reference cloud has no GT instances", path=inputs.scenes / scene_id,
                                 fix="GT is only shown for labelled scans")
-        gt = np.asarray(cloud.instance, np.int64)
-        gt = np.where(gt > 0, gt, 0)
-        layers["gt"] = Layer(np.asarray(cloud.coord, np.float32), gt, f"{count_instances(gt)} GT instances")
+        else:
+            gt = np.asarray(cloud.instance, np.int64)
+            gt = np.where(gt > 0, gt, 0)
+            layers["gt"] = Layer(np.asarray(cloud.coord, np.float32), gt, f"{count_instances(gt)} GT instances")
     except GcsegError as exc:
         layers["gt"] = exc
     loaders: dict[str, Callable[[], Layer]] = {
@@ -189,6 +202,9 @@ def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[A
                                          f"{count_instances(ids)} predicted instances")
         except GcsegError as exc:
             layers["prediction"] = exc
+    if not np.array_equal(rotation, np.eye(3)):
+        layers = {k: replace(v, coord=to_upright(v.coord, rotation)) if isinstance(v, Layer) else v
+                  for k, v in layers.items()}
     return SceneViews(scene_id, split_of(scene_id, inputs), layers)
 
 
@@ -227,10 +243,16 @@ def scatter3d_figure(layer: Layer, title: str, k: int, seed: int, bounds: np.nda
     xyz, ids = view_points(layer, k, seed)
     xyz = np.round(xyz.astype(np.float64), 3)
     traces = []
+    if layer.rgb is not None:  # the scan's own colours
+        rgb = layer.rgb[subsample(len(layer.ids), k, seed)]
+        traces.append({"type": "scatter3d", "mode": "markers", "name": "scan", "x": xyz[:, 0].tolist(),
+                       "y": xyz[:, 1].tolist(), "z": xyz[:, 2].tolist(), "hoverinfo": "skip",
+                       "marker": {"size": 2.2, "opacity": 1.0,
+                                  "color": ["#%02x%02x%02x" % tuple(int(c) for c in row) for row in rgb]}})
     for name, sel, marker in (
             ("unlabelled", ids <= 0, {"size": 1.5, "color": "#9a9a9a", "opacity": VOID_OPACITY}),
             ("instances", ids > 0, {"size": 2.2, "opacity": 1.0})):
-        if not sel.any():
+        if not sel.any() or layer.rgb is not None:
             continue
         if name == "instances":
             marker = {**marker, "color": hex_colors(ids[sel])}

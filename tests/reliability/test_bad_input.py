@@ -138,17 +138,6 @@ def empty_colour(scene: str) -> Callable[[Path], None]:
     return go
 
 
-def no_objects(scene: str) -> Callable[[Path], None]:
-    """A scene whose reference cloud has no GT object (every point void)."""
-    def go(d: Path) -> None:
-        from gcseg.io.ply import read_ply, write_ply
-
-        ply = read_ply(d / scene / "reference.ply")
-        write_ply(d / scene / "reference.ply", ply["coord"], ply.get("color"),
-                  instance=np.zeros(len(ply["coord"]), np.int32), label=np.zeros(len(ply["coord"]), np.int32))
-    return go
-
-
 def empty_masks(folder: str) -> Callable[[Path], None]:
     """Rewrite every point-sample file with every point unlabelled (-1): masks all empty."""
     def go(d: Path) -> None:
@@ -232,7 +221,6 @@ CASES: dict[str, Case] = {
                                            mutate=truncate(f"{S0}/reference.ply", 0.3)),
     "reader/reference_ply_garbage": Case("eval", "synth_001/reference.ply", mutate=garbage(f"{S1}/reference.ply")),
     "reader/depth_all_zero": Case("full_scene_pseudolabel", "synth_000", mutate=zero_depth(S0)),
-    "reader/scene_without_objects": Case("eval", "synth_001", mutate=no_objects(S1)),
     # artifacts: HDF5 and checkpoints missing, truncated, corrupt, of another model; empty supervision
     "artifact/labels_h5_truncated": Case("stage1_train", "sam_keyframes/synth_000.h5",
                                          mutate=truncate("data/sam_keyframes/synth_000.h5")),
@@ -273,6 +261,18 @@ CASES: dict[str, Case] = {
                                        mutate=garbage("data/models/stage3/model.pt"),
                                        args=lambda d: ["--input", d / S1 / "reference.ply", "--checkpoint",
                                                        d / "data/models/stage3/model.pt", "--out", d / "pred"]),
+    # segment (no params.yaml): the scan's problems stop it before anything is written, even mid-scan
+    "segment/input_missing": Case("segment", "scan", inputs=[],
+                                  args=lambda d: ["--input", d / "scan", "--out", d / "seg"]),
+    "segment/extra_colour_frame": Case("segment", "synth_001", inputs=[S1], mutate=extra_colour(S1),
+                                       args=lambda d: ["--input", d / S1, "--out", d / "seg"]),
+    "segment/pose_nonfinite_mid_scan": Case("segment", "synth_001/pose/5.txt", inputs=[S1],
+                                            mutate=pose_edit(f"{S1}/pose/5.txt", _nonfinite),
+                                            args=lambda d: ["--input", d / S1, "--out", d / "seg"]),
+    "segment/checkpoint_garbage": Case("segment", "model.pt", inputs=[S1, "data/models/stage3/model.pt"],
+                                       mutate=garbage("data/models/stage3/model.pt"),
+                                       args=lambda d: ["--input", d / S1, "--out", d / "seg", "--checkpoint",
+                                                       d / "data/models/stage3/model.pt"]),
     "evaluate/gt_missing": Case("evaluate", "gt", inputs=[], mutate=lambda d: (d / "pred").mkdir(),
                                 args=lambda d: ["--gt", d / "gt", "--pred", d / "pred", "--out", d / "m.json"]),
     "evaluate/pred_garbage": Case("evaluate", "scene0.txt", inputs=[], mutate=lambda d: (

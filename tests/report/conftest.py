@@ -81,6 +81,12 @@ def write_metrics(m: Path) -> None:
         "backend": "reprojection", "scenes": 3, "track_stats": {"objects_created": 9, "mean_track_length_frames": 7.5},
         "consistency": {"gain_over_stage1": 0.2},
         "per_scene": {sid: {"track_stats": {"objects_created": 3}} for sid in SCENES}}))
+    (m / "eval" / "gt_free.json").write_text(json.dumps({
+        "scenes": 1, "scenes_with_gt": 1, "min_points": 100, "per_scene": {},
+        "rows": {r: {"masks_per_scene": 4.0, "instances_per_scene": 3.0, "labelled_fraction": 0.5,
+                     **({"vote_share": 0.8} if r == "lift_only" else {})} for r in EVAL},
+        "agreement": {"lift_only": {"stage1": 0.3, "stage2": 0.4, "stage3": 0.5}, "stage1": {"stage2": 0.6, "stage3": 0.5},
+                      "stage2": {"stage3": 0.9}}}))
     (m / "full_scene_pseudolabel.json").write_text(json.dumps({"scenes": 2, "instances_per_scene": 3.5}))
     (m / "sam_keyframes.json").write_text(json.dumps({"keyframes": 6, "masks_per_keyframe": {"proposed": 5.0}}))
     points = [SweepPoint(v, f"tau_iou-{v}", "success", {r: {"AP": a + v / 10, "AP50": b, "AP25": c}

@@ -34,8 +34,11 @@ def test_report_with_every_input(built):
     ours = html.replace(bundle, "")
     assert "http://" not in ours and "https://" not in ours and "<script src=" not in ours
     # sections in order: table first, then curves, then 3D views
-    pos = [html.index(f'<section id="{s}">') for s in ("ablation", "curves", "views", "stats")]
+    pos = [html.index(f'<section id="{s}">') for s in ("ablation", "gtfree", "curves", "views", "stats")]
     assert pos == sorted(pos)
+    # GT-free statistics: per row and the agreement between stages
+    assert re.search(r'<tr data-row="lift_only">.*?50\.0</td><td>80\.0</td>', html)
+    assert "Agreement between stages (%)" in html and "<td>90.0</td>" in html
     # the ablation table: every row with its AP in %, the best AP in bold
     for row, ap in (("lift_only", "21.0"), ("stage1", "12.0"), ("stage2", "19.0"), ("stage3", "<b>24.0</b>")):
         assert re.search(rf'<tr data-row="{row}">.*?{re.escape(ap)}', html), row
@@ -173,6 +176,48 @@ def test_repository_params_validate():
 
     p = load_params(Path(__file__).resolve().parents[2] / "params.yaml", PARAMS_MODEL)
     assert p.report.num_scenes >= 1 and p.report.max_points_per_view >= 100
+
+
+def test_report_of_an_unlabelled_y_up_scan(project, make_inputs, tmp_path):
+    """Issue 21: a real capture without GT (world y up, as HoloLens): the first view shows the scan in its own
+    colours, every view is turned floor-down, AP is not plotted, the GT-free statistics are shown."""
+    from gcseg.io.ply import write_ply
+    from gcseg.io.samples import write_point_samples
+
+    root = tmp_path / "p"
+    scene = root / "scenes" / "capture"
+    shutil.copytree(project / "scenes" / "scene_a", scene)
+    coord = np.random.default_rng(0).random((400, 3)).astype(np.float32) * [3.0, 2.5, 4.0]  # y = height
+    color = np.full((400, 3), 90, np.uint8)
+    write_ply(scene / "reference.ply", coord, color)  # no instance property: no GT
+    pose = np.diag([1.0, -1.0, -1.0, 1.0])  # camera y (down in the image) = world -y
+    np.savetxt(scene / "pose" / "0.txt", pose)
+    labels = (coord[:, 0] > 1.5).astype(np.int32)
+    write_point_samples(root / "tracks" / "capture.h5", {"scene": {"coord": coord, "color": color,
+                                                                   "instance": labels}},
+                        schema="gcseg.sam2_track", scene_id="capture")
+    m = root / "metrics"
+    shutil.copytree(project / "metrics", m)
+    (m / "eval.json").write_text(json.dumps({r: {"AP": None, "AP50": None, "AP25": None, "masks_per_scene": 2.0}
+                                             for r in ("lift_only", "stage1", "stage2", "stage3")}))
+    for csv in (m / "eval" / "pr").glob("*.csv"):
+        csv.write_text("recall,precision\n")
+    inputs = make_inputs(project, scenes=root / "scenes", tracks=root / "tracks", metrics_dir=m,
+                         scene_ids=("capture",))
+    build_report(inputs, tmp_path / "r.html", tmp_path / "png")
+    html = (tmp_path / "r.html").read_text()
+    figs = figures_of(html)
+    scan = figs["fig-scene00-0-gt"]
+    assert scan["layout"]["title"]["text"] == "The scan (no GT): its colours"
+    assert scan["data"][0]["marker"]["color"][0] == "#5a5a5a"  # the scan's own colour (90, 90, 90)
+    # turned upright: the plotted z is the world's y (height), the plotted y is minus the world's z
+    z = np.array(scan["data"][0]["z"])
+    assert z.min() >= -1e-3 and z.max() <= 2.5 + 1e-3 and z.max() > 2.0
+    assert max(figs["fig-scene00-2-stage2"]["data"][-1]["z"]) <= 2.5 + 1e-3
+    assert "no scene with GT, so no precision-recall curve" in html
+    assert "GT-free statistics per stage" in html
+    names = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert "ablation.png" not in names and "scene_capture_labels.png" in names
 
 
 def test_diagnostics_html_without_diagnostics(tmp_path):

@@ -216,3 +216,54 @@ def test_diagnostics_block_table_and_sources(tmp_path, dataset):
 def test_bad_gt_classes_is_a_config_error(tmp_path, dataset):
     r = _run(_params(tmp_path, gt_classes="coco"), dataset, tmp_path / "metrics")
     assert r.exit_code == 2 and "eval.gt_classes" in r.output
+
+
+def _without_gt(scenes: Path, dest: Path, ids: tuple[str, ...]) -> Path:
+    """A copy of the dataset whose scenes `ids` have a reference cloud without any GT (your own scans)."""
+    import shutil
+
+    from gcseg.io.ply import read_ply, write_ply
+
+    shutil.copytree(scenes, dest)
+    for sid in ids:
+        ply = read_ply(dest / sid / "reference.ply")
+        write_ply(dest / sid / "reference.ply", ply["coord"], ply["color"])
+    return dest
+
+
+def test_scans_without_gt_get_gt_free_statistics_not_an_error(tmp_path, dataset):
+    """Issue 21: unlabelled val scenes do not stop the pipeline; AP is null, every stage's GT-free statistics
+    are written (the perfect tracks: 2 instances on the 576 object points of 768, every view agreeing)."""
+    scenes = _without_gt(dataset["scenes"], tmp_path / "scenes", ("scene_a", "scene_b", "scene_c"))
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path), {**dataset, "scenes": scenes}, out)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "eval.json").read_text())
+    assert list(m) == ["lift_only", "stage1", "stage2", "stage3"]
+    assert m["lift_only"] == {"AP": None, "AP50": None, "AP25": None, "masks_per_scene": 2.0}
+    free = json.loads((out / "eval" / "gt_free.json").read_text())
+    assert free["scenes"] == 2 and free["scenes_with_gt"] == 0 and free["min_points"] == 100
+    lift = free["rows"]["lift_only"]
+    assert lift == {"masks_per_scene": 2.0, "instances_per_scene": 2.0, "labelled_fraction": 0.75, "vote_share": 1.0}
+    assert set(free["rows"]["stage3"]) == {"masks_per_scene", "instances_per_scene", "labelled_fraction"}
+    assert set(free["agreement"]) == {"lift_only", "stage1", "stage2"}
+    assert set(free["agreement"]["lift_only"]) == {"stage1", "stage2", "stage3"}
+    assert set(free["per_scene"]) == {"scene_b", "scene_c"}
+    table = (out / "eval" / "ablation.md").read_text()
+    assert "AP is undefined" in table and "GT-free statistics (2 scene(s), 0 with GT" in table
+    assert "| Stage 2 tracked labels, lifted (no 3D model) | 2.0 | 2.0 | 75.0 | 100.0 |" in table
+    for row in m:  # the plots output exists, without a curve
+        assert (out / "eval" / "pr" / f"{row}.csv").read_text() == "recall,precision\n"
+
+
+def test_ap_on_the_scenes_with_gt_statistics_on_all(tmp_path, dataset):
+    """A val split mixing labelled and unlabelled scans: AP over the labelled one, GT-free over both."""
+    scenes = _without_gt(dataset["scenes"], tmp_path / "scenes", ("scene_c",))
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path), {**dataset, "scenes": scenes}, out)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "eval.json").read_text())
+    assert m["lift_only"] == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0, "masks_per_scene": 2.0}
+    free = json.loads((out / "eval" / "gt_free.json").read_text())
+    assert free["scenes"] == 2 and free["scenes_with_gt"] == 1
+    assert "1 val scene(s)" in (out / "eval" / "ablation.md").read_text()
