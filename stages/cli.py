@@ -13,7 +13,9 @@ import typer
 # (command name, module under stages/, one-line help): pipeline order first, then standalone tools.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("synth", "synth", "Generate the embedded default: synthetic indoor scenes with GT (first DVC stage)."),
+    ("superpoints", "superpoints", "Superpoints of every reference cloud (segs.json or graph oversegmentation)."),
     ("sam-keyframes", "sam_keyframes", "Stage 1 data: keyframe mask proposals, containment filter, lifting."),
+    ("keyframe-superpoints", "keyframe_superpoints", "Superpoints of every Stage 1 keyframe cloud."),
     ("stage1-train", "stage1_train", "Train the sparse-conv UNet + query decoder on Stage 1 labels."),
     ("sam2-track", "sam2_track", "Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting."),
     ("stage2-train", "stage2_train", "Fine-tune the Stage 1 model on tracked multi-view labels."),

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]
-PIPELINE = ["synth", "sam_keyframes", "stage1_train", "sam2_track", "stage2_train",
+PIPELINE = ["synth", "superpoints", "sam_keyframes", "keyframe_superpoints", "stage1_train", "sam2_track", "stage2_train",
             "full_scene_pseudolabel", "stage3_train", "eval", "report"]
 
 
