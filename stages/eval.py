@@ -113,6 +113,8 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Metrics JSON (one entry per ablation row).")] = Path("metrics/eval.json"),
     table: Annotated[Path, typer.Option("--table", help="Markdown ablation table.")] = Path("metrics/eval/ablation.md"),
     plots: Annotated[Path, typer.Option("--plots", help="Folder of PR-curve CSVs (<row>.csv, IoU 0.5).")] = Path("metrics/eval/pr"),
+    superpoints: Annotated[Path | None, typer.Option("--superpoints", help="superpoints stage folder (<scene>.h5): "
+                                                     "superpoint models predict on them (else computed).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
@@ -160,6 +162,12 @@ def main(
             raise InputError(f"scene {sid} has no reference points with GT", path=scenes / sid,
                              fix="evaluate scenes with a labelled reference cloud (mesh or reference.ply)")
         val = val_scene_from_cloud(sid, cloud)
+        if superpoints is not None:
+            from dataclasses import replace
+
+            from gcseg.superpoints import REFERENCE, read_superpoints
+
+            val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
         val_scenes.append(val)
         rows["lift_only"][sid] = lift_only_row(scene, track_files[sid], val, cfg.lift_only)
         for row, net in nets.items():

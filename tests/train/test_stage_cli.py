@@ -11,7 +11,7 @@ from gcseg.train.toy import write_box_samples
 
 MODEL = dict(backend="torch", voxel_size=0.05, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
              hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16, dropout=0.0,
-             max_attn_voxels=100, non_parametric_queries=False)
+             max_attn_voxels=100, queries="learned")
 TRAIN = dict(epochs=2, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3, max_points=None,
              loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=512),
              augment=dict(rotate_z=True, flip=True, scale=0.1, elastic=[], color_jitter=0.05),
