@@ -26,9 +26,9 @@ ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}, "OMP_NU
 
 TINY_MODEL = dict(backend="torch", voxel_size=0.1, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
                   hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16,
-                  dropout=0.0, max_attn_voxels=100, queries="learned")
+                  dropout=0.0, max_attn_voxels=100, queries="superpoint", mask_on="superpoint", nms_iou=0.5)
 TINY_TRAIN = dict(epochs=1, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3, max_points=None,
-                  loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=256),
+                  loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=256, matcher="seeded", seeded_topk=0),
                   augment=dict(rotate_z=True, flip=True, scale=0.1, elastic=[], color_jitter=0.05),
                   time_budget_s=None, val_every=0, val_samples=2, checkpoint_every=1, bn_recompute_batches=1)
 SYNTH = dict(num_scenes=2, num_val=1, num_frames=8, height=48, width=64, orbit_degrees=40.0, max_furniture=3,
