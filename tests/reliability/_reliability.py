@@ -84,24 +84,31 @@ def stage_args(name: str, d: Path) -> list[str | Path]:
     s, m = d / "data/scenes", d / "metrics"
     return {
         "synth": ["--out", s],
+        "superpoints": ["--scenes", s, "--out", d / "data/superpoints"],
+        "keyframe_superpoints": ["--labels", d / "data/sam_keyframes", "--out", d / "data/superpoints_keyframes"],
         "sam_keyframes": ["--scenes", s, "--out", d / "data/sam_keyframes", "--overlays", d / "data/overlays",
                           "--metrics", m / "sam_keyframes.json"],
         "stage1_train": ["--scenes", s, "--labels", d / "data/sam_keyframes", "--out", d / "data/models/stage1",
-                         "--metrics", m / "stage1_train"],
+                         "--metrics", m / "stage1_train", "--superpoints", d / "data/superpoints_keyframes",
+                         "--ref-superpoints", d / "data/superpoints"],
         "sam2_track": ["--scenes", s, "--out", d / "data/sam2_track", "--metrics", m / "sam2_track.json"],
         "stage2_train": ["--scenes", s, "--labels", d / "data/sam2_track", "--init", d / "data/models/stage1/model.pt",
-                         "--out", d / "data/models/stage2", "--metrics", m / "stage2_train"],
+                         "--out", d / "data/models/stage2", "--metrics", m / "stage2_train",
+                         "--superpoints", d / "data/superpoints", "--ref-superpoints", d / "data/superpoints"],
         "full_scene_pseudolabel": ["--scenes", s, "--model", d / "data/models/stage2/model.pt",
-                                   "--out", d / "data/pseudolabel", "--metrics", m / "full_scene_pseudolabel.json"],
+                                   "--out", d / "data/pseudolabel", "--metrics", m / "full_scene_pseudolabel.json",
+                                   "--superpoints", d / "data/superpoints"],
         "stage3_train": ["--scenes", s, "--labels", d / "data/pseudolabel", "--init", d / "data/models/stage2/model.pt",
-                         "--out", d / "data/models/stage3", "--metrics", m / "stage3_train"],
+                         "--out", d / "data/models/stage3", "--metrics", m / "stage3_train",
+                         "--superpoints", d / "data/superpoints", "--ref-superpoints", d / "data/superpoints"],
         "eval": ["--scenes", s, "--tracks", d / "data/sam2_track", "--models", d / "data/models",
-                 "--out", m / "eval.json", "--table", m / "eval/ablation.md", "--plots", m / "eval/pr"],
+                 "--out", m / "eval.json", "--table", m / "eval/ablation.md", "--plots", m / "eval/pr",
+                 "--superpoints", d / "data/superpoints"],
     }[name]
 
 
-PIPELINE = ("synth", "sam_keyframes", "stage1_train", "sam2_track", "stage2_train", "full_scene_pseudolabel",
-            "stage3_train", "eval")
+PIPELINE = ("synth", "superpoints", "sam_keyframes", "keyframe_superpoints", "stage1_train", "sam2_track",
+            "stage2_train", "full_scene_pseudolabel", "stage3_train", "eval")
 
 
 def run_pipeline(d: Path, upto: str = "eval", params: dict[str, Any] | None = None) -> Path:
@@ -119,14 +126,16 @@ def run_pipeline(d: Path, upto: str = "eval", params: dict[str, Any] | None = No
 # what each stage reads (copied from the session project) and writes (must not appear on failure)
 INPUTS = {
     "synth": [],
+    "superpoints": ["data/scenes"],
     "sam_keyframes": ["data/scenes"],
-    "stage1_train": ["data/scenes", "data/sam_keyframes"],
+    "keyframe_superpoints": ["data/sam_keyframes"],
+    "stage1_train": ["data/scenes", "data/sam_keyframes", "data/superpoints_keyframes", "data/superpoints"],
     "sam2_track": ["data/scenes"],
-    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt"],
-    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt"],
-    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt"],
+    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/superpoints"],
+    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt", "data/superpoints"],
+    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt", "data/superpoints"],
     "eval": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/models/stage2/model.pt",
-             "data/models/stage3/model.pt"],
+             "data/models/stage3/model.pt", "data/superpoints"],
 }
 
 
