@@ -151,6 +151,13 @@ class PointSampleDataset:
     def __len__(self) -> int:
         return len(self.index)
 
+    def check_superpoints(self) -> None:
+        """Read every sample's superpoints once (ArtifactError/InputError naming the file if one is missing or
+        belongs to another cloud): a training run fails before it writes anything, not mid-epoch."""
+        if self.superpoints is not None:
+            for i in range(len(self)):
+                self.raw(i)
+
     def raw(self, i: int) -> dict[str, np.ndarray]:
         fi, name = self.index[i]
         with _open(self.files[fi]) as f:

@@ -158,6 +158,7 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
                             superpoints=superpoints if model_cfg.mask_on == "superpoint" else None)
     if len(ds) < world_size:
         raise ConfigError(f"{len(ds)} training samples for {world_size} ranks", fix="use fewer ranks")
+    ds.check_superpoints()
     steps = _steps_per_epoch(len(ds) * cfg.repeats, cfg.batch_size, world_size)
     init_path = None if init_checkpoint is None else Path(init_checkpoint)
     sp_files = [Path(superpoints) / f.name for f in files] if model_cfg.mask_on == "superpoint" else []
