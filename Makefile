@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DVC := $(VENV)/bin/dvc
 STAMP := $(VENV)/.gcseg-installed
 
-.PHONY: install repro test test-fast bench benchmarks report clean-venv
+.PHONY: install repro test test-fast bench benchmarks report study clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/install.sh scripts/build_minkowski.sh
 	VENV=$(VENV) bash scripts/install.sh
@@ -30,6 +30,10 @@ test-fast: install
 bench: install
 	OPENBLAS_NUM_THREADS=1 $(PY) -m bench run --out metrics/bench.json
 	$(PY) -m bench report --bench metrics/bench.json --out BENCHMARKS.md
+
+## make study: the whole default for seeds 0 1 2 as DVC experiments -> metrics/study/seeds.{json,md} (mean, spread)
+study: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m gcseg.study --seeds 0 1 2 --out metrics/study
 
 clean-venv:
 	rm -rf $(VENV)

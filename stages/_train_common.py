@@ -36,9 +36,10 @@ class Stage3Params(Section):
     stage3_train: TrainConfig
 
 
-def gt_val_fn(source: str, scenes: Path):  # type: ignore[no-untyped-def]
+def gt_val_fn(source: str, scenes: Path, ref_superpoints: Path | None = None):  # type: ignore[no-untyped-def]
     """A val_fn scoring class-agnostic AP / AP50 / AP25 (gcseg.eval, ScanNet protocol, min region 100) on the
-    `val` split's reference clouds with GT; None (with a note) if the source has no val scenes with GT."""
+    `val` split's reference clouds with GT; None (with a note) if the source has no val scenes with GT.
+    ref_superpoints: the superpoints stage's folder (superpoint models; else computed per val scene once)."""
     from gcseg.errors import InputError
     from gcseg.eval.ablation import evaluate_rows, model_predictions, val_scene_from_cloud
     from gcseg.readers import list_scenes, open_scene
@@ -49,7 +50,14 @@ def gt_val_fn(source: str, scenes: Path):  # type: ignore[no-untyped-def]
             cloud = open_scene(source, scenes, sid).reference()
             if cloud is None:
                 raise InputError(f"val scene {sid} has no reference cloud")
-            val.append(val_scene_from_cloud(sid, cloud))
+            v = val_scene_from_cloud(sid, cloud)
+            if ref_superpoints is not None:
+                from dataclasses import replace
+
+                from gcseg.superpoints import REFERENCE, read_superpoints
+
+                v = replace(v, superpoint=read_superpoints(ref_superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
+            val.append(v)
     except InputError as exc:
         typer.echo(f"note: no GT validation during training ({exc})")
         return None
@@ -78,12 +86,14 @@ def train_split_files(files: list[Path], source: str, scenes: Path) -> list[Path
 
 
 def run_training(stage: str, params_model: type[Section], params: Path, labels: Path, out: Path, metrics: Path,
-                 init: Path | None, scenes: Path | None = None) -> None:
+                 init: Path | None, scenes: Path | None = None, superpoints: Path | None = None,
+                 ref_superpoints: Path | None = None) -> None:
     """Train on every point-sample file of `labels`; `init` = upstream model.pt (None: from scratch).
 
     With `scenes` (the data root), every `val_every` epochs the model is also scored against the GT of the val
     split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
-    val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check)."""
+    val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check).
+    `superpoints`: superpoints of the label files' clouds; `ref_superpoints`: of the reference clouds (GT val)."""
     from gcseg.atomic import check_output
     from gcseg.errors import InputError
 
@@ -110,15 +120,18 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
         device = "cpu"
     val_fn = None
     if cfg.val_every:
-        fns = [labels_ap_fn(files, cfg.val_samples)]
-        gt_fn = gt_val_fn(p.data.source, scenes) if scenes is not None else None  # type: ignore[attr-defined]
+        sp_dir = superpoints if p.model.mask_on == "superpoint" else None  # type: ignore[attr-defined]
+        ref_dir = ref_superpoints if p.model.mask_on == "superpoint" else None  # type: ignore[attr-defined]
+        fns = [labels_ap_fn(files, cfg.val_samples, superpoints=sp_dir)]
+        gt_fn = (gt_val_fn(p.data.source, scenes, ref_dir)  # type: ignore[attr-defined]
+                 if scenes is not None else None)
         if gt_fn is not None:
             fns.append(gt_fn)
 
         def val_fn(model, epoch: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
             return {k: v for fn in fns for k, v in fn(model, epoch).items()}
     res = train(cfg, files, out, model_cfg=p.model, seed=p.seed, metrics_dir=metrics, init_checkpoint=init,
-                val_fn=val_fn, progress=True, device=device)
+                val_fn=val_fn, progress=True, device=device, superpoints=superpoints)
     last = res.history[-1] if res.history else {}
     resumed = f" (resumed after epoch {res.resumed_from})" if res.resumed_from else ""
     typer.echo(f"{stage}: {res.epochs_done} epochs on {len(files)} file(s){resumed}, final loss "

@@ -132,6 +132,8 @@ def main(
     baselines: Annotated[Path | None, typer.Option("--baselines", help="baselines output folder (<scene>.h5): its rows join the table (training-free baselines).")] = None,
     gt_free: Annotated[Path | None, typer.Option("--gt-free", help="GT-free statistics JSON (every scene, GT or "
                                                  "not; default: eval/gt_free.json beside --out).")] = None,
+    superpoints: Annotated[Path | None, typer.Option("--superpoints", help="superpoints stage folder (<scene>.h5): "
+                                                     "superpoint models predict on them (else computed).")] = None,
 ) -> None:
     """Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."""
     from gcseg.atomic import check_output
@@ -186,6 +188,12 @@ def main(
             raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
                              fix="give the scene a mesh, reference.ply or frames to fuse")
         val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
+        if superpoints is not None:
+            from dataclasses import replace
+
+            from gcseg.superpoints import REFERENCE, read_superpoints
+
+            val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
         val_scenes.append(val)
         tracked = read_tracks(track_files[sid], val)
         rows["lift_only"][sid] = tracked["lift_only"]

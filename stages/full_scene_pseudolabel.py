@@ -81,6 +81,8 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene HDF5 pseudo-labels.")] = Path("data/pseudolabel"),
     metrics: Annotated[Path, typer.Option("--metrics", help="Metrics JSON.")] = Path("metrics/full_scene_pseudolabel.json"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+    superpoints: Annotated[Path | None, typer.Option("--superpoints", help="superpoints stage folder (<scene>.h5): "
+                                                     "superpoint models predict on them (else computed).")] = None,
 ) -> None:
     """Stage 3 data: full-scene pseudo-labels above tau_conf."""
     from gcseg.atomic import check_output
@@ -122,8 +124,13 @@ def main(
         if cloud is None or len(cloud) == 0:
             raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
                              fix="the scene needs a mesh, reference.ply or frames to fuse")
+        sp = None
+        if superpoints is not None:
+            from gcseg.superpoints import REFERENCE, read_superpoints
+
+            sp = read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord)
         labels, kept, scores, summary = pseudolabel_scene(
-            net, cloud, top_k=cfg.top_k, tau_conf=p.tau_conf,
+            net, cloud, superpoint=sp, top_k=cfg.top_k, tau_conf=p.tau_conf,
             dbscan_eps=cfg.dbscan.eps if cfg.dbscan.enabled else None, dbscan_min_samples=cfg.dbscan.min_samples,
             min_points=cfg.min_points)
         write_scene_pseudolabel(out / f"{sid}.h5", sid, cloud, labels, kept, scores, summary, config)

@@ -29,10 +29,15 @@ def main(
     init: Annotated[Path, typer.Option(help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
     scenes: Annotated[Path | None, typer.Option(help="Data root (data.root): GT of its val split is scored during "
                                                      "training (monitoring only).")] = None,
+    superpoints: Annotated[Path | None, typer.Option(help="Superpoints of the label files' clouds (a folder of "
+                                                          "the superpoints stages); needed by superpoint models.")] = None,
+    ref_superpoints: Annotated[Path | None, typer.Option(help="Superpoints of the reference clouds (the superpoints "
+                                                              "stage's folder): for the GT val scores.")] = None,
     params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 3 model."""
-    run_training("stage3_train", Params, params, labels, out, metrics, init, scenes)
+    run_training("stage3_train", Params, params, labels, out, metrics, init, scenes, superpoints,
+                 ref_superpoints)
 
 
 if __name__ == "__main__":

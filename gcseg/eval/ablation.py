@@ -53,6 +53,7 @@ class ValScene:
     color: np.ndarray  # uint8 (N, 3)
     gt_ids: np.ndarray  # int64 (N,)
     valid: np.ndarray | None = None  # bool (N,); False = left out (ScanNet++ ignore mask)
+    superpoint: np.ndarray | None = None  # int (N,) superpoints of the cloud (superpoint models; gcseg.superpoints)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def model_predictions(model: Any, scene: ValScene) -> RowPrediction:
     """A mask model's class-agnostic masks on the scene's reference cloud (gcseg.models.inference)."""
     from gcseg.models.inference import predict_points
 
-    masks, scores = predict_points(model, scene.coord, scene.color)
+    masks, scores = predict_points(model, scene.coord, scene.color, superpoint=scene.superpoint)
     return RowPrediction(masks=masks, scores=scores)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # fields that change no weight: a checkpoint trained with other values loads fine
-RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout")
+RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou")
 
 
 class ModelConfig(BaseModel):
@@ -30,7 +30,14 @@ class ModelConfig(BaseModel):
     ffn_dim: int = Field(128, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     max_attn_voxels: int = Field(800, gt=0)
-    non_parametric_queries: bool = False
+    # learned (spec) | fps (Segment3D/Mask3D non-parametric queries) | superpoint (OneFormer3D: seeded at superpoints)
+    queries: Literal["learned", "fps", "superpoint"] = "learned"
+    mask_on: Literal["voxel", "superpoint"] = "voxel"  # what a mask is predicted over (Mask3D train_on_segments)
+    # inference only (no weight depends on them): seeded queries at test time (superpoint queries; None = as in
+    # training; OneFormer3D seeds every superpoint) and the mask-IoU above which a lower-scored mask is dropped
+    # (None = no NMS, Mask3D; OneFormer3D uses matrix NMS)
+    test_queries: int | None = Field(None, gt=0)
+    nms_iou: float | None = Field(None, gt=0, le=1)
 
     @field_validator("in_channels")
     @classmethod
@@ -43,6 +50,8 @@ class ModelConfig(BaseModel):
     def _heads(self) -> ModelConfig:
         if self.hidden_dim % self.num_heads or self.hidden_dim % 2:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be even and divisible by num_heads {self.num_heads}")
+        if self.queries == "superpoint" and self.mask_on != "superpoint":
+            raise ValueError("queries: superpoint needs mask_on: superpoint")
         return self
 
     def architecture(self) -> dict[str, Any]:

@@ -24,16 +24,53 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+# distance unit of the seeded queries' spatial extent, in voxels: with the initial rate softplus(0) ~ 0.7 a mask
+# logit drops by ~0.7 at this distance from the seed, so masks start compact (25 cm at 5 cm voxels) and grow as
+# the rate is learned. Measured (docs/model_study.md, one seed): 5 vs 20 voxels, Stage 1 val AP50 0.127 vs 0.097
+EXTENT_UNIT_VOXELS = 5.0
+
+
 @dataclass
 class Prediction:
     """One layer's prediction for a batch of B scenes with Q queries each.
 
     logits: float [B, Q, 2] (index 0 = object, 1 = no-object); masks: per scene float [Q, V_b] logits over
-    that scene's finest voxels (in the order of the scene's rows in the batched voxel tensor).
+    that scene's finest voxels (in the order of the scene's rows in the batched voxel tensor), or [Q, S_b] over
+    its superpoints when the model predicts on superpoints. seeds: per scene LongTensor [Q], the superpoint
+    each query was seeded at (superpoint queries only; the seeded matcher reads it), else None.
     """
 
     logits: Tensor
     masks: list[Tensor]
+    seeds: list[Tensor] | None = None
+
+
+@dataclass
+class SuperpointPool:
+    """How the voxels of a batch pool onto superpoints (gcseg.models.superpoint_pool builds it).
+
+    Per scene b: ``pair_sp``/``pair_vox``/``pair_w`` [P_b]: superpoint, scene-local voxel row and weight (share
+    of the superpoint's points in that voxel; the weights of a superpoint sum to 1), ``num_sp`` S_b,
+    ``centroid`` [S_b, 3] in voxel units (the coords' units), ``voxel_sp`` [V_b] the superpoint holding most
+    of each voxel's points."""
+
+    pair_sp: list[Tensor]
+    pair_vox: list[Tensor]
+    pair_w: list[Tensor]
+    num_sp: list[int]
+    centroid: list[Tensor]
+    voxel_sp: list[Tensor]
+
+    def to(self, dev: torch.device) -> SuperpointPool:
+        return SuperpointPool([x.to(dev) for x in self.pair_sp], [x.to(dev) for x in self.pair_vox],
+                              [x.to(dev) for x in self.pair_w], list(self.num_sp),
+                              [x.to(dev) for x in self.centroid], [x.to(dev) for x in self.voxel_sp])
+
+    def pool(self, b: int, feats: Tensor) -> Tensor:
+        """Mean of scene b's voxel features [V_b, C] over each superpoint's points -> [S_b, C]."""
+        w = self.pair_w[b].to(feats.dtype)[:, None]
+        return feats.new_zeros(self.num_sp[b], feats.shape[1]).index_add_(0, self.pair_sp[b],
+                                                                           feats[self.pair_vox[b]] * w)
 
 
 class FourierPosEnc(nn.Module):
@@ -102,8 +139,8 @@ class MLP(nn.Module):
         return x
 
 
-def farthest_point_sample(xyz: Tensor, k: int) -> Tensor:
-    """Indices of k farthest-point samples of xyz [M, 3], starting at index 0 (deterministic).
+def farthest_point_sample(xyz: Tensor, k: int, start: int = 0) -> Tensor:
+    """Indices of k farthest-point samples of xyz [M, 3], starting at index `start` (deterministic).
 
     With fewer than k points the sample cycles (queries then share positions, as Mask3D does with repeats)."""
     m = xyz.shape[0]
@@ -112,7 +149,7 @@ def farthest_point_sample(xyz: Tensor, k: int) -> Tensor:
     k_eff = min(k, m)
     idx = torch.zeros(k_eff, dtype=torch.long)
     dist = torch.full((m,), float("inf"))
-    cur = 0
+    cur = int(start) % m
     for i in range(k_eff):
         idx[i] = cur
         dist = torch.minimum(dist, ((xyz - xyz[cur]) ** 2).sum(-1))
@@ -156,13 +193,15 @@ class MaskDecoder(nn.Module):
         hlevels: which backbone levels the decoder layers attend to, in order (Mask3D `hlevels`).
         num_decoders: how often the stack of len(hlevels) layers is repeated with shared weights (Mask3D
             `num_decoders` with `shared_decoder: true`).
-        non_parametric_queries: Segment3D/Mask3D's FPS-sampled query positions (queries start at zero) instead
-            of learned query features and positions.
+        queries: "learned" (learned query features and positions, the spec), "fps" (Segment3D/Mask3D's
+            non-parametric queries: FPS-sampled voxel positions with Fourier encodings, features start at zero) or
+            "superpoint" (OneFormer3D/SPFormer: seeded at FPS-sampled superpoint centroids, the query feature is
+            the seed superpoint's pooled feature; needs a SuperpointPool).
     """
 
     def __init__(self, *, level_channels: list[int], mask_channels: int, hlevels: list[int], num_decoders: int,
                  hidden_dim: int, num_queries: int, num_heads: int, ffn_dim: int, dropout: float,
-                 max_attn_voxels: int, non_parametric_queries: bool = False, pos_seed: int = 0):
+                 max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None):
         super().__init__()
         bad = [h for h in hlevels if not 0 <= h < len(level_channels)]
         if bad:
@@ -172,11 +211,20 @@ class MaskDecoder(nn.Module):
         self.num_queries = num_queries
         self.num_heads = num_heads
         self.max_attn_voxels = max_attn_voxels
-        self.non_parametric = non_parametric_queries
+        if queries not in ("learned", "fps", "superpoint"):
+            raise ValueError(f"queries must be learned, fps or superpoint, got {queries!r}")
+        self.queries = queries
+        self.test_queries = test_queries
         self.pos_enc = FourierPosEnc(hidden_dim, seed=pos_seed)
-        if non_parametric_queries:
+        if queries in ("fps", "superpoint"):
             self.query_projection = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
-        else:
+        if queries == "superpoint":
+            self.query_feat_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
+            # per-query spatial extent: a seeded query's mask logit drops with the squared distance of a superpoint
+            # from the seed, at a rate the query predicts (ISBNet/DyCo3D feed the mask head positions relative
+            # to the instance's seed for the same reason: instances are compact around their seed)
+            self.extent = nn.Linear(hidden_dim, 1)
+        if queries == "learned":
             self.query_feat = nn.Embedding(num_queries, hidden_dim)
             self.query_pos = nn.Embedding(num_queries, hidden_dim)
         self.mask_features = nn.Linear(mask_channels, hidden_dim)
@@ -192,14 +240,19 @@ class MaskDecoder(nn.Module):
     def num_layers(self) -> int:
         return self.num_decoders * len(self.hlevels)
 
-    def _head(self, q: Tensor, mask_feats: list[Tensor]) -> Prediction:
+    def _head(self, q: Tensor, mask_feats: list[Tensor], seed_sp: list[Tensor] | None,
+              sq_dist: list[Tensor] | None = None) -> Prediction:
         qn = self.norm(q)
         emb = self.mask_embed(qn)
         masks = [emb[b] @ mf.T for b, mf in enumerate(mask_feats)]
-        return Prediction(self.class_embed(qn), masks)
+        if sq_dist is not None:  # superpoint queries: [Q, S] squared distances from the seed
+            rate = F.softplus(self.extent(qn))  # [B, Q, 1]
+            masks = [m - rate[b] * sq_dist[b] for b, m in enumerate(masks)]
+        return Prediction(self.class_embed(qn), masks, seed_sp)
 
     def forward(self, levels: list[tuple[Tensor, Tensor]], strides: list[int], out: Tensor, coords: Tensor,
-                seeds: list[int]) -> list[Prediction]:
+                seeds: list[int], sp: SuperpointPool | None = None, random_start: bool = False
+                ) -> list[Prediction]:
         """Run the decoder.
 
         Arguments:
@@ -207,7 +260,10 @@ class MaskDecoder(nn.Module):
             strides: tensor stride of every level (finest = 1) in the units of `coords`.
             out: full-resolution backbone features [V, C_out], rows aligned with `coords`.
             coords: the input voxels [V, 4] (batch, x, y, z); batch ids 0..B-1.
-            seeds: one seed per scene for the key subsampling (and FPS start in training).
+            seeds: one seed per scene for the key subsampling (and, with random_start, the FPS start).
+            sp: superpoints of the batch: masks are then predicted per superpoint (required by "superpoint"
+                queries; optional otherwise).
+            random_start: start the superpoint FPS at a seeded random superpoint (training) instead of the first.
         Returns:
             predictions of the initial queries and of every layer (1 + num_layers), the last is the output.
         """
@@ -226,10 +282,35 @@ class MaskDecoder(nn.Module):
             return (c[:, 1:].float() - lo[b]) / span[b]
 
         mf_all = self.mask_features(out)
-        mask_feats = [mf_all[r] for r in rows]
         dev = out.device
+        if self.queries == "superpoint" and sp is None:
+            raise ValueError("superpoint queries need the batch's superpoints")
+        if sp is not None:
+            if len(sp.num_sp) != nb:
+                raise ValueError(f"superpoints for {len(sp.num_sp)} scenes, batch has {nb}")
+            mask_feats = [sp.pool(b, mf_all[r]) for b, r in enumerate(rows)]
+        else:
+            mask_feats = [mf_all[r] for r in rows]
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
 
-        if self.non_parametric:
+        seed_sp: list[Tensor] | None = None
+        sq_dist: list[Tensor] | None = None
+        nq = self.num_queries
+        if self.queries == "superpoint":
+            assert sp is not None
+            if not self.training and self.test_queries:
+                nq = self.test_queries
+            qpos, qfeat, seed_sp, sq_dist = [], [], [], []
+            for b in range(nb):
+                c01 = (sp.centroid[b] - lo[b]) / span[b]
+                start = int(torch.randint(sp.num_sp[b], (1,), generator=gens[b])) if random_start else 0
+                pidx = farthest_point_sample(c01.detach().cpu(), nq, start).to(dev)
+                seed_sp.append(pidx)
+                sq_dist.append((torch.cdist(sp.centroid[b][pidx], sp.centroid[b]) / EXTENT_UNIT_VOXELS) ** 2)
+                qpos.append(self.query_projection(self.pos_enc(c01[pidx])))
+                qfeat.append(self.query_feat_proj(mask_feats[b][pidx]))
+            query_pos, q = torch.stack(qpos), torch.stack(qfeat)
+        elif self.queries == "fps":
             qpos = []
             for b, r in enumerate(rows):
                 pidx = farthest_point_sample(norm01(coords[r]).cpu(), self.num_queries).to(dev)
@@ -248,8 +329,7 @@ class MaskDecoder(nn.Module):
             lrows = [torch.nonzero(lcoord[:, 0] == b).squeeze(1) for b in range(nb)]
             level_keys.append((lfeat, lcoord, parent, lrows))
 
-        preds = [self._head(q, mask_feats)]
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        preds = [self._head(q, mask_feats, seed_sp, sq_dist)]
         for rep in range(self.num_decoders):
             for li, h in enumerate(self.hlevels):
                 lfeat, lcoord, parent, lrows = level_keys[li]
@@ -265,7 +345,8 @@ class MaskDecoder(nn.Module):
                 memory = mem_all.new_zeros(nb, smax, hd)
                 pos = mem_all.new_zeros(nb, smax, hd)
                 # True = may not attend
-                amask = torch.ones(nb, self.num_queries, smax, dtype=torch.bool, device=dev)
+                nq = q.shape[1]
+                amask = torch.ones(nb, nq, smax, dtype=torch.bool, device=dev)
                 prev = preds[-1].masks
                 for b, r in enumerate(sel):
                     memory[b, : len(r)] = mem_all[r]
@@ -274,7 +355,8 @@ class MaskDecoder(nn.Module):
                     fr = rows[b]
                     par = parent[fr]
                     nlev = len(lcoord)
-                    summed = prev[b].new_zeros(self.num_queries, nlev).index_add_(1, par, prev[b].detach())
+                    vox_logits = prev[b].detach() if sp is None else prev[b].detach()[:, sp.voxel_sp[b]]
+                    summed = prev[b].new_zeros(nq, nlev).index_add_(1, par, vox_logits)
                     cnt = torch.bincount(par, minlength=nlev).clamp_min(1).to(summed.dtype)
                     pooled = (summed / cnt)[:, r]
                     blocked = pooled < 0
@@ -284,5 +366,5 @@ class MaskDecoder(nn.Module):
                 q = self.cross[li](q, query_pos, memory, pos, amask)
                 q = self.selfa[li](q, query_pos)
                 q = self.ffn[li](q)
-                preds.append(self._head(q, mask_feats))
+                preds.append(self._head(q, mask_feats, seed_sp, sq_dist))
         return preds

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from gcseg.errors import InputError
+from gcseg.models.decoder import SuperpointPool
 from gcseg.models.mask_model import MaskModel, point_features
-from gcseg.models.voxelize import scatter_mean, voxelize
+from gcseg.models.voxelize import scatter_mean, superpoint_pool, voxelize
 
 
 def voxel_input(model: MaskModel, coord: np.ndarray, color: np.ndarray, batch: int = 0
@@ -20,8 +21,25 @@ def voxel_input(model: MaskModel, coord: np.ndarray, color: np.ndarray, batch: i
     vox = voxelize(c, model.cfg.voxel_size, None)
     coords = vox.coords.clone()
     coords[:, 0] = batch
-    feats = scatter_mean(point_features(coord, color, model.cfg.in_channels), vox.inverse, len(coords))
+    feats = scatter_mean(point_features(c.numpy(), color, model.cfg.in_channels), vox.inverse, len(coords))
     return coords, feats, vox.inverse
+
+
+def point_superpoints(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpoint: np.ndarray | None
+                      ) -> np.ndarray | None:
+    """The superpoints the model needs (None for a voxel model): the given ones, else computed with the default
+    gcseg.superpoints settings (a new scan that no superpoints stage has seen)."""
+    if model.cfg.mask_on != "superpoint":
+        return None
+    if superpoint is None:
+        from gcseg.superpoints import compute_superpoints
+
+        return compute_superpoints(coord, color)
+    superpoint = np.asarray(superpoint)
+    if superpoint.shape != (len(coord),):
+        raise InputError(f"{superpoint.shape[0]} superpoint ids for {len(coord)} points",
+                         fix="pass the superpoints of this cloud (the superpoints stage's file of the scene)")
+    return superpoint
 
 
 def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,15 +51,32 @@ def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor) -> tup
     return binary, obj_logits.softmax(-1)[:, 0] * inside
 
 
+def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, iou: float) -> torch.Tensor:
+    """Greedy NMS of masks (bool [Q, E] over elements of size `weight` [E], e.g. superpoints' point counts):
+    visiting masks by descending score, drop one whose IoU with a kept mask exceeds `iou`. Returns kept indices
+    (descending score; ties by index)."""
+    order = torch.from_numpy(np.argsort(-scores.numpy(), kind="stable"))
+    m = binary[order].float()
+    inter = (m * weight) @ m.T
+    area = inter.diagonal()
+    ious = (inter / (area[:, None] + area[None, :] - inter).clamp_min(1e-9)).numpy()
+    keep: list[int] = []
+    for i in range(len(order)):
+        if not keep or ious[i, keep].max() <= iou:
+            keep.append(i)
+    return order[keep]
+
+
 @torch.inference_mode()
-def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, min_points: int = 1
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, min_points: int = 1,
+                   superpoint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Class-agnostic instance masks of one point cloud.
 
     Arguments:
         model: a trained MaskModel (switched to eval mode here).
         coord: float [N, 3] metres; color: uint8 [N, 3].
         min_points: drop masks with fewer points.
+        superpoint: int [N] superpoint ids of the cloud (superpoint models; computed when None).
     Returns:
         masks bool [K, N] and scores float32 [K], sorted by score descending (ties by query index), deterministic
         (the decoder's key subsample is drawn from a fixed seed).
@@ -58,9 +93,21 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
     model.eval()
     dev = next(model.parameters()).device
     coords, feats, inverse = voxel_input(model, coord, color)
-    pred = model(coords.to(dev), feats.to(dev), seeds=[0])[-1]
+    sp_ids = point_superpoints(model, coord, color, superpoint)
+    pool, to_point = None, inverse
+    if sp_ids is not None:
+        c = np.asarray(coord, np.float32)
+        part, compact = superpoint_pool(sp_ids, inverse.numpy(), c - c.mean(0), model.cfg.voxel_size, len(coords))
+        pool, to_point = SuperpointPool(*[[x] for x in part]).to(dev), torch.from_numpy(compact)
+    pred = model(coords.to(dev), feats.to(dev), seeds=[0], sp=pool)[-1]
     binary, score = masks_and_scores(pred.logits[0].float(), pred.masks[0].float())
-    pmasks = binary.cpu()[:, inverse]
+    binary, score = binary.cpu(), score.cpu()
+    if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
+        weight = (torch.bincount(to_point, minlength=binary.shape[1]) if sp_ids is not None
+                  else torch.bincount(inverse, minlength=binary.shape[1])).float()
+        kept = mask_nms(binary, score, weight, model.cfg.nms_iou)
+        binary, score = binary[kept], score[kept]
+    pmasks = binary[:, to_point]
     score = score.cpu()
     keep = pmasks.sum(1) >= max(min_points, 1)
     pmasks, score = pmasks[keep].numpy(), score[keep].numpy().astype(np.float32)

@@ -4,22 +4,54 @@
   + w_bce * mean sigmoid BCE of matched masks + w_dice * dice of matched masks
 
 summed over the initial and every decoder layer's prediction (auxiliary losses) and averaged over the scenes of the
-batch (so that a batch split over DDP ranks averages to the same loss). Voxels whose label is -1 (unlabelled)
-never enter the mask terms (unless LossWeights.unlabelled_bce > 0: then matched masks are also pushed to 0 on a
-sample of them); the mask terms use a per-scene random subsample of at most `num_points` labelled
-voxels, shared by the matcher and the loss (Mask3D samples points the same way).
+batch (so that a batch split over DDP ranks averages to the same loss).
+
+Targets (LossWeights.targets): "all" = Mask3D/Segment3D: a target mask spans every voxel (or superpoint) of the
+scene, so unlabelled ones (-1) are negatives of every matched mask (Segment3D `datasets/utils.py`
+`get_instance_masks` compares the instance column of all voxels; its matcher and loss use all points,
+`num_points: -1`). "labelled" = unlabelled ones never enter the mask terms. The mask terms use a per-scene
+random subsample of at most `num_points` of those elements, shared by the matcher and the loss.
+
+Matching (LossWeights.matcher): "hungarian" (Mask3D) or "seeded" (OneFormer3D's SparseMatcher: a target may
+only be matched by a query seeded inside it, i.e. whose seed superpoint carries its label, and takes its
+`seeded_topk` cheapest such queries, 0 = all of them; needs superpoint queries).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gcseg.models.decoder import Prediction
-from gcseg.models.matcher import hungarian_match
+from gcseg.models.matcher import hungarian_match, pairwise_bce, pairwise_dice
+
+
+@torch.no_grad()
+def seeded_match(logits: Tensor, masks: Tensor, targets: Tensor, allowed: Tensor, w: LossWeights, topk: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """OneFormer3D's SparseMatcher with topk != 1: every target takes its `topk` cheapest allowed queries (0 =
+    all). A query is allowed for at most one target (its seed lies in one), so the pairs never conflict."""
+    if targets.shape[0] == 0 or not bool(allowed.any()):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    qi, ti = torch.nonzero(allowed, as_tuple=True)
+    if topk > 0:
+        cost = (w.bce * pairwise_bce(masks.float(), targets.float())
+                + w.dice * pairwise_dice(masks.float(), targets.float()))[qi, ti]
+        if w.ce:
+            cost = cost - w.ce * logits.float().softmax(-1)[qi, 0]
+        order = np.lexsort((cost.cpu().numpy(), ti.cpu().numpy()))  # by target, cheapest first
+        qs, ts = qi.cpu().numpy()[order], ti.cpu().numpy()[order]
+        start = np.searchsorted(ts, ts, side="left")
+        keep = np.arange(len(ts)) - start < topk
+        qs, ts = qs[keep], ts[keep]
+    else:
+        qs, ts = qi.cpu().numpy(), ti.cpu().numpy()
+    o = np.argsort(qs, kind="stable")
+    return qs[o].astype(np.int64), ts[o].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -32,10 +64,9 @@ class LossWeights:
     dice: float = 2.0
     eos_coef: float = 0.1
     num_points: int = 4096
-    # weight of a BCE pushing every matched mask to 0 on a sample of UNLABELLED voxels (0 = they never enter
-    # the loss, Mask3D/Segment3D). Why: with sparse pseudo-labels (Stage 2: ~16 % of a scene's points labelled)
-    # nothing bounds a mask outside the labelled points, and masks bleed over the whole scene.
-    unlabelled_bce: float = 0.0
+    targets: str = "all"  # all (Mask3D/Segment3D: unlabelled = negatives) | labelled (unlabelled ignored)
+    matcher: str = "hungarian"  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
+    seeded_topk: int = 1  # seeded: each target takes its k cheapest in-target queries (OneFormer3D topk 1; 0 = all)
 
 
 @dataclass
@@ -59,24 +90,31 @@ def _sample(where: Tensor, num_points: int, seed: int) -> Tensor:
     return idx
 
 
-def _sample_points(labels: Tensor, num_points: int, seed: int) -> Tensor:
-    return _sample(labels >= 0, num_points, int(seed) + 7919)
-
-
-def _sample_unlabelled(labels: Tensor, num_points: int, seed: int) -> Tensor:
-    return _sample(labels < 0, num_points, int(seed) + 104729)
+def _sample_points(labels: Tensor, num_points: int, seed: int, targets: str = "labelled") -> Tensor:
+    where = labels >= 0 if targets == "labelled" else torch.ones_like(labels, dtype=torch.bool)
+    return _sample(where, num_points, int(seed) + 7919)
 
 
 def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
-               free: Tensor | None = None) -> dict[str, Tensor]:
-    """Loss terms of one layer's prediction for one scene (logits [Q, 2], masks [Q, V]) on sampled voxels pts."""
+               seed_sp: Tensor | None = None) -> dict[str, Tensor]:
+    """Loss terms of one layer's prediction for one scene (logits [Q, 2], masks [Q, V]) on sampled elements pts
+    (voxels or superpoints); seed_sp [Q]: each query's seed superpoint (the seeded matcher)."""
     k = target.num_instances
     lab = target.labels[pts]
     tmasks = (lab[None, :] == torch.arange(k, device=lab.device)[:, None]).float()  # [K, P]
-    keep = tmasks.sum(1) > 0  # an instance none of whose voxels were sampled cannot be supervised here
+    keep = tmasks.sum(1) > 0  # an instance none of whose elements were sampled cannot be supervised here
     tmasks = tmasks[keep]
     pm = pred_masks[:, pts]
-    qi, ti = hungarian_match(pred_logits, pm, tmasks, w_class=w.ce, w_bce=w.bce, w_dice=w.dice)
+    allowed = None
+    if w.matcher == "seeded":
+        if seed_sp is None:
+            raise ValueError("the seeded matcher needs superpoint queries (model.queries: superpoint)")
+        ids = torch.nonzero(keep).squeeze(1)  # target row t = instance ids[t]
+        allowed = target.labels[seed_sp][:, None] == ids[None, :]  # [Q, K']
+    if allowed is not None and w.seeded_topk != 1:
+        qi, ti = seeded_match(pred_logits, pm, tmasks, allowed, w, w.seeded_topk)
+    else:
+        qi, ti = hungarian_match(pred_logits, pm, tmasks, w_class=w.ce, w_bce=w.bce, w_dice=w.dice, allowed=allowed)
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
     cls_t[torch.as_tensor(qi, device=cls_t.device)] = 0
@@ -89,10 +127,6 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
         bce = F.binary_cross_entropy_with_logits(x, t, reduction="none").mean(1).sum() / n
         s = x.sigmoid()
         dice = (1 - (2 * (s * t).sum(1) + 1) / (s.sum(1) + t.sum(1) + 1)).sum() / n
-        if w.unlabelled_bce and free is not None and len(free):
-            xf = pred_masks[torch.as_tensor(qi, device=pm.device)][:, free]
-            bce = bce + w.unlabelled_bce * F.binary_cross_entropy_with_logits(
-                xf, torch.zeros_like(xf), reduction="none").mean(1).sum() / n
     else:
         bce = dice = pred_masks.sum() * 0.0
     return {"ce": ce, "bce": bce, "dice": dice}
@@ -103,11 +137,12 @@ def set_criterion(preds: list[Prediction], targets: list[SceneTarget], w: LossWe
     total = preds[-1].logits.new_zeros(())
     final = {"ce": total.new_zeros(()), "bce": total.new_zeros(()), "dice": total.new_zeros(())}
     nb = len(targets)
-    pts = [_sample_points(t.labels, w.num_points, t.seed) for t in targets]
-    free = [_sample_unlabelled(t.labels, w.num_points, t.seed) if w.unlabelled_bce else None for t in targets]
+    if w.targets not in ("all", "labelled") or w.matcher not in ("hungarian", "seeded"):
+        raise ValueError(f"unknown loss targets {w.targets!r} or matcher {w.matcher!r}")
+    pts = [_sample_points(t.labels, w.num_points, t.seed, w.targets) for t in targets]
     for li, p in enumerate(preds):
         for b, t in enumerate(targets):
-            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w, free[b])
+            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w, None if p.seeds is None else p.seeds[b])
             total = total + (w.ce * terms["ce"] + w.bce * terms["bce"] + w.dice * terms["dice"]) / nb
             if li == len(preds) - 1:
                 for key in final:

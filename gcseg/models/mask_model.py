@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from gcseg.atomic import write_bytes
 from gcseg.errors import ArtifactError, ConfigError
 from gcseg.models.config import RUNTIME_FIELDS, ModelConfig
-from gcseg.models.decoder import MaskDecoder, Prediction
+from gcseg.models.decoder import MaskDecoder, Prediction, SuperpointPool
 
 __all__ = ["CHECKPOINT_SCHEMA_VERSION", "RUNTIME_FIELDS", "MaskModel", "ModelConfig", "build_model", "load_model",
            "save_checkpoint", "read_checkpoint", "check_architecture", "point_features"]
@@ -38,7 +38,8 @@ def point_features(coord: np.ndarray | Tensor, color: np.ndarray | Tensor, in_ch
 
 
 class MaskModel(nn.Module):
-    """Backbone + decoder. `forward(coords [V,4], feats [V,C], seeds) -> list[Prediction]` (last = output)."""
+    """Backbone + decoder. `forward(coords [V,4], feats [V,C], seeds, sp) -> list[Prediction]` (last = output);
+    `sp` (the batch's superpoints) is required when cfg.mask_on is "superpoint"."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -56,16 +57,19 @@ class MaskModel(nn.Module):
                                        hidden_dim=cfg.hidden_dim, num_queries=cfg.num_queries,
                                        num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
                                        max_attn_voxels=cfg.max_attn_voxels,
-                                       non_parametric_queries=cfg.non_parametric_queries)
+                                       queries=cfg.queries, test_queries=cfg.test_queries)
         except ValueError as exc:
             raise ConfigError(f"model: {exc}", fix="set model.hlevels to levels the backbone has") from exc
 
-    def forward(self, coords: Tensor, feats: Tensor, seeds: list[int]) -> list[Prediction]:
+    def forward(self, coords: Tensor, feats: Tensor, seeds: list[int], sp: SuperpointPool | None = None,
+                random_start: bool = False) -> list[Prediction]:
+        if (self.cfg.mask_on == "superpoint") != (sp is not None):
+            raise ValueError(f"model predicts on {self.cfg.mask_on}s: pass superpoints exactly when it does")
         bo = self.backbone(coords, feats)
         # the backbone gives level coords in the level's own units (floor(c / stride)); the decoder wants them in
         # finest-voxel units (MinkowskiEngine's convention: multiples of the stride)
         levels = [(f, torch.cat([c[:, :1], c[:, 1:] * s], 1)) for (f, c), s in zip(bo.levels, bo.strides)]
-        return self.decoder(levels, list(bo.strides), bo.out, coords, seeds)
+        return self.decoder(levels, list(bo.strides), bo.out, coords, seeds, sp, random_start)
 
 
 def build_model(cfg: ModelConfig) -> MaskModel:

@@ -31,13 +31,16 @@ def pairwise_dice(logits: Tensor, targets: Tensor) -> Tensor:
 
 @torch.no_grad()
 def hungarian_match(logits: Tensor, masks: Tensor, targets: Tensor, *, w_class: float, w_bce: float,
-                    w_dice: float) -> tuple[np.ndarray, np.ndarray]:
+                    w_dice: float, allowed: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Match one scene's queries to its targets.
 
     Arguments:
         logits: [Q, 2] objectness logits (index 0 = object).
         masks: [Q, P] mask logits on the P sampled voxels.
         targets: [K, P] float {0, 1} target masks on the same voxels.
+        allowed: optional bool [Q, K]: which pairs may match (OneFormer3D's SparseMatcher: a query may only take
+            the target its seed lies in; then each target takes its cheapest allowed query, targets without one
+            stay unmatched).
     Returns:
         (query indices, target indices), each int64 [min(Q, K)], sorted by query index.
     """
@@ -48,6 +51,13 @@ def hungarian_match(logits: Tensor, masks: Tensor, targets: Tensor, *, w_class: 
     cost = w_bce * pairwise_bce(masks, targets) + w_dice * pairwise_dice(masks, targets)
     if w_class:
         cost = cost - w_class * logits.float().softmax(-1)[:, :1]
-    qi, ti = linear_sum_assignment(cost.cpu().numpy())
+    if allowed is not None:
+        big = float(cost.abs().max()) * 10 + 1e6
+        cost = torch.where(allowed, cost, torch.full_like(cost, big))
+        qi, ti = linear_sum_assignment(cost.cpu().numpy())
+        ok = allowed.cpu().numpy()[qi, ti]
+        qi, ti = qi[ok], ti[ok]
+    else:
+        qi, ti = linear_sum_assignment(cost.cpu().numpy())
     order = np.argsort(qi, kind="stable")
     return qi[order].astype(np.int64), ti[order].astype(np.int64)

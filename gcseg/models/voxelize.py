@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -71,3 +72,48 @@ def scatter_mean(feat: Tensor, inverse: Tensor, num_voxels: int) -> Tensor:
     total = feat.new_zeros((num_voxels, *feat.shape[1:])).index_add(0, inverse, feat)
     count = torch.bincount(inverse, minlength=num_voxels).clamp_(min=1).to(feat.dtype)
     return total / count.view(-1, *([1] * (feat.dim() - 1)))
+
+
+def superpoint_pool(point_sp: np.ndarray, inverse: np.ndarray, coord: np.ndarray, voxel_size: float,
+                    num_voxels: int) -> tuple[tuple[Tensor, Tensor, Tensor, int, Tensor, Tensor], np.ndarray]:
+    """One scene's superpoint pooling (the fields of gcseg.models.decoder.SuperpointPool for that scene).
+
+    point_sp int [N] superpoint per point (ids 0..S-1), inverse int [N] voxel row per point, coord float [N, 3]
+    metres (the coordinates that were voxelised). Returns ((pair_sp, pair_vox, pair_w, S, centroid [S, 3] in
+    voxel units, voxel_sp [V]), compact superpoint id per point [N])."""
+    point_sp = np.asarray(point_sp, np.int64)
+    inverse = np.asarray(inverse, np.int64)
+    if point_sp.shape != inverse.shape:
+        raise InputError(f"{point_sp.shape[0]} superpoint ids for {inverse.shape[0]} points",
+                         fix="the superpoints must belong to this cloud (rerun the superpoints stage)")
+    if len(point_sp) == 0 or point_sp.min() < 0:
+        raise InputError("superpoint ids must be >= 0 and the cloud non-empty")
+    _, sp = np.unique(point_sp, return_inverse=True)  # compact ids (a crop may keep a subset)
+    sp = sp.reshape(-1)
+    s = int(sp.max()) + 1
+    key = sp * num_voxels + inverse
+    uk, cnt = np.unique(key, return_counts=True)
+    pair_sp, pair_vox = uk // num_voxels, uk % num_voxels
+    sp_count = np.bincount(sp, minlength=s)
+    pair_w = cnt / sp_count[pair_sp]
+    # majority superpoint of every voxel: pairs sorted by voxel, count descending, superpoint ascending
+    order = np.lexsort((pair_sp, -cnt, pair_vox))
+    first = np.ones(len(order), bool)
+    first[1:] = pair_vox[order][1:] != pair_vox[order][:-1]
+    voxel_sp = np.zeros(num_voxels, np.int64)
+    voxel_sp[pair_vox[order][first]] = pair_sp[order][first]
+    c = np.asarray(coord, np.float64) / voxel_size
+    centroid = np.stack([np.bincount(sp, c[:, i], minlength=s) for i in range(3)], 1) / sp_count[:, None]
+    return (torch.from_numpy(pair_sp), torch.from_numpy(pair_vox), torch.from_numpy(pair_w.astype(np.float32)), s,
+            torch.from_numpy(centroid.astype(np.float32)), torch.from_numpy(voxel_sp)), sp
+
+
+def superpoint_labels(sp: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Majority label of every superpoint's points (-1 = unlabelled counts as a label; ties -> unlabelled,
+    then the smaller id). sp int [N] compact ids 0..S-1, labels int [N] (-1 unlabelled) -> int64 [S]."""
+    sp = np.asarray(sp, np.int64)
+    lab = np.asarray(labels, np.int64) + 1
+    s = int(sp.max()) + 1
+    k = int(lab.max()) + 1
+    cnt = np.bincount(sp * k + lab, minlength=s * k).reshape(s, k)
+    return cnt.argmax(1) - 1

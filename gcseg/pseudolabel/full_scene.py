@@ -70,7 +70,7 @@ def pseudolabel_masks(masks: np.ndarray, scores: np.ndarray, coord: np.ndarray, 
 
 
 def pseudolabel_scene(model: Any, cloud: PointCloud, *, top_k: int, tau_conf: float, dbscan_eps: float | None,
-                      dbscan_min_samples: int, min_points: int
+                      dbscan_min_samples: int, min_points: int, superpoint: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Predict masks on `cloud` with `model` (gcseg.models.inference.predict_points) and pseudo-label them.
 
@@ -81,7 +81,7 @@ def pseudolabel_scene(model: Any, cloud: PointCloud, *, top_k: int, tau_conf: fl
     if len(cloud) == 0:
         raise InputError("the scene's reference cloud has no points", fix="check the scan (empty depth?)")
     color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, dtype=np.uint8)
-    masks, scores = predict_points(model, cloud.coord, color)
+    masks, scores = predict_points(model, cloud.coord, color, superpoint=superpoint)
     return pseudolabel_masks(masks, scores, cloud.coord, top_k=top_k, tau_conf=tau_conf, dbscan_eps=dbscan_eps,
                              dbscan_min_samples=dbscan_min_samples, min_points=min_points)
 

@@ -4,7 +4,7 @@ Every field is documented where params.yaml sets it; defaults are the small CPU 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +32,9 @@ class LossConfig(BaseModel):
     dice: float = Field(2.0, ge=0)
     eos_coef: float = Field(0.1, ge=0)
     num_points: int = Field(4096, gt=0)
-    unlabelled_bce: float = Field(0.0, ge=0)  # BCE towards 0 on unlabelled voxels for matched masks (0 = off)
+    targets: Literal["all", "labelled"] = "all"  # all: unlabelled = negatives of every mask (Mask3D/Segment3D)
+    matcher: Literal["hungarian", "seeded"] = "hungarian"  # seeded: OneFormer3D (queries seeded inside a target)
+    seeded_topk: int = Field(1, ge=0)  # seeded: queries matched per target (OneFormer3D 1; 0 = all seeded inside)
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""
@@ -49,7 +51,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(20, ge=1)
     lr: float = Field(2.0e-4, gt=0)
     batch_size: int = Field(2, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.01, ge=0)  # AdamW's default (Mask3D inherits it)
+    grad_clip: float | None = Field(10.0, gt=0)  # max gradient norm (OneFormer3D 10; None = off)
     pct_start: float = Field(0.3, gt=0, lt=1)
     max_points: int | None = Field(None, gt=0)
     # visits of every sample per epoch, each with its own crop / augmentation (1 = one pass, the old behaviour)

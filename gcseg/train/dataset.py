@@ -21,9 +21,10 @@ from scipy.ndimage import convolve1d
 from gcseg.errors import ArtifactError, InputError
 from gcseg.io.h5 import check_schema
 from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSIONS
+from gcseg.models.decoder import SuperpointPool
 from gcseg.models.loss import SceneTarget
 from gcseg.models.mask_model import point_features
-from gcseg.models.voxelize import scatter_mean, voxelize
+from gcseg.models.voxelize import scatter_mean, superpoint_labels, superpoint_pool, voxelize
 from gcseg.train.config import AugmentConfig
 
 __all__ = ["AugmentConfig", "PointSampleDataset", "Batch", "augment", "elastic_distortion", "list_sample_files",
@@ -108,8 +109,12 @@ class PointSampleDataset:
     """
 
     def __init__(self, files: list[Path], *, augment_cfg: AugmentConfig | None, seed: int,
-                 max_points: int | None = None, crop_size: float | None = None):
+                 max_points: int | None = None, crop_size: float | None = None,
+                 superpoints: str | Path | None = None):
         self.files = [Path(f) for f in files]
+        # folder of gcseg.superpoints files named like the label files: a sample's superpoints are its own
+        # sample's (keyframe clouds) or the scene's reference cloud's (full-scene samples)
+        self.superpoints = None if superpoints is None else Path(superpoints)
         self.augment_cfg = augment_cfg
         self.seed = seed
         self.max_points = max_points
@@ -146,11 +151,21 @@ class PointSampleDataset:
     def __len__(self) -> int:
         return len(self.index)
 
+    def check_superpoints(self) -> None:
+        """Read every sample's superpoints once (ArtifactError/InputError naming the file if one is missing or
+        belongs to another cloud): a training run fails before it writes anything, not mid-epoch."""
+        if self.superpoints is not None:
+            for i in range(len(self)):
+                self.raw(i)
+
     def raw(self, i: int) -> dict[str, np.ndarray]:
         fi, name = self.index[i]
         with _open(self.files[fi]) as f:
             g = f["samples"][name]
-            return {k: g[k][()] for k in REQUIRED}
+            out = {k: g[k][()] for k in REQUIRED}
+        if self.superpoints is not None:
+            out["superpoint"] = sample_superpoints(self.superpoints / self.files[fi].name, name, out["coord"])
+        return out
 
     def get(self, i: int, epoch: int, draw: int | None = None) -> dict[str, np.ndarray]:
         """Sample i as augmented for `epoch`: coord float32 [N,3], color uint8 [N,3], instance int64 [N]
@@ -161,33 +176,64 @@ class PointSampleDataset:
         s = self.raw(i)
         rng = np.random.default_rng([self.seed, epoch, i if draw is None else draw])
         coord, color, inst = s["coord"].astype(np.float32), s["color"], s["instance"].astype(np.int64)
+        sp = s.get("superpoint")
         if self.crop_size:
-            coord, color, inst = random_crop(coord, color, inst, self.crop_size, rng)
+            keep = random_crop_mask(coord, inst, self.crop_size, rng)
+            if keep is not None:
+                coord, color, inst = coord[keep], color[keep], inst[keep]
+                sp = None if sp is None else sp[keep]
         if self.max_points and len(coord) > self.max_points:
             keep = np.sort(rng.choice(len(coord), self.max_points, replace=False))
             coord, color, inst = coord[keep], color[keep], inst[keep]
+            sp = None if sp is None else sp[keep]
         if self.augment_cfg is not None:
             coord, color = augment(coord, color, self.augment_cfg, rng)
         else:
             coord = coord - coord.mean(0)
         ids, inv = np.unique(inst, return_inverse=True)
-        lab = np.where(ids >= 0, np.cumsum(ids >= 0) - 1, -1)[inv]
-        return {"coord": coord, "color": color, "instance": lab.astype(np.int64)}
+        lab = np.where(ids >= 0, np.cumsum(ids >= 0) - 1, -1)[inv.reshape(-1)]
+        out = {"coord": coord, "color": color, "instance": lab.astype(np.int64)}
+        if sp is not None:
+            out["superpoint"] = sp
+        return out
+
+
+def random_crop_mask(coord: np.ndarray, inst: np.ndarray, size: float, rng: np.random.Generator
+                     ) -> np.ndarray | None:
+    """Which points lie inside a `size` x `size` m box (x, y; all heights) centred on a random labelled point;
+    None if the cloud fits in the box (kept whole).
+
+    Why: a full-scene sample is one optimisation step per epoch; crops give many cheaper, varied steps per scene
+    (Mask3D trains on crops of large scenes the same way)."""
+    ext = coord[:, :2].max(0) - coord[:, :2].min(0)
+    if (ext <= size).all():
+        return None
+    labelled = np.flatnonzero(inst >= 0)
+    c = coord[labelled[rng.integers(len(labelled))], :2] if len(labelled) else coord[rng.integers(len(coord)), :2]
+    return (np.abs(coord[:, :2] - c) <= size / 2).all(1)
 
 
 def random_crop(coord: np.ndarray, color: np.ndarray, inst: np.ndarray, size: float, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The points inside a `size` x `size` m box (x, y; all heights) centred on a random labelled point.
+    """The points inside the box of :func:`random_crop_mask` (the whole cloud if it fits)."""
+    keep = random_crop_mask(coord, inst, size, rng)
+    return (coord, color, inst) if keep is None else (coord[keep], color[keep], inst[keep])
 
-    Why: a full-scene sample is one optimisation step per epoch; crops give many cheaper, varied steps per scene
-    (Mask3D trains on crops of large scenes the same way). A cloud smaller than the box is returned whole."""
-    ext = coord[:, :2].max(0) - coord[:, :2].min(0)
-    if (ext <= size).all():
-        return coord, color, inst
-    labelled = np.flatnonzero(inst >= 0)
-    c = coord[labelled[rng.integers(len(labelled))], :2] if len(labelled) else coord[rng.integers(len(coord)), :2]
-    keep = (np.abs(coord[:, :2] - c) <= size / 2).all(1)
-    return coord[keep], color[keep], inst[keep]
+
+def sample_superpoints(path: Path, name: str, coord: np.ndarray) -> np.ndarray:
+    """Superpoints of one sample: its own entry in the superpoints file, else the file's reference cloud (a
+    full-scene sample is the scene's reference cloud). Checked to belong to `coord`."""
+    from gcseg.superpoints import REFERENCE, read_superpoints
+
+    if not path.is_file():
+        raise InputError("no superpoints for this label file", path=path,
+                         fix="run the superpoints stages (`dvc repro superpoints keyframe_superpoints`)")
+    try:
+        return read_superpoints(path, name, coord)
+    except ArtifactError as exc:
+        if "no superpoints for sample" not in exc.message:
+            raise
+        return read_superpoints(path, REFERENCE, coord)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -218,16 +264,19 @@ def voxel_labels(inverse: torch.Tensor, labels: torch.Tensor, num_voxels: int) -
 class Batch:
     coords: torch.Tensor  # [V, 4] (batch, x, y, z)
     feats: torch.Tensor  # [V, C]
-    targets: list[SceneTarget]
+    targets: list[SceneTarget]  # labels per voxel, or per superpoint when `sp` is set
+    sp: SuperpointPool | None = None
 
     @property
     def seeds(self) -> list[int]:
         return [t.seed for t in self.targets]
 
 
-def make_batch(samples: list[dict[str, np.ndarray]], seeds: list[int], *, voxel_size: float, in_channels: int
-               ) -> Batch:
-    coords, feats, targets = [], [], []
+def make_batch(samples: list[dict[str, np.ndarray]], seeds: list[int], *, voxel_size: float, in_channels: int,
+               mask_on: str = "voxel") -> Batch:
+    """Voxelise samples into one batch; with mask_on "superpoint" every sample needs its "superpoint" ids and
+    the targets are per superpoint (majority label of its points)."""
+    coords, feats, targets, parts = [], [], [], []
     for b, (s, seed) in enumerate(zip(samples, seeds)):
         vox = voxelize(torch.from_numpy(s["coord"]), voxel_size, None)
         c = vox.coords.clone()
@@ -235,5 +284,14 @@ def make_batch(samples: list[dict[str, np.ndarray]], seeds: list[int], *, voxel_
         v = len(c)
         coords.append(c)
         feats.append(scatter_mean(point_features(s["coord"], s["color"], in_channels), vox.inverse, v))
-        targets.append(SceneTarget(voxel_labels(vox.inverse, torch.from_numpy(s["instance"]), v), seed))
-    return Batch(torch.cat(coords), torch.cat(feats), targets)
+        if mask_on == "superpoint":
+            if "superpoint" not in s:
+                raise InputError("the model predicts on superpoints but a training sample has none",
+                                 fix="pass the superpoints folder (--superpoints) to the training stage")
+            part, sp = superpoint_pool(s["superpoint"], vox.inverse.numpy(), s["coord"], voxel_size, v)
+            parts.append(part)
+            targets.append(SceneTarget(torch.from_numpy(superpoint_labels(sp, s["instance"])), seed))
+        else:
+            targets.append(SceneTarget(voxel_labels(vox.inverse, torch.from_numpy(s["instance"]), v), seed))
+    pool = SuperpointPool(*[list(x) for x in zip(*parts)]) if parts else None
+    return Batch(torch.cat(coords), torch.cat(feats), targets, pool)

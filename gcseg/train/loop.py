@@ -87,7 +87,7 @@ def _batch(ds: PointSampleDataset, draws: list[int], epoch: int, seed: int, mode
     """The batch of epoch positions `draws` (position j = sample j mod len(ds), see TrainConfig.repeats)."""
     n = len(ds)
     return make_batch([ds.get(j % n, epoch, draw=j) for j in draws], [sample_seed(seed, epoch, j) for j in draws],
-                      voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels)
+                      voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels, mask_on=model_cfg.mask_on)
 
 
 class _Metrics:
@@ -127,7 +127,8 @@ def _serialize_final(model: torch.nn.Module, model_cfg: ModelConfig, epoch: int)
 
 def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, model_cfg: ModelConfig, seed: int,
           metrics_dir: str | Path | None = None, init_checkpoint: str | Path | None = None,
-          val_fn: ValFn | None = None, progress: bool = True, device: str = "cpu") -> TrainResult:
+          val_fn: ValFn | None = None, progress: bool = True, device: str = "cpu",
+          superpoints: str | Path | None = None) -> TrainResult:
     """Train a mask model on point-sample files; write `out_dir/model.pt` (rank 0) and return a summary.
 
     Arguments:
@@ -139,6 +140,8 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         val_fn: called as val_fn(model, epoch) every cfg.val_every epochs on rank 0; its dict is logged
             under `val/`.
         device: "cpu" or "cuda"; under torchrun (WORLD_SIZE > 1) the process group is set up here.
+        superpoints: folder of gcseg.superpoints files (one per label file, same name); required when
+            model_cfg.mask_on is "superpoint".
     """
     rank, world_size = ddp.init_from_env()
     out_dir = Path(out_dir)
@@ -147,13 +150,19 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     if cfg.batch_size < world_size:
         raise ConfigError(f"batch_size {cfg.batch_size} is smaller than the {world_size} ranks",
                           fix="raise batch_size (the global batch is split across ranks)")
+    if model_cfg.mask_on == "superpoint" and superpoints is None:
+        raise ConfigError("model.mask_on is superpoint but no superpoints folder was given",
+                          fix="pass --superpoints (data/superpoints_keyframes for Stage 1, data/superpoints after)")
     ds = PointSampleDataset(files, augment_cfg=cfg.augment, seed=seed, max_points=cfg.max_points,
-                            crop_size=cfg.crop_size)
+                            crop_size=cfg.crop_size,
+                            superpoints=superpoints if model_cfg.mask_on == "superpoint" else None)
     if len(ds) < world_size:
         raise ConfigError(f"{len(ds)} training samples for {world_size} ranks", fix="use fewer ranks")
+    ds.check_superpoints()
     steps = _steps_per_epoch(len(ds) * cfg.repeats, cfg.batch_size, world_size)
     init_path = None if init_checkpoint is None else Path(init_checkpoint)
-    fp = fingerprint(model_cfg, cfg, seed, files, world_size, init_path)
+    sp_files = [Path(superpoints) / f.name for f in files] if model_cfg.mask_on == "superpoint" else []
+    fp = fingerprint(model_cfg, cfg, seed, files + [f for f in sp_files if f.is_file()], world_size, init_path)
 
     torch.manual_seed(seed)
     model = build_model(model_cfg)
@@ -203,13 +212,16 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         for gb in _epoch_batches(len(ds) * cfg.repeats, cfg.batch_size, seed, epoch, world_size):
             mine = ddp.shard(gb, rank, world_size)
             batch = _batch(ds, mine, epoch, seed, model_cfg)
-            preds = net(batch.coords.to(dev), batch.feats.to(dev), batch.seeds)
+            preds = net(batch.coords.to(dev), batch.feats.to(dev), batch.seeds,
+                        None if batch.sp is None else batch.sp.to(dev), random_start=True)
             for t in batch.targets:
                 t.labels = t.labels.to(dev)
             terms = set_criterion(preds, batch.targets, weights)
             loss = terms["loss"] * (len(mine) * world_size / len(gb))  # DDP averages: see gcseg.train.ddp
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip is not None:  # after DDP's all-reduce: every rank clips the same averaged gradient
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             k = len(mine)

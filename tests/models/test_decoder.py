@@ -67,7 +67,7 @@ def test_same_seed_same_output_and_gradients_flow():
 
 def test_non_parametric_fps_queries():
     levels, strides, out, coords = _inputs()
-    dec = _decoder(non_parametric_queries=True)
+    dec = _decoder(queries="fps")
     p = dec(levels, strides, out, coords, seeds=[0, 0])[-1]
     assert p.logits.shape == (2, 5, 2)
     assert not hasattr(dec, "query_feat")

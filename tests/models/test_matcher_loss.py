@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from gcseg.models.decoder import Prediction
@@ -68,15 +69,16 @@ def test_loss_decreases_when_fitting_masks_directly():
     assert out["dice"] < 0.05
 
 
-def test_unlabelled_voxels_do_not_enter_mask_losses():
+def test_unlabelled_voxels_do_not_enter_mask_losses_with_labelled_targets():
     labels = [0] * 5 + [1] * 5 + [-1] * 4
     g = torch.Generator().manual_seed(0)
     masks = torch.randn(3, 14, generator=g)
     logits = torch.randn(1, 3, 2, generator=g)
-    a = set_criterion([Prediction(logits, [masks])], [_target(labels)], LossWeights())
+    w = LossWeights(targets="labelled")
+    a = set_criterion([Prediction(logits, [masks])], [_target(labels)], w)
     masks2 = masks.clone()
     masks2[:, 10:] = torch.randn(3, 4, generator=g) * 10
-    b = set_criterion([Prediction(logits, [masks2])], [_target(labels)], LossWeights())
+    b = set_criterion([Prediction(logits, [masks2])], [_target(labels)], w)
     assert torch.equal(a["loss"], b["loss"])
 
 
@@ -91,18 +93,52 @@ def test_aux_layers_add_up_and_unmatched_queries_get_no_object():
     assert np.isfinite(float(one["loss"]))
 
 
-def test_unlabelled_bce_penalises_masks_that_bleed_over_unlabelled_voxels():
-    # 2 queries, 1 target on voxels 0-1; voxels 2-5 unlabelled. Query 0 fits the target but also covers the
-    # unlabelled voxels (a mask bleeding over the scene); query 1 fits it and stays off them.
+def test_all_targets_make_unlabelled_voxels_negatives_of_every_matched_mask():
+    # Mask3D/Segment3D (the default): a target mask spans all voxels, so a mask that bleeds over unlabelled
+    # voxels costs more than one that stays on its target; with "labelled" targets both cost the same.
     labels = torch.tensor([0, 0, -1, -1, -1, -1])
-    bleed = torch.tensor([[9.0, 9, 9, 9, 9, 9], [-9.0, -9, -9, -9, -9, -9]])
-    tight = torch.tensor([[9.0, 9, -9, -9, -9, -9], [-9.0, -9, -9, -9, -9, -9]])
-    logits = torch.zeros(1, 2, 2)
-    def loss(masks, u):
-        w = LossWeights(unlabelled_bce=u)
+    bleed = torch.tensor([[9.0, 9, 9, 9, 9, 9]])
+    tight = torch.tensor([[9.0, 9, -9, -9, -9, -9]])
+    logits = torch.zeros(1, 1, 2)
+
+    def loss(masks, targets):
+        w = LossWeights(targets=targets)
         return set_criterion([Prediction(logits, [masks])], [SceneTarget(labels, seed=0)], w)
-    # off (the default): unlabelled voxels never enter the loss, both masks cost the same
-    assert abs(float(loss(bleed, 0.0)["bce"] - loss(tight, 0.0)["bce"])) < 1e-6
-    # on: the bleeding mask costs ~u * 9 more (BCE of logit 9 against 0 on every unlabelled voxel)
-    gap = float(loss(bleed, 0.5)["bce"] - loss(tight, 0.5)["bce"])
-    assert 4.0 < gap < 5.0
+
+    assert LossWeights().targets == "all"
+    assert abs(float(loss(bleed, "labelled")["bce"] - loss(tight, "labelled")["bce"])) < 1e-6
+    # BCE of logit 9 against 0 on 4 of the 6 voxels, averaged over the 6: ~6 more
+    assert 5.0 < float(loss(bleed, "all")["bce"] - loss(tight, "all")["bce"]) < 7.0
+
+
+def test_seeded_matcher_only_matches_queries_seeded_inside_a_target():
+    # superpoints 0-1 = object 0, 2-3 = object 1, 4 unlabelled; queries seeded at superpoints 4, 0, 2
+    labels = torch.tensor([0, 0, 1, 1, -1])
+    masks = torch.tensor([[9.0, 9, -9, -9, -9], [-9.0, -9, 9, 9, -9], [-9.0, -9, -9, -9, -9]])
+    logits = torch.zeros(1, 3, 2)
+    seeds = [torch.tensor([4, 0, 2])]
+    pred = Prediction(logits, [masks], seeds)
+    hung = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights())
+    seeded = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights(matcher="seeded"))
+    # Hungarian takes the perfect masks of queries 0 and 1; the seeded matcher may not (query 0 sits on the
+    # unlabelled superpoint, query 1 inside object 0 predicts object 1), so it pays for wrong masks
+    assert float(hung["dice"]) < 0.01 and float(seeded["dice"]) > 0.5
+    with pytest.raises(ValueError, match="superpoint queries"):
+        set_criterion([Prediction(logits, [masks])], [SceneTarget(labels, seed=0)], LossWeights(matcher="seeded"))
+
+
+def test_seeded_topk_matches_every_query_seeded_inside_a_target():
+    labels = torch.tensor([0, 0, 1, 1, -1])
+    masks = torch.tensor([[9.0, 9, -9, -9, -9], [9.0, 9, -9, -9, -9], [-9.0, -9, 9, 9, -9], [9.0, 9, 9, 9, 9]])
+    logits = torch.zeros(1, 4, 2)
+    pred = Prediction(logits, [masks], [torch.tensor([0, 1, 3, 4])])  # seeds: obj 0, obj 0, obj 1, unlabelled
+    from gcseg.models.loss import seeded_match
+
+    tm = torch.stack([labels == 0, labels == 1]).float()
+    allowed = labels[torch.tensor([0, 1, 3, 4])][:, None] == torch.arange(2)[None, :]
+    qi, ti = seeded_match(logits[0], masks, tm, allowed, LossWeights(), 0)
+    assert qi.tolist() == [0, 1, 2] and ti.tolist() == [0, 0, 1]
+    qi, ti = seeded_match(logits[0], masks, tm, allowed, LossWeights(), 1)
+    assert sorted(ti.tolist()) == [0, 1] and len(qi) == 2
+    out = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights(matcher="seeded", seeded_topk=0))
+    assert float(out["dice"]) < 0.01  # every matched query (0, 1, 2) predicts its target exactly

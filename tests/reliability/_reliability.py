@@ -26,9 +26,9 @@ ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}, "OMP_NU
 
 TINY_MODEL = dict(backend="torch", voxel_size=0.1, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
                   hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16,
-                  dropout=0.0, max_attn_voxels=100, non_parametric_queries=False)
+                  dropout=0.0, max_attn_voxels=100, queries="superpoint", mask_on="superpoint", nms_iou=0.5)
 TINY_TRAIN = dict(epochs=1, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3, max_points=None,
-                  loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=256),
+                  loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=256, matcher="seeded", seeded_topk=0),
                   augment=dict(rotate_z=True, flip=True, scale=0.1, elastic=[], color_jitter=0.05),
                   time_budget_s=None, val_every=0, val_samples=2, checkpoint_every=1, bn_recompute_batches=1)
 SYNTH = dict(num_scenes=2, num_val=1, num_frames=8, height=48, width=64, orbit_degrees=40.0, max_furniture=3,
@@ -85,24 +85,31 @@ def stage_args(name: str, d: Path) -> list[str | Path]:
     s, m = d / "data/scenes", d / "metrics"
     return {
         "synth": ["--out", s],
+        "superpoints": ["--scenes", s, "--out", d / "data/superpoints"],
+        "keyframe_superpoints": ["--labels", d / "data/sam_keyframes", "--out", d / "data/superpoints_keyframes"],
         "sam_keyframes": ["--scenes", s, "--out", d / "data/sam_keyframes", "--overlays", d / "data/overlays",
                           "--metrics", m / "sam_keyframes.json"],
         "stage1_train": ["--scenes", s, "--labels", d / "data/sam_keyframes", "--out", d / "data/models/stage1",
-                         "--metrics", m / "stage1_train"],
+                         "--metrics", m / "stage1_train", "--superpoints", d / "data/superpoints_keyframes",
+                         "--ref-superpoints", d / "data/superpoints"],
         "sam2_track": ["--scenes", s, "--out", d / "data/sam2_track", "--metrics", m / "sam2_track.json"],
         "stage2_train": ["--scenes", s, "--labels", d / "data/sam2_track", "--init", d / "data/models/stage1/model.pt",
-                         "--out", d / "data/models/stage2", "--metrics", m / "stage2_train"],
+                         "--out", d / "data/models/stage2", "--metrics", m / "stage2_train",
+                         "--superpoints", d / "data/superpoints", "--ref-superpoints", d / "data/superpoints"],
         "full_scene_pseudolabel": ["--scenes", s, "--model", d / "data/models/stage2/model.pt",
-                                   "--out", d / "data/pseudolabel", "--metrics", m / "full_scene_pseudolabel.json"],
+                                   "--out", d / "data/pseudolabel", "--metrics", m / "full_scene_pseudolabel.json",
+                                   "--superpoints", d / "data/superpoints"],
         "stage3_train": ["--scenes", s, "--labels", d / "data/pseudolabel", "--init", d / "data/models/stage2/model.pt",
-                         "--out", d / "data/models/stage3", "--metrics", m / "stage3_train"],
+                         "--out", d / "data/models/stage3", "--metrics", m / "stage3_train",
+                         "--superpoints", d / "data/superpoints", "--ref-superpoints", d / "data/superpoints"],
         "eval": ["--scenes", s, "--tracks", d / "data/sam2_track", "--models", d / "data/models",
-                 "--out", m / "eval.json", "--table", m / "eval/ablation.md", "--plots", m / "eval/pr"],
+                 "--out", m / "eval.json", "--table", m / "eval/ablation.md", "--plots", m / "eval/pr",
+                 "--superpoints", d / "data/superpoints"],
     }[name]
 
 
-PIPELINE = ("synth", "sam_keyframes", "stage1_train", "sam2_track", "stage2_train", "full_scene_pseudolabel",
-            "stage3_train", "eval")
+PIPELINE = ("synth", "superpoints", "sam_keyframes", "keyframe_superpoints", "stage1_train", "sam2_track",
+            "stage2_train", "full_scene_pseudolabel", "stage3_train", "eval")
 
 
 def run_pipeline(d: Path, upto: str = "eval", params: dict[str, Any] | None = None) -> Path:
@@ -120,14 +127,16 @@ def run_pipeline(d: Path, upto: str = "eval", params: dict[str, Any] | None = No
 # what each stage reads (copied from the session project) and writes (must not appear on failure)
 INPUTS = {
     "synth": [],
+    "superpoints": ["data/scenes"],
     "sam_keyframes": ["data/scenes"],
-    "stage1_train": ["data/scenes", "data/sam_keyframes"],
+    "keyframe_superpoints": ["data/sam_keyframes"],
+    "stage1_train": ["data/scenes", "data/sam_keyframes", "data/superpoints_keyframes", "data/superpoints"],
     "sam2_track": ["data/scenes"],
-    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt"],
-    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt"],
-    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt"],
+    "stage2_train": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/superpoints"],
+    "full_scene_pseudolabel": ["data/scenes", "data/models/stage2/model.pt", "data/superpoints"],
+    "stage3_train": ["data/scenes", "data/pseudolabel", "data/models/stage2/model.pt", "data/superpoints"],
     "eval": ["data/scenes", "data/sam2_track", "data/models/stage1/model.pt", "data/models/stage2/model.pt",
-             "data/models/stage3/model.pt"],
+             "data/models/stage3/model.pt", "data/superpoints"],
 }
 
 

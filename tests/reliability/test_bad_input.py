@@ -172,6 +172,10 @@ CASES: dict[str, Case] = {
     # params: wrong type, out of range, unknown, missing; validated before any work
     "params/synth_num_frames_type": Case("synth", "synth.num_frames", params=setp("synth.num_frames", "many")),
     "params/synth_num_val_range": Case("synth", "synth.num_val", params=setp("synth.num_val", 5)),
+    "params/superpoints_min_size_0": Case("superpoints", "superpoints.min_size",
+                                          params=setp("superpoints.min_size", 0)),
+    "params/superpoints_voxel_type": Case("keyframe_superpoints", "superpoints.voxel",
+                                          params=setp("superpoints.voxel", "fine")),
     "params/tau_contain_above_1": Case("sam_keyframes", "tau_contain", params=setp("tau_contain", 1.5)),
     "params/negative_keyframe_stride": Case("sam_keyframes", "sam_keyframes.keyframe_stride",
                                             params=setp("sam_keyframes.keyframe_stride", -2)),
@@ -229,6 +233,10 @@ CASES: dict[str, Case] = {
     "artifact/labels_folder_empty": Case("stage3_train", "data/pseudolabel", inputs=["data/scenes", "data/models/stage2/model.pt"],
                                          mutate=lambda d: (d / "data/pseudolabel").mkdir(parents=True)),
     "artifact/masks_all_empty": Case("stage1_train", "data/sam_keyframes", mutate=empty_masks("data/sam_keyframes")),
+    "artifact/keyframe_labels_garbage": Case("keyframe_superpoints", "sam_keyframes/synth_000.h5",
+                                             mutate=garbage("data/sam_keyframes/synth_000.h5")),
+    "artifact/superpoints_of_another_cloud": Case("stage2_train", "superpoints/synth_000.h5", mutate=lambda d: shutil.copy(
+        d / "data/superpoints/synth_001.h5", d / "data/superpoints/synth_000.h5")),
     "artifact/init_missing": Case("stage2_train", "stage1/model.pt", inputs=["data/scenes", "data/sam2_track"]),
     "artifact/init_truncated": Case("stage2_train", "stage1/model.pt", mutate=truncate("data/models/stage1/model.pt")),
     "artifact/init_garbage": Case("stage3_train", "stage2/model.pt", mutate=garbage("data/models/stage2/model.pt")),

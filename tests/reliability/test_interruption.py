@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from _reliability import copy_inputs, run_stage, stage_args, start_stage, tiny_params, write_params
+from _reliability import INPUTS, copy_inputs, run_stage, stage_args, start_stage, tiny_params, write_params
 
 SEED = 20261126
 
@@ -76,7 +76,7 @@ def test_training_killed_and_resumed_equals_uninterrupted(project: Path, tmp_pat
     runs = {}
     for name in ("clean", "killed"):
         d = tmp_path / name
-        copy_inputs(project, d, ["data/scenes", "data/sam_keyframes"])
+        copy_inputs(project, d, INPUTS["stage1_train"])
         pf = write_params(d / "params.yaml", params)
         args = ["--params", pf, *stage_args("stage1_train", d)]
         if name == "killed":

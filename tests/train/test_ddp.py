@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from gcseg.train.loop import TrainConfig, train
@@ -26,22 +27,40 @@ from gcseg.train.toy import tiny_model_config
 a = json.loads(sys.argv[1])
 files = [Path(f) for f in a["files"]]
 res = train(TrainConfig(**a["cfg"]), files, a["out"], model_cfg=tiny_model_config(**a["model"]),
-            seed=0, progress=False, val_fn=labels_ap_fn(files, 2))
+            seed=0, progress=False, val_fn=labels_ap_fn(files, 2, superpoints=a["sp"]), superpoints=a["sp"])
 if torch.distributed.get_rank() == 0:
     Path(a["out"], "history.json").write_text(json.dumps(res.history))
 torch.distributed.destroy_process_group()
 """
 
 
-def test_two_gloo_ranks_match_single_process(tmp_path):
+def write_superpoints_for(files, folder):
+    """One superpoints file per label file (as the keyframe_superpoints stage writes them)."""
+    from gcseg.io.samples import read_point_samples
+    from gcseg.superpoints import compute_superpoints, write_superpoints
+
+    for f in files:
+        samples = {n: (s["coord"], compute_superpoints(s["coord"], s["color"])) for n, s in read_point_samples(f)}
+        write_superpoints(folder / f.name, f.stem, samples, method="felzenszwalb", config={})
+    return str(folder)
+
+
+@pytest.mark.parametrize("kind", ["voxel", "superpoint"])
+def test_two_gloo_ranks_match_single_process(tmp_path, kind):
     files = write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=2, seed=2, n_boxes=3,
                               points_per_box=100, floor_points=80)
     torch.set_num_threads(1)
-    single = train(TrainConfig(**CFG), files, tmp_path / "single", model_cfg=tiny_model_config(**MODEL), seed=0,
-                   progress=False, val_fn=labels_ap_fn(files, 2))
+    model, cfg, sp = MODEL, CFG, None
+    if kind == "superpoint":  # the pipeline's default kind of model
+        model = {**MODEL, "queries": "superpoint", "mask_on": "superpoint", "nms_iou": 0.5}
+        cfg = {**CFG, "loss": {"matcher": "seeded", "seeded_topk": 0}}
+        sp = write_superpoints_for(files, tmp_path / "sp")
+    single = train(TrainConfig(**cfg), files, tmp_path / "single", model_cfg=tiny_model_config(**model), seed=0,
+                   progress=False, val_fn=labels_ap_fn(files, 2, superpoints=sp), superpoints=sp)
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
-    arg = json.dumps({"cfg": CFG, "model": MODEL, "files": [str(f) for f in files], "out": str(tmp_path / "ddp")})
+    arg = json.dumps({"cfg": cfg, "model": model, "files": [str(f) for f in files], "out": str(tmp_path / "ddp"),
+                      "sp": sp})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(script), arg], env=env, cwd=ROOT, capture_output=True, timeout=400)

@@ -1,21 +1,31 @@
-"""The quick AP50 used as a training sanity metric."""
+"""The quick AP against training pseudo-labels: the project's one evaluator (gcseg.eval.ap) underneath."""
 
 import numpy as np
+import pytest
 
-from gcseg.train.quick_metrics import average_precision, mask_iou
+from gcseg.eval.ap import SceneEval, evaluate_scenes
+from gcseg.masks import mask_iou
+from gcseg.train.quick_metrics import average_precision
 
 
 def test_perfect_and_empty_predictions():
     gt = np.array([0, 0, 1, 1, -1])
-    perfect = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 1]], bool)
+    perfect = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 1]], bool)  # the unlabelled point is ignored
     assert average_precision([(perfect, np.array([0.9, 0.8]), gt)]) == 1.0
     assert average_precision([(np.zeros((0, 5), bool), np.zeros(0), gt)]) == 0.0
+    assert np.isnan(average_precision([(perfect, np.array([0.9, 0.8]), np.full(5, -1))]))
 
 
 def test_false_positive_ranked_first_lowers_ap_and_duplicates_do_not_count():
     gt = np.array([0, 0, 1, 1])
     masks = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]], bool)
-    ap = average_precision([(masks, np.array([0.9, 0.8, 0.7, 0.6]), gt)])
-    # ranks: FP, TP, FP(duplicate), TP -> precision at recall 0.5 = 0.5, at 1.0 = 0.5
-    assert abs(ap - 0.5) < 1e-9
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    ap = average_precision([(masks, scores, gt)])
+    # ranks FP (IoU exactly 0.5 is not > 0.5), TP, FP (duplicate), TP: ScanNet's step-integrated AP = 1/3
+    assert abs(ap - 1 / 3) < 1e-9
+    direct = evaluate_scenes([SceneEval(scene_id="s", gt_ids=1001 + gt, pred_masks=masks, pred_scores=scores)],
+                             min_region_size=1)
+    assert ap == direct.ap50
     assert np.allclose(mask_iou(masks[:2], masks[1:2]), [[0.5], [1.0]])
+    with pytest.raises(ValueError, match="iou_thr"):
+        average_precision([(masks, scores, gt)], iou_thr=0.3)

@@ -11,7 +11,7 @@ from gcseg.train.toy import write_box_samples
 
 MODEL = dict(backend="torch", voxel_size=0.05, in_channels=3, planes=[8] * 8, layers=[1] * 8, bn_momentum=0.02,
              hidden_dim=16, num_queries=4, num_heads=2, hlevels=[0, 1, 2, 3], num_decoders=1, ffn_dim=16, dropout=0.0,
-             max_attn_voxels=100, non_parametric_queries=False)
+             max_attn_voxels=100, queries="learned")
 TRAIN = dict(epochs=2, lr=1.0e-3, batch_size=2, weight_decay=0.0, pct_start=0.3, max_points=None,
              loss=dict(ce=2.0, bce=5.0, dice=2.0, eos_coef=0.1, num_points=512),
              augment=dict(rotate_z=True, flip=True, scale=0.1, elastic=[], color_jitter=0.05),
@@ -82,3 +82,30 @@ def test_missing_labels_and_bad_params_are_one_line_errors(project, monkeypatch)
     (project / "params.yaml").write_text(yaml.safe_dump(p))
     r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "m", "--metrics", "mt"])
     assert r.exit_code == 2 and "epochz" in r.output
+
+
+def test_superpoint_model_through_the_superpoints_stages(project, monkeypatch):
+    """The default kind of model (masks on superpoints, seeded queries, seeded matcher) trains from the files of
+    the two superpoints stages and is scored on the val scene's reference superpoints."""
+    from gcseg.synth.writer import write_dataset
+    from stages import keyframe_superpoints, stage1_train, superpoints
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(project)
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    repo = yaml.safe_load(open(__import__("pathlib").Path(__file__).resolve().parents[2] / "params.yaml"))
+    p["model"] = {**MODEL, "queries": "superpoint", "mask_on": "superpoint", "nms_iou": 0.5}
+    p["stage1_train"]["loss"].update(matcher="seeded", seeded_topk=0)
+    p["superpoints"] = repo["superpoints"]
+    (project / "params.yaml").write_text(yaml.safe_dump(p))
+    write_dataset(project / "scenes", num_scenes=2, num_val=1, seed=0, progress=False, num_frames=2, height=24,
+                  width=32, point_spacing=0.05)
+    assert CliRunner().invoke(superpoints.app, ["--scenes", "scenes", "--out", "sp"]).exit_code == 0
+    assert CliRunner().invoke(keyframe_superpoints.app, ["--labels", "labels", "--out", "spk"]).exit_code == 0
+    args = ["--labels", "labels", "--out", "models/stage1", "--metrics", "metrics/stage1_train", "--scenes", "scenes"]
+    r = CliRunner().invoke(stage1_train.app, args)
+    assert r.exit_code == 2 and "superpoints" in r.output  # a superpoint model needs them
+    r = CliRunner().invoke(stage1_train.app, [*args, "--superpoints", "spk", "--ref-superpoints", "sp"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
+    assert {"labels_AP50", "AP", "AP50", "AP25"} <= set(m["val"])

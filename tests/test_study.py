@@ -1,0 +1,24 @@
+"""gcseg.study: mean and spread per ablation row over seeds, and the ordering check."""
+
+from gcseg.study import markdown, summarize
+from gcseg.sweep import SweepPoint
+
+
+def _point(seed, s1, s2, s3, lift, status="success"):
+    rows = {r: {"AP": v, "AP50": v * 2, "AP25": None} for r, v in
+            (("stage1", s1), ("stage2", s2), ("stage3", s3), ("lift_only", lift))}
+    return SweepPoint(value=seed, name=f"seed-{seed}", status=status, rows=rows)
+
+
+def test_summary_mean_spread_and_ordering():
+    pts = [_point(0, 0.1, 0.2, 0.3, 0.25), _point(1, 0.1, 0.3, 0.2, 0.1), _point(2, 0.3, 0.4, 0.5, 0.2),
+           _point(3, 0, 0, 0, 0, status="failed")]
+    s = summarize(pts)
+    assert s["seeds"] == [0, 1, 2] and s["failed"] == ["seed-3"]
+    ap1 = s["rows"]["stage1"]["AP"]
+    assert abs(ap1["mean"] - 0.5 / 3) < 1e-12 and abs(ap1["std"] - 0.11547005) < 1e-6
+    assert ap1["min"] == 0.1 and ap1["max"] == 0.3
+    assert "AP25" not in s["rows"]["stage1"]  # no values: no statistics
+    assert s["ordering_holds"] == {"0": True, "1": False, "2": True}
+    md = markdown(s)
+    assert "| Stage 1 | 16.7 ± 11.5 | 33.3 ± 23.1 | n/a |" in md and "2 of 3 seed(s)" in md and "seed-3" in md
