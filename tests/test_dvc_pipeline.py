@@ -27,7 +27,7 @@ ENV = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')
        "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_NAME": "gcseg-test",
        "GIT_COMMITTER_EMAIL": "test@example.invalid"}
 ENV.pop("PYTHONPATH", None)  # the copy must run its own code (`python -m stages.*` from its root)
-AFTER_TAU_IOU = {"sam2_track", "stage2_train", "full_scene_pseudolabel", "stage3_train", "eval", "report"}
+AFTER_TAU_IOU = {"sam2_track", "stage2_train", "full_scene_pseudolabel", "stage3_train", "baselines", "eval", "report"}
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ def test_tau_contain_reaches_back_to_sam_keyframes(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("key,value,readers", [
-    ("tau_contain", 0.5, {"sam_keyframes", "sam2_track"}),
+    ("tau_contain", 0.5, {"sam_keyframes", "sam2_track", "baselines"}),
     ("tau_iou", 0.5, {"sam2_track"}),
     ("tau_dorm", 5, {"sam2_track"}),
     ("tau_conf", 0.3, {"full_scene_pseudolabel"}),
