@@ -73,7 +73,7 @@ def scale_child(frames: int, height: int, width: int, spacing: float = 0.02) -> 
     start_mb = _peak_rss_mb()
     min_area = max(10, height * width // 200)  # 0.5 % of the image, as params.yaml's 100 px at 160x120
     t0, c0 = time.perf_counter(), time.process_time()
-    res, _, labels, _, _ = track_and_lift(
+    res, _, labels, _, _, _ = track_and_lift(
         scene, build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": min_area / (height * width)},
                               seed=0),
         ReprojectionPropagator(), TrackingPolicy(min_new_area=min_area), keyframe_stride=STRIDE, tau_contain=0.8,

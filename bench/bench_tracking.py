@@ -97,7 +97,7 @@ def memory_child(base_npz: str, num_frames: int, height: int, width: int, stride
     base_mb = rss_mb()
     min_area = max(10, height * width // 500)
     t0 = time.perf_counter()
-    res, cloud, labels, _, cons = track_and_lift(
+    res, cloud, labels, _, _, cons = track_and_lift(
         scene, build_proposer("gt_sim", {"boundary_noise": 0.05, "min_area_frac": min_area / (height * width)},
                               seed=0),
         ReprojectionPropagator(), TrackingPolicy(min_new_area=min_area), keyframe_stride=stride, tau_contain=0.8,

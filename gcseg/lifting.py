@@ -12,6 +12,13 @@ point its majority id (share >= min_share), then
 drops ids with fewer than `min_points` points (method.md "Lifting/voting": Segment3D's majority >= 0.5 and
 100 points). Pixels with id 0 (no mask) vote for "none": they count in a point's total but never win, so a
 point seen as background in most views stays unlabelled.
+
+A lifted id's confidence (the lift-only row, the diagnostics, `gcseg segment`) is the mean over its points of the
+lower Wilson bound (z = 1.96) of the point's vote share given its number of votes (:func:`wilson_lower`): a share
+of 1.0 from the one frame that saw a fragment counts less than 0.6 from ten frames. The plain mean share ranked
+such single-view fragments above whole objects; measured on the synthetic default's val scenes (seed 0, and the
+fresh scenes of seed 1234): lift-only AP 23.4 -> 29.0 (44.9 -> 52.5), proposals with perfect identity AP50 49.0 ->
+64.3 (89.1 -> 93.4) (docs/tracking.md).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class LiftConfig:
     min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
     min_points: int = 100  # ids on fewer points are dropped (Segment3D)
     every: int = 1  # vote with every n-th frame
+WILSON_Z = 1.96  # two-sided 95 % normal quantile of the Wilson score interval
 _ID_BITS = 32  # vote key = point index << 32 | id
 _CELL_BITS = 16  # voxel mode: cells per axis < 2^16, so a cell key fits 48 bits ...
 _LOCAL_BITS = 15  # ... and (cell, frame-local id) one int64
@@ -302,6 +310,11 @@ class VoteAccumulator:
         share[point[mine]] = count[mine] / total[point[mine]]
         return share
 
+    def point_votes(self) -> np.ndarray:
+        """Per point, its number of votes (background votes included), int32 (N,): the n of its vote share."""
+        point, _, count = self.votes()
+        return np.bincount(point, weights=count, minlength=self.num_points).astype(np.int32)
+
     def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points
                ) -> np.ndarray:
         """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of
@@ -323,3 +336,18 @@ class VoteAccumulator:
             if small.size:
                 out[np.isin(out, small)] = -1
         return out
+
+
+def wilson_lower(share: np.ndarray, votes: np.ndarray, z: float = WILSON_Z) -> np.ndarray:
+    """Lower bound of the Wilson score interval of a proportion `share` observed over `votes` trials, float64;
+    0 where a point has no vote. One vote of share 1.0 gives 0.21 (z 1.96); ten votes of share 0.6 give 0.31,
+    twenty give 0.39."""
+    share = np.asarray(share, np.float64)
+    n = np.asarray(votes, np.float64)
+    if share.shape != n.shape:
+        raise ValueError(f"share {share.shape} and votes {n.shape} must have one shape")
+    nn = np.maximum(n, 1.0)
+    z2 = z * z
+    low = (share + z2 / (2 * nn) - z * np.sqrt(np.clip(share * (1 - share), 0, None) / nn + z2 / (4 * nn * nn))) \
+        / (1 + z2 / nn)
+    return np.where(n > 0, np.clip(low, 0.0, 1.0), 0.0)

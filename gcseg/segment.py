@@ -4,7 +4,7 @@ The training-free half of the method on a single scan, no model needed: keyframe
 pipeline's proposer), the containment filter, Algorithm 1 tracking (gcseg.tracking.run.track_and_lift) and
 voting of the tracked id maps onto the scan's points (its reference.ply or benchmark mesh, else a cloud fused
 from the depth frames). Every tracked id that wins at least ``min_points`` points is one instance; its
-confidence is its mean vote share, as the eval stage's lift-only row scores it. With the same settings and scene
+confidence is the eval stage's lift-only row's (its points' vote shares, discounted where few views voted). With the same settings and scene
 id the labels are those the ``sam2_track`` stage writes for that scan.
 
 The outputs are ``gcseg predict``'s (gcseg.predict.write_prediction: ScanNet benchmark files, an
@@ -93,18 +93,18 @@ def open_scan(path: str | Path, *, source: str = "auto", scene_id: str | None = 
 def segment_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagator: Propagator,
                   policy: TrackingPolicy, settings: TrackSettings | None = None, *,
                   progress: bool = False) -> Segmentation:
-    """Track `scene`, lift the tracked ids onto its points and score each instance by its mean vote share
-    (the share of its points' votes that went to it, as track_and_lift counts them)."""
+    """Track `scene`, lift the tracked ids onto its points and score each instance as the lift-only row
+    does (its points' vote shares, discounted where few views voted: gcseg.eval.ablation.lift_only_predictions)."""
     from gcseg.eval.ablation import lift_only_predictions
     from gcseg.tracking.run import track_and_lift
 
     settings = settings or TrackSettings()
-    result, cloud, labels, shares, _ = track_and_lift(
+    result, cloud, labels, shares, votes, _ = track_and_lift(
         scene, proposer, propagator, policy, keyframe_stride=settings.keyframe_stride,
         tau_contain=settings.tau_contain, min_area=settings.min_area, lift=settings.lift,
         save_every=max(1, scene.num_frames),  # the id maps are voted as they stream; none is kept
         progress=progress)
-    pred = lift_only_predictions(labels, shares)
+    pred = lift_only_predictions(labels, shares, votes)
     stats = {**{k: result.stats[k] for k in sorted(result.stats)},
              "reference_points": len(cloud), "labelled_points": int((labels >= 0).sum())}
     return Segmentation(cloud=cloud, masks=np.asarray(pred.masks, bool), scores=np.asarray(pred.scores, np.float32),

@@ -93,7 +93,7 @@ def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
     diag = art["diagnostics"]
     if diag is not None:
         diag = {**diag, "rows": {k: lift_only_predictions(*v) for k, v in diag["rows"].items()}}
-    return {"lift_only": lift_only_predictions(art["labels"], art["shares"]), "diagnostics": diag}
+    return {"lift_only": lift_only_predictions(art["labels"], art["shares"], art["votes"]), "diagnostics": diag}
 
 
 def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:

@@ -194,11 +194,11 @@ class ScenePass:
                 typer.echo(f"warning: {self.scene.scene_id}: no-policy row skipped ({self.recorded.total_masks()} "
                            f"proposals > {MAX_ID} ids)", err=True)
             else:
-                labels, shares, stats = track_without_policy(
+                labels, shares, votes, stats = track_without_policy(
                     self.scene, self.recorded, propagator, keyframe_stride=cfg.keyframe_stride,
                     tau_contain=self.p.tau_contain, min_area=sk.min_area_px(self.scene.image_size),
                     lift=cfg.lift, cloud=cloud)
-                rows["no_policy"] = (labels, shares)
+                rows["no_policy"] = (labels, shares, votes)
                 settings["no_policy_objects"] = int(stats["objects_created"])
         counts = {"gt_instances": cov.instances if cov else 0, "hits_proposals": cov.hits_proposals if cov else 0,
                   "hits_kept": cov.hits_kept if cov else 0}
@@ -287,13 +287,14 @@ def main(
                                 part_share=cfg.part_share, support_min=cfg.support_min,
                                 contradict_min=cfg.contradict_min, reid=cfg.reid)
         probe = ScenePass(p, scene) if sid in diagnosed else None
-        result, cloud, labels, shares, consistency = track_and_lift(
+        result, cloud, labels, shares, votes, consistency = track_and_lift(
             scene, probe.observe(proposer) if probe else proposer, propagator, policy,
             keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area_px(hw),
             save_every=cfg.save_every, lift=lift, consistency_iou=cfg.consistency_iou,
             cloud=probe.cloud if probe else None, keyframe_hooks=probe.hooks() if probe else ())
         diagnostics = probe.finish(propagator, cloud) if probe else None
-        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, shares, consistency, diagnostics,
+        write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, shares, votes, consistency,
+                             diagnostics,
                              config=config)
 
     if not all(is_finished(out / f"{s}.h5", config, diagnosed=s in diagnosed) for s in scene_ids):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gcseg.geometry import backproject
-from gcseg.lifting import LiftConfig, VoteAccumulator, lift_frame
+from gcseg.lifting import LiftConfig, VoteAccumulator, lift_frame, wilson_lower
 from gcseg.scene import Frame
 
 H, W, F = 24, 32, 30.0
@@ -176,3 +176,27 @@ def test_defaults_follow_lift_config():
 def test_association_is_checked():
     with pytest.raises(ValueError, match="association"):
         VoteAccumulator(np.zeros((1, 3), np.float32), association="nearest")
+
+
+def test_wilson_lower_bound_values_and_monotonicity():
+    """Known values of the Wilson score interval's lower bound (z 1.96), 0 without votes, and more votes of the
+    same share give a higher bound."""
+    low = wilson_lower(np.array([1.0, 0.5, 0.0, 1.0]), np.array([1, 100, 5, 0]))
+    assert low[0] == pytest.approx(1 / (1 + 1.96**2), abs=1e-9)  # n=1, p=1: 1 / (1 + z^2)
+    assert low[1] == pytest.approx(0.4038, abs=1e-3) and low[2] == 0.0 and low[3] == 0.0
+    n = np.arange(1, 50)
+    assert np.all(np.diff(wilson_lower(np.full(n.size, 0.7), n)) > 0)
+    with pytest.raises(ValueError, match="one shape"):
+        wilson_lower(np.ones(3), np.ones(2))
+
+
+def test_point_votes_count_every_view_that_saw_a_point():
+    depth = np.full((H, W), 2.0)
+    ref, _ = backproject(depth, K, np.eye(4))
+    acc = VoteAccumulator(ref, max_dist=0.05)
+    ids = np.zeros((H, W), np.int32)
+    ids[:, : W // 2] = 4
+    for i in range(3):
+        acc.add(_frame(depth, index=i), ids)
+    votes = acc.point_votes()
+    assert votes.dtype == np.int32 and votes.shape == (len(ref),) and (votes == 3).all()

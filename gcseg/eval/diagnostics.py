@@ -20,7 +20,8 @@ its one tracking pass from the very proposals the tracker sees (no second propos
 vote tables, not by the number of keyframes). :func:`scene_diagnostics` runs the same accumulation over a
 scene's keyframes on its own (scratch studies, tests).
 
-Confidence of a lifted id = its mean vote share (as the lift-only row): never a constant.
+Confidence of a lifted id = the lift-only row's (mean vote share discounted for few votes,
+gcseg.eval.ablation.lift_only_predictions): never a constant.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ class LiftSettings:
         return VoteAccumulator(np.asarray(coord, np.float32), max_dist=self.max_dist, voxel=self.voxel,
                                association=self.association)
 
-    def lift(self, acc: VoteAccumulator) -> tuple[np.ndarray, np.ndarray]:
-        """(labels int32 (N,), -1 = unlabelled; vote share of each point's label, float32 (N,))."""
+    def lift(self, acc: VoteAccumulator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels int32 (N,), -1 = unlabelled; vote share of each point's label, float32 (N,); votes per point,
+        int32 (N,))."""
         labels = acc.result(min_share=self.min_share, min_points=self.min_points)
-        return labels, acc.label_shares(labels).astype(np.float32)
+        return labels, acc.label_shares(labels).astype(np.float32), acc.point_votes()
 
 
 @dataclass
@@ -202,9 +204,10 @@ class DiagnosticsAccumulator:
         """A ``track_scene`` on_keyframe callback: `kept` = the filtered proposals the tracker received."""
         self.add(frame, self._raw.pop(frame.index, None), kept.masks)
 
-    def lifted(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """row -> (labels int32 (N,), share float32 (N,)) for the rows with data ({} without GT keyframes)."""
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    def lifted(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """row -> (labels int32 (N,), share float32 (N,), votes int32 (N,)) for the rows with data ({} without GT
+        keyframes)."""
+        out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if self.keyframes:
             out["ceiling"] = self.lift.lift(self._ceiling)
         if self.keyframes_with_proposals:
@@ -214,13 +217,13 @@ class DiagnosticsAccumulator:
     def result(self, scene_id: str) -> SceneDiagnostics:
         from gcseg.eval.ablation import lift_only_predictions
 
-        rows = {k: lift_only_predictions(labels, shares) for k, (labels, shares) in self.lifted().items()}
+        rows = {k: lift_only_predictions(*lifted) for k, lifted in self.lifted().items()}
         return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage)
 
 
 def lift_views(coord: np.ndarray, views: Iterable[tuple[Frame, np.ndarray]], lift: LiftSettings) -> RowPrediction:
-    """Vote id maps onto the reference points exactly as `sam2_track` does; one mask per surviving id with its
-    mean vote share as confidence."""
+    """Vote id maps onto the reference points exactly as `sam2_track` does; one mask per surviving id with the
+    confidence of the lift-only row (gcseg.eval.ablation.lift_only_predictions)."""
     from gcseg.eval.ablation import lift_only_predictions
 
     acc = lift.accumulator(coord)

@@ -11,8 +11,8 @@ Per row (the ablation's rows, :data:`gcseg.eval.ablation.ROWS`, or any others th
 * ``vote_share`` (the tracked-label rows only: ``lift_only``, ``no_policy``): the mean over labelled points of the
   share of a point's votes, from every frame that saw it, that went to its final id. The tracked-label
   consistency without GT: 1 when every view agreed on the id of every point, low when ids flicker between views
-  or objects fragment across frames. It is the point-weighted mean of the row's scores, which for the lift-only
-  row are the ids' mean vote shares (:func:`gcseg.eval.ablation.lift_only_predictions`).
+  or objects fragment across frames. It is the point-weighted mean of the ids' mean vote shares that
+  :func:`gcseg.eval.ablation.lift_only_predictions` keeps beside their confidences.
 * ``agreement`` between two rows: symmetric segmentation covering of their instances, i.e. every instance's best
   IoU with an instance of the other row, weighted by its size, averaged over both directions (1 = the same
   partition into instances; 0 = nothing in common; points in no instance belong to none). Consecutive stages
@@ -32,7 +32,7 @@ import numpy as np
 from gcseg.eval.ablation import ROW_TITLES, RowPrediction, ValScene
 from gcseg.scene import PointCloud
 
-# rows whose scores are mean vote shares: the tracked labels, and sam2_track's tracking without the policy (its
+# rows with mean vote shares: the tracked labels, and sam2_track's tracking without the policy (its
 # diagnostics' GT-free row: with the lift-only row beside it, the policy's effect on consistency without GT)
 TRACKED_ROWS: tuple[str, ...] = ("lift_only", "no_policy")
 TITLES: dict[str, str] = {**ROW_TITLES, "no_policy": "Tracking without the policy, lifted"}
@@ -122,9 +122,10 @@ def scene_stats(scene: ValScene, preds: Mapping[str, RowPrediction], *, min_poin
             "instances": int(np.unique(lab[lab >= 0]).size),
             "labelled_fraction": round(float((lab >= 0).mean()) if n else 0.0, 6),
         }
-        if name in tracked_rows:  # disjoint masks scored by their mean vote share: the point-weighted mean
+        if name in tracked_rows:  # disjoint masks with their mean vote shares: the point-weighted mean
             sizes = np.asarray(pred.masks, bool).reshape(-1, n).sum(1)
-            stats["vote_share"] = (round(float((np.asarray(pred.scores, np.float64) * sizes).sum() / sizes.sum()), 6)
+            share = pred.vote_share if pred.vote_share is not None else pred.scores
+            stats["vote_share"] = (round(float((np.asarray(share, np.float64) * sizes).sum() / sizes.sum()), 6)
                                    if sizes.sum() else None)
         rows[name] = stats
     names = list(preds)

@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1  # the shared point-sample layout (and the version of schemas
 POINT_SAMPLE_SCHEMAS = ("gcseg.sam_keyframes", "gcseg.sam2_track", "gcseg.full_scene_pseudolabel")
 # per schema: a stage's additions to the layout have their own version (sam2_track 2: per-point vote shares of
 # the lifted labels and the diagnostics group, gcseg.tracking.artifact)
-SCHEMA_VERSIONS: dict[str, int] = {"gcseg.sam_keyframes": SCHEMA_VERSION, "gcseg.sam2_track": 2,
+SCHEMA_VERSIONS: dict[str, int] = {"gcseg.sam_keyframes": SCHEMA_VERSION, "gcseg.sam2_track": 3,
                                    "gcseg.full_scene_pseudolabel": SCHEMA_VERSION}
 REQUIRED = ("coord", "color", "instance")
 

@@ -1,8 +1,9 @@
 """The per-scene artifact of `sam2_track`: lifted point labels + per-frame id maps + track statistics.
 
-Layout (gcseg.io.samples, schema ``gcseg.sam2_track``, version 2): ``samples/scene/{coord, color, instance,
-share}`` (the scene's reference cloud, its voted track ids, -1 = unlabelled, and each point's vote share of its
-id, float32: the lift-only row's confidence), ``id_maps`` uint16 (F, H, W) (0 = no object; gzip, one chunk per
+Layout (gcseg.io.samples, schema ``gcseg.sam2_track``, version 3): ``samples/scene/{coord, color, instance,
+share, votes}`` (the scene's reference cloud, its voted track ids, -1 = unlabelled, each point's vote share of its
+id, float32, and its number of votes, int32: together the lift-only row's confidence, gcseg.lifting.wilson_lower),
+``id_maps`` uint16 (F, H, W) (0 = no object; gzip, one chunk per
 frame), ``frames`` int32 (F,) (frame numbers of the id maps), ``keyframes`` int32,
 ``tracks/{id, born_at, last_seen, ended_at, state}`` (state 0 ACTIVE, 1 DORMANT, 2 TERMINATED; ended_at -1 =
 alive), ``track_stats/*`` and ``consistency/{tracked, tracked_keyframes, stage1_keyframes}/*`` scalars, ``config``
@@ -10,9 +11,9 @@ alive), ``track_stats/*`` and ``consistency/{tracked, tracked_keyframes, stage1_
 
 Scenes `sam2_track` diagnoses (``sam2_track.diagnostics.split``) also hold ``diagnostics/``: per row
 (``ceiling``, ``perfect_identity``: gcseg.eval.diagnostics, on scenes with per-frame GT; ``no_policy``:
-gcseg.tracking.no_policy) ``{instance int32 (N,), share float32 (N,)}`` lifted like the tracked labels,
+gcseg.tracking.no_policy) ``{instance int32 (N,), share float32 (N,), votes int32 (N,)}`` lifted like the tracked labels,
 ``coverage/{gt_instances, hits_proposals, hits_kept}`` and ``settings/*`` (what produced them, for the eval
-stage to name each row's source). Version 1 files (no shares, no diagnostics) are rejected as stale.
+stage to name each row's source). Older versions (1: no shares, no diagnostics; 2: no votes) are rejected as stale.
 """
 
 from __future__ import annotations
@@ -49,18 +50,21 @@ def tracks_table(policy: TrackingPolicy) -> dict[str, np.ndarray]:
     }
 
 
-def _lifted(labels: np.ndarray, shares: np.ndarray, n: int, what: str) -> dict[str, np.ndarray]:
-    labels, shares = np.asarray(labels), np.asarray(shares)
-    if labels.shape != (n,) or shares.shape != (n,):
-        raise ValueError(f"{what}: labels {labels.shape} and shares {shares.shape} must both be ({n},)")
+def _lifted(labels: np.ndarray, shares: np.ndarray, votes: np.ndarray, n: int, what: str) -> dict[str, np.ndarray]:
+    labels, shares, votes = np.asarray(labels), np.asarray(shares), np.asarray(votes)
+    if labels.shape != (n,) or shares.shape != (n,) or votes.shape != (n,):
+        raise ValueError(f"{what}: labels {labels.shape}, shares {shares.shape} and votes {votes.shape} must all "
+                         f"be ({n},)")
     if not np.isfinite(shares).all() or shares.min(initial=0) < 0 or shares.max(initial=0) > 1:
         raise ValueError(f"{what}: vote shares must lie in [0, 1]")
-    return {"instance": labels.astype(np.int32), "share": shares.astype(np.float32)}
+    if votes.min(initial=0) < 0:
+        raise ValueError(f"{what}: vote counts must be >= 0")
+    return {"instance": labels.astype(np.int32), "share": shares.astype(np.float32), "votes": votes.astype(np.int32)}
 
 
-def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], coverage: Mapping[str, int],
+def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], coverage: Mapping[str, int],
                      settings: Mapping[str, Any], n: int) -> dict[str, Any]:
-    """The ``diagnostics`` group: rows (name -> (labels, shares) on the n reference points), coverage counts
+    """The ``diagnostics`` group: rows (name -> (labels, shares, votes) on the n reference points), coverage counts
     {gt_instances, hits_proposals, hits_kept} and settings (scalars / strings)."""
     unknown = set(rows) - set(LIFTED_ROWS)
     if unknown:
@@ -72,14 +76,16 @@ def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], coverage
 
 
 def write_track_artifact(path: str | Path, result: TrackResult, policy: TrackingPolicy, cloud: PointCloud,
-                         labels: np.ndarray, shares: np.ndarray, consistency: dict[str, dict[str, float | int]],
+                         labels: np.ndarray, shares: np.ndarray, votes: np.ndarray,
+                         consistency: dict[str, dict[str, float | int]],
                          diagnostics: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None) -> None:
     """Write one scene's artifact atomically. `shares`: each point's vote share of its label (float, [0, 1]);
+    `votes`: each point's number of votes (int >= 0);
     `diagnostics`: a :func:`diagnostics_tree` (None: the scene is not diagnosed); `config`: the run config
     (gcseg.io.samples.is_finished compares it on a rerun)."""
     n = len(cloud)
     color = cloud.color if cloud.color is not None else np.zeros((n, 3), np.uint8)
-    lifted = _lifted(labels, shares, n, "tracked labels")
+    lifted = _lifted(labels, shares, votes, n, "tracked labels")
     stats = dict(result.stats)
     stats["labelled_points"] = int((labels >= 0).sum())
     stats["lifted_instances"] = int(len(np.unique(labels[labels >= 0])))
@@ -124,28 +130,31 @@ def is_finished(path: Path, config: Mapping[str, Any] | None, diagnosed: bool = 
     return True
 
 
-def _lifted_from(group: Any, path: str | Path, what: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    if "instance" not in group or "share" not in group:
-        raise ArtifactError(f"{what} lacks instance or share", path=path, fix="rerun `dvc repro sam2_track`")
+def _lifted_from(group: Any, path: str | Path, what: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if "instance" not in group or "share" not in group or "votes" not in group:
+        raise ArtifactError(f"{what} lacks instance, share or votes", path=path, fix="rerun `dvc repro sam2_track`")
     labels, shares = group["instance"][()].astype(np.int64), group["share"][()].astype(np.float64)
-    if labels.shape != (n,) or shares.shape != (n,):
-        raise ArtifactError(f"{what}: {labels.shape[0]} labels / {shares.shape[0]} shares for {n} points",
-                            path=path, fix="rerun `dvc repro sam2_track`")
+    votes = group["votes"][()].astype(np.int64)
+    if labels.shape != (n,) or shares.shape != (n,) or votes.shape != (n,):
+        raise ArtifactError(f"{what}: {labels.shape[0]} labels / {shares.shape[0]} shares / {votes.shape[0]} votes "
+                            f"for {n} points", path=path, fix="rerun `dvc repro sam2_track`")
     if not np.isfinite(shares).all() or shares.min(initial=0) < 0 or shares.max(initial=0) > 1:
         raise ArtifactError(f"{what}: vote shares outside [0, 1]", path=path, fix="rerun `dvc repro sam2_track`")
-    return labels, shares
+    if votes.min(initial=0) < 0:
+        raise ArtifactError(f"{what}: negative vote counts", path=path, fix="rerun `dvc repro sam2_track`")
+    return labels, shares, votes
 
 
 def read_lifted(path: str | Path) -> dict[str, Any]:
     """The lifted labels of a written scene and its diagnostics, without the id maps:
-    {"coord" (N, 3), "labels" int64 (N,), "shares" float64 (N,), "diagnostics": None or {"rows": {name: (labels,
-    shares)}, "coverage": {...}, "settings": {...}}}."""
+    {"coord" (N, 3), "labels" int64 (N,), "shares" float64 (N,), "votes" int64 (N,), "diagnostics": None or
+    {"rows": {name: (labels, shares, votes)}, "coverage": {...}, "settings": {...}}}."""
     with open_h5(path, schema=SCHEMA, version=VERSION) as f:
         if "samples/scene/coord" not in f:
             raise ArtifactError("artifact has no samples/scene", path=path, fix="rerun `dvc repro sam2_track`")
         coord = f["samples/scene/coord"][()]
         n = coord.shape[0]
-        labels, shares = _lifted_from(f["samples/scene"], path, "samples/scene", n)
+        labels, shares, votes = _lifted_from(f["samples/scene"], path, "samples/scene", n)
         diag = None
         if "diagnostics" in f:
             g = f["diagnostics"]
@@ -156,4 +165,4 @@ def read_lifted(path: str | Path) -> dict[str, Any]:
                     "coverage": _scalars(g["coverage"]),
                     "settings": {k: (v.decode() if isinstance(v, bytes) else v)
                                  for k, v in _scalars(g["settings"]).items()}}
-    return {"coord": coord, "labels": labels, "shares": shares, "diagnostics": diag}
+    return {"coord": coord, "labels": labels, "shares": shares, "votes": votes, "diagnostics": diag}

@@ -113,13 +113,13 @@ class KeyframeProposals:
 
 def track_without_policy(scene: Scene, proposals: KeyframeProposals, propagator: Propagator, *,
                          keyframe_stride: int, tau_contain: float, min_area: int, lift: Any, cloud: PointCloud
-                         ) -> tuple[np.ndarray, np.ndarray, dict[str, int | float]]:
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int | float]]:
     """Run :class:`NoPolicy` over `scene` with the recorded `proposals` and `propagator` (reset first), voting
     every frame's id map onto `cloud` as `sam2_track` does.
 
     lift: ``sam2_track``'s lifting settings (gcseg.tracking.run.LiftConfig or anything with association,
     max_dist, voxel, min_share, min_points, every). Returns (labels int32 (N,), -1 = unlabelled; vote share of
-    each point's label float32 (N,); track statistics). Raises GcsegError when the scan needs more ids than an
+    each point's label float32 (N,); votes per point int32 (N,); track statistics). Raises GcsegError when the scan needs more ids than an
     id map holds (every keyframe's proposals are new objects)."""
     from gcseg.lifting import VoteAccumulator
     from gcseg.tracking.run import MAX_ID, track_scene
@@ -139,4 +139,4 @@ def track_without_policy(scene: Scene, proposals: KeyframeProposals, propagator:
                          tau_contain=tau_contain, min_area=min_area, save_every=max(scene.num_frames, 1),
                          on_frame=[vote])
     labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
-    return labels, acc.label_shares(labels).astype(np.float32), result.stats
+    return labels, acc.label_shares(labels).astype(np.float32), acc.point_votes(), result.stats

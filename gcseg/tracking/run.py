@@ -243,12 +243,13 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
                    save_every: int = 1, lift: LiftConfig | None = None, consistency_iou: float = 0.5,
                    progress: bool = False, cloud: Any = None,
                    keyframe_hooks: Iterable[Callable[[Frame, Proposals, StepResult], None]] = (),
-                   ) -> tuple[TrackResult, Any, np.ndarray, np.ndarray, dict[str, dict[str, float | int]]]:
+                   ) -> tuple[TrackResult, Any, np.ndarray, np.ndarray, np.ndarray,
+                              dict[str, dict[str, float | int]]]:
     """Track a scene, vote the per-frame id maps onto its reference cloud and measure temporal consistency.
 
     Returns (track result, reference PointCloud, labels int32 (N,) with -1 = unlabelled, vote shares float32
-    (N,), consistency) where a point's share is the fraction of its votes that went to its label (the lift-only
-    row's confidence) and consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes,
+    (N,), votes int32 (N,), consistency) where a point's share is the fraction of its votes that went to its label
+    and votes its number of votes (together the lift-only row's confidence) and consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes,
     "stage1_keyframes": per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame
     GT). `cloud`: the reference cloud if the caller has read it already (else read or fused here);
     `keyframe_hooks`: more track_scene on_keyframe callbacks (diagnostics, proposal recording).
@@ -281,6 +282,7 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
                          on_frame=[on_frame], on_keyframe=[on_keyframe, *keyframe_hooks], progress=progress)
     labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
     shares = acc.label_shares(labels).astype(np.float32)
+    votes = acc.point_votes()
     summary = {"tracked": tracked.summary(), "tracked_keyframes": tracked_kf.summary(),
                "stage1_keyframes": stage1.summary()}
-    return result, cloud, labels, shares, summary
+    return result, cloud, labels, shares, votes, summary

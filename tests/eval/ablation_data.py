@@ -82,8 +82,9 @@ def write_tracks(path: Path, scene_id: str, id_maps: np.ndarray, labels: np.ndar
     extra = {"id_maps": id_maps.astype(np.uint16), "frames": np.arange(id_maps.shape[0], dtype=np.int32)}
     if diagnostics is not None:
         extra["diagnostics"] = diagnostics
+    votes = np.where(np.asarray(labels) >= 0, id_maps.shape[0], 0).astype(np.int32)  # every view voted
     write_point_samples(path, {"scene": {"coord": coord, "color": color, "instance": labels,
-                                         "share": np.asarray(shares, np.float32)}},
+                                         "share": np.asarray(shares, np.float32), "votes": votes}},
                         schema="gcseg.sam2_track", scene_id=scene_id, extra=extra)
 
 

@@ -73,6 +73,21 @@ def test_lift_only_scores_are_mean_vote_share():
     assert pred.masks.shape == (2, 6)
     assert pred.scores.tolist() == pytest.approx([0.8, 0.7])  # id 9 first: higher confidence
     assert pred.masks[0].tolist() == [False, False, False, True, True, False]
+    assert pred.vote_share.tolist() == pytest.approx([0.8, 0.7])
+
+
+def test_lift_only_confidence_discounts_few_votes():
+    """With vote counts, a fragment whose every point one view saw (share 1.0) ranks below an object ten views
+    saw at share 0.8; the mean vote shares stay beside the confidences."""
+    labels = np.array([3, 3, 8, 8, -1])
+    shares = np.array([1.0, 1.0, 0.8, 0.8, 0.0])
+    votes = np.array([1, 1, 10, 10, 4])
+    pred = lift_only_predictions(labels, shares, votes)
+    assert pred.masks[0].tolist() == [False, False, True, True, False]
+    assert pred.scores[0] > pred.scores[1] and 0 < pred.scores[1] < 0.5
+    assert pred.vote_share.tolist() == pytest.approx([0.8, 1.0])
+    with pytest.raises(InputError, match="vote counts"):
+        lift_only_predictions(labels, shares, votes[:-1])
 
 
 def test_vote_shares_count_background_votes(scene_dir):

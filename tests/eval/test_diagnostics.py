@@ -105,8 +105,9 @@ def test_accumulated_inside_a_tracking_pass_equals_the_standalone_diagnostics(sm
         np.testing.assert_array_equal(inside.rows[k].masks, alone.rows[k].masks)
         np.testing.assert_array_equal(inside.rows[k].scores, alone.rows[k].scores)
     assert inside.coverage == alone.coverage and inside.coverage.instances > 0
-    labels, shares = acc.lifted()["ceiling"]
+    labels, shares, votes = acc.lifted()["ceiling"]
     assert labels.dtype == np.int32 and shares.dtype == np.float32 and (shares[labels < 0] == 0).all()
+    assert votes.dtype == np.int32 and (votes[labels >= 0] >= 1).all()
 
 
 def test_frames_without_gt_are_skipped(small_scene):

@@ -131,7 +131,8 @@ def test_stale_tracks_rejected(tmp_path, dataset):
 
     coord, color = d.reference_points()
     write_point_samples(tracks / "scene_b.h5", {"scene": {"coord": coord[:-5], "color": color[:-5],
-                                                          "instance": labels, "share": np.ones(len(labels))}},
+                                                          "instance": labels, "share": np.ones(len(labels)),
+                                                          "votes": np.ones(len(labels), np.int32)}},
                         schema="gcseg.sam2_track", scene_id="scene_b",
                         extra={"id_maps": d.perfect_id_maps(1), "frames": np.zeros(1, np.int32)})
     r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, tmp_path / "metrics")
@@ -166,7 +167,8 @@ def test_old_or_shareless_track_artifacts_are_named(tmp_path, dataset):
 
 
 def _lifted(labels: np.ndarray, share: float) -> dict[str, np.ndarray]:
-    return {"instance": labels.astype(np.int32), "share": np.where(labels >= 0, share, 0).astype(np.float32)}
+    return {"instance": labels.astype(np.int32), "share": np.where(labels >= 0, share, 0).astype(np.float32),
+            "votes": np.where(labels >= 0, 5, 0).astype(np.int32)}
 
 
 def test_diagnostics_block_table_and_sources(tmp_path, dataset):

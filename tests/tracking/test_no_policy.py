@@ -76,13 +76,14 @@ def test_without_the_policy_identity_is_lost_and_lifting_shows_it():
     lift = LiftConfig(min_points=5)
     rec = KeyframeProposals()
     prop = ReprojectionPropagator()
-    _, cloud, labels, shares, _ = track_and_lift(scene, gt_proposer, prop, TrackingPolicy(tau_iou=0.5, min_new_area=5),
+    _, cloud, labels, shares, _, _ = track_and_lift(scene, gt_proposer, prop, TrackingPolicy(tau_iou=0.5, min_new_area=5),
                                                  keyframe_stride=2, tau_contain=0.8, lift=lift,
                                                  keyframe_hooks=[rec.record])
-    np_labels, np_shares, stats = track_without_policy(scene, rec, prop, keyframe_stride=2, tau_contain=0.8,
+    np_labels, np_shares, np_votes, stats = track_without_policy(scene, rec, prop, keyframe_stride=2, tau_contain=0.8,
                                                        min_area=0, lift=lift, cloud=cloud)
     assert stats["objects_created"] == 20
     assert np_labels.shape == labels.shape and np_shares.dtype == np.float32
+    assert np_votes.shape == labels.shape and np_votes.dtype == np.int32 and (np_votes[np_labels >= 0] >= 1).all()
     assert (labels >= 0).mean() > 0.8 and (np_labels >= 0).mean() < 0.5 * (labels >= 0).mean()
     assert np.all((np_shares >= 0) & (np_shares <= 1)) and np.all(np_shares[np_labels < 0] == 0)
     # deterministic, and the proposals were not run again (the replay serves them)

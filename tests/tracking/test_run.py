@@ -61,7 +61,7 @@ def test_every_frame_gets_an_id_map_and_ids_follow_objects():
 
 def test_tracked_labels_are_more_consistent_than_per_keyframe_labels():
     scene = make_scene(9)
-    result, cloud, labels, _, cons = track_and_lift(
+    result, cloud, labels, _, _, cons = track_and_lift(
         scene, switching_proposer, ReprojectionPropagator(), TrackingPolicy(tau_iou=0.7, min_new_area=5),
         keyframe_stride=2, tau_contain=0.8, lift=LiftConfig(min_points=5, max_dist=0.05))
     tracked, stage1 = cons["tracked_keyframes"], cons["stage1_keyframes"]
@@ -88,7 +88,7 @@ def test_empty_proposals_on_every_keyframe():
     res = run(scene, empty_proposer)
     assert res.stats["objects_created"] == 0 and len(res.id_maps) == 5
     assert not res.id_maps.to_array().any()
-    _, _, labels, shares, cons = track_and_lift(scene, empty_proposer, ReprojectionPropagator(), TrackingPolicy(),
+    _, _, labels, shares, _, cons = track_and_lift(scene, empty_proposer, ReprojectionPropagator(), TrackingPolicy(),
                                                 keyframe_stride=2, tau_contain=0.8)
     assert (labels == -1).all() and cons["tracked"]["coverage"] == 0.0 and not shares.any()
 
@@ -142,11 +142,11 @@ def test_artifact_roundtrip_and_determinism(tmp_path):
     hashes = []
     for k in range(2):
         policy = TrackingPolicy(tau_iou=0.5, min_new_area=5)
-        res, cloud, labels, shares, cons = track_and_lift(scene, gt_proposer, ReprojectionPropagator(), policy,
+        res, cloud, labels, shares, votes, cons = track_and_lift(scene, gt_proposer, ReprojectionPropagator(), policy,
                                                           keyframe_stride=2, tau_contain=0.8,
                                                           lift=LiftConfig(min_points=5))
         path = tmp_path / f"s{k}.h5"
-        write_track_artifact(path, res, policy, cloud, labels, shares, cons)
+        write_track_artifact(path, res, policy, cloud, labels, shares, votes, cons)
         hashes.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert hashes[0] == hashes[1]
     (name, sample), = list(read_point_samples(tmp_path / "s0.h5"))
@@ -155,6 +155,7 @@ def test_artifact_roundtrip_and_determinism(tmp_path):
     assert np.array_equal(sample["share"], shares) and sample["share"].dtype == np.float32
     assert (shares[labels < 0] == 0).all() and (shares[labels >= 0] >= 0.5).all() and shares.max() == 1.0
     assert np.median(shares[labels >= 0]) == 1.0  # exact GT proposals: views agree almost everywhere
+    assert np.array_equal(sample["votes"], votes) and votes.dtype == np.int32 and (votes[labels >= 0] >= 1).all()
     with open_h5(tmp_path / "s0.h5", schema=SCHEMA, version=VERSION) as f:
         assert f["id_maps"].shape == (5, 48, 64) and f["id_maps"].dtype == np.uint16
         assert f["id_maps"].chunks == (1, 48, 64) and f["id_maps"].compression == "gzip"
