@@ -101,3 +101,12 @@ def voxel_downsample(points: np.ndarray, voxel: float) -> np.ndarray:
     else:  # a bounding box too large for one int64 key
         _, first = np.unique(keys, axis=0, return_index=True)
     return np.sort(first)
+
+
+def neighbour_pairs(axis: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Index tuples (a, b) such that ``img[a]`` and ``img[b]`` are the pixel pairs adjacent along `axis`
+    (1: horizontal, (H, W-1); 0: vertical, (H-1, W)) of an image ``img``."""
+    a: list[slice] = [slice(None), slice(None)]
+    b: list[slice] = [slice(None), slice(None)]
+    a[axis], b[axis] = slice(None, -1), slice(1, None)
+    return (a[0], a[1]), (b[0], b[1])

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import ConfigError, InputError
+from gcseg.geometry import neighbour_pairs
 from gcseg.pixels import area_px
 from gcseg.proposals.base import Proposals, backend_config
 from gcseg.scene import Frame
@@ -146,10 +147,7 @@ def pair_strength(lab: np.ndarray, points: np.ndarray, normals: np.ndarray, vali
     """Boundary strength of horizontal (H, W-1) and vertical (H-1, W) neighbour pairs."""
     out = []
     for axis in (1, 0):
-        a = [slice(None)] * 2
-        b = [slice(None)] * 2
-        a[axis], b[axis] = slice(None, -1), slice(1, None)
-        a, b = tuple(a), tuple(b)
+        a, b = neighbour_pairs(axis)
         color = np.linalg.norm(lab[a] - lab[b], axis=-1) / 100.0
         both = valid[a] & valid[b]
         pa, pb = points[a], points[b]

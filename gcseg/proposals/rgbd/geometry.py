@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from gcseg.errors import InputError
-from gcseg.geometry import check_pose, scale_intrinsics
+from gcseg.geometry import check_pose, neighbour_pairs, scale_intrinsics
 from gcseg.proposals.rgbd.config import RgbdConfig
 from gcseg.scene import Frame
 
@@ -123,10 +123,7 @@ def continuity(z: np.ndarray, valid: np.ndarray, lab: np.ndarray, cfg: RgbdConfi
     edge (an object standing a few centimetres in front of another of another colour)."""
     out = []
     for axis in (1, 0):
-        a = [slice(None)] * 2
-        b = [slice(None)] * 2
-        a[axis], b[axis] = slice(None, -1), slice(1, None)
-        a, b = tuple(a), tuple(b)
+        a, b = neighbour_pairs(axis)
         zmin = np.minimum(z[a], z[b])
         resid = _residual_steps(z, axis)
         ok = resid <= cfg.step_abs + cfg.step_rel * zmin
