@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
+from gcseg.lifting import LiftConfig  # the defaults of sam2_track.lift live there
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
 from stages.sam_keyframes import SamKeyframesSection, backend_options
@@ -48,12 +49,12 @@ class Sam2Section(Section):
 class LiftSection(Section):
     """`sam2_track.lift`: voting of id maps onto the reference cloud (gcseg.lifting.VoteAccumulator)."""
 
-    association: Literal["point", "pixel"] = "point"
-    max_dist: float = Field(0.05, gt=0)
-    voxel: float | None = Field(0.01, gt=0)
-    min_share: float = Field(0.5, gt=0, le=1)
-    min_points: int = Field(100, ge=1)
-    every: int = Field(1, ge=1)
+    association: Literal["point", "pixel"] = LiftConfig.association  # type: ignore[assignment]
+    max_dist: float = Field(LiftConfig.max_dist, gt=0)
+    voxel: float | None = Field(LiftConfig.voxel, gt=0)
+    min_share: float = Field(LiftConfig.min_share, gt=0, le=1)
+    min_points: int = Field(LiftConfig.min_points, ge=1)
+    every: int = Field(LiftConfig.every, ge=1)
 
 
 class DiagnosticsSection(Section):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gcseg.lifting import VoteAccumulator
+from gcseg.lifting import LiftConfig, VoteAccumulator
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.containment import containment_filter
 from gcseg.proposals.coverage import best_iou_per_instance
@@ -55,11 +55,11 @@ FRESH_ID_BASE = 1 << 20  # ids of proposals without a GT match: above any GT ins
 class LiftSettings:
     """The lifting settings of `sam2_track` (``sam2_track.lift``), shared so that diagnostics lift identically."""
 
-    association: str = "point"
-    max_dist: float = 0.05
-    voxel: float | None = 0.01
-    min_share: float = 0.5
-    min_points: int = 100
+    association: str = LiftConfig.association
+    max_dist: float = LiftConfig.max_dist
+    voxel: float | None = LiftConfig.voxel
+    min_share: float = LiftConfig.min_share
+    min_points: int = LiftConfig.min_points
 
     def accumulator(self, coord: np.ndarray) -> VoteAccumulator:
         return VoteAccumulator(np.asarray(coord, np.float32), max_dist=self.max_dist, voxel=self.voxel,

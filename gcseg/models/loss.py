@@ -28,6 +28,9 @@ from torch import Tensor
 
 from gcseg.models.decoder import Prediction
 from gcseg.models.matcher import hungarian_match, pairwise_bce, pairwise_dice
+from gcseg.train.config import LossConfig
+
+_DEFAULT = LossConfig()  # the typed config holds the defaults; the library follows it
 
 
 @torch.no_grad()
@@ -59,14 +62,14 @@ class LossWeights:
     """Loss weights = matcher costs, as in Mask3D/Segment3D (`conf/loss/set_criterion.yaml`: class 2, mask 5,
     dice 2, eos_coef 0.1; Segment3D stage 2 sets the class cost to 0)."""
 
-    ce: float = 2.0
-    bce: float = 5.0
-    dice: float = 2.0
-    eos_coef: float = 0.1
-    num_points: int = 4096
-    targets: str = "all"  # all (Mask3D/Segment3D: unlabelled = negatives) | labelled (unlabelled ignored)
-    matcher: str = "hungarian"  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
-    seeded_topk: int = 1  # seeded: each target takes its k cheapest in-target queries (OneFormer3D topk 1; 0 = all)
+    ce: float = _DEFAULT.ce
+    bce: float = _DEFAULT.bce
+    dice: float = _DEFAULT.dice
+    eos_coef: float = _DEFAULT.eos_coef
+    num_points: int = _DEFAULT.num_points
+    targets: str = _DEFAULT.targets  # all (Mask3D/Segment3D: unlabelled = negatives) | labelled (unlabelled ignored)
+    matcher: str = _DEFAULT.matcher  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
+    seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
 
 
 @dataclass
