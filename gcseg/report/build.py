@@ -16,7 +16,8 @@ from gcseg.report.curves import (load_pr_curves, load_sweeps, load_train_curves,
 from gcseg.report.html import Page, esc, missing_html
 from gcseg.report.inputs import ReportInputs, finite, load_json
 from gcseg.report.tables import (ablation_html, ablation_notes, diagnostics_html, flatten, gt_free_html, kv_html,
-                                 load_diagnostics, load_eval, load_gt_free, params_html, sweep_html)
+                                 load_diagnostics, load_eval, load_gt_free, load_study, params_html, study_html,
+                                 sweep_html)
 from gcseg.report.views3d import (LAYER_TITLES, LAYERS, Layer, SceneViews, choose_scenes, load_scene_views,
                                   model_predictor, scatter3d_figure, scene_bounds, scene_seed)
 
@@ -99,6 +100,9 @@ def _curves_section(page: Page, inputs: ReportInputs, pngs: dict[str, Any]) -> N
         for i, sw in enumerate(sweeps):
             body += (f"<h3>Sweep over <code>{esc(sw.key)}</code></h3><div class=\"grid2\">"
                      f"{page.figure(f'fig-sweep-{i:02d}', sweep_figure(sw))}<div>{sweep_html(sw)}</div></div>")
+    study = _try(load_study, m / "study" / "seeds.json")
+    body += "<h3>Seeds (<code>make study</code>)</h3>" + (missing_html("seed study", study)
+                                                            if isinstance(study, GcsegError) else study_html(study))
     page.section("curves", "Curves", body)
 
 

@@ -210,3 +210,40 @@ def gt_free_html(stats: Mapping[str, Any]) -> str:
         table += (f'<h3>Agreement between stages (%)</h3><table class="ablation"><thead><tr><th></th>{ahead}</tr>'
                   f"</thead><tbody>{''.join(arows)}</tbody></table>")
     return table
+
+
+STUDY_FIX = "run `make study` (the whole default for seeds 0 1 2 as DVC experiments; optional)"
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """metrics/study/seeds.json (gcseg.study.summarize): mean and spread of each ablation row over seeds."""
+    data = load_json(path, STUDY_FIX)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), dict) or not isinstance(data.get("seeds"), list):
+        raise ArtifactError("expected {seeds: [...], rows: {...}, ordering_holds: {...}}", path=path, fix=STUDY_FIX)
+    return data
+
+
+def study_html(study: Mapping[str, Any]) -> str:
+    """Mean +- sample standard deviation (%) of each ablation row over the study's seeds, the per-seed values in
+    a tooltip, and for how many seeds the paper's ordering held."""
+    head = "".join(f"<th>{esc(f)} (%)</th>" for f in FIGURES)
+    body = []
+    for r in [r for r in ROWS if r in study["rows"]] + [r for r in study["rows"] if r not in ROWS]:
+        cells = []
+        for f in FIGURES:
+            s = study["rows"][r].get(f)
+            if not isinstance(s, dict):
+                cells.append("<td>n/a</td>")
+                continue
+            values = ", ".join(pct(v) for v in s.get("values", []))
+            cells.append(f'<td title="per seed: {esc(values)}">{pct(s.get("mean"))} &plusmn; {pct(s.get("std"))}</td>')
+        body.append(f'<tr data-row="{esc(r)}"><th scope="row">{esc(ROW_TITLES.get(r, r))}</th>{"".join(cells)}</tr>')
+    order = study.get("ordering_holds") or {}
+    held = sum(bool(v) for v in order.values())
+    seeds = ", ".join(str(s) for s in study["seeds"])
+    failed = study.get("failed") or []
+    note = (f'<p class="note">Seeds {esc(seeds)}; Stage 1 &lt; Stage 1 + 2 &lt; Stage 1 + 2 + 3 &ge; lift-only (AP) '
+            f"held for {held} of {len(order)} seed(s)." + (f" Failed or missing: {esc(', '.join(failed))}." if failed
+                                                          else "") + "</p>")
+    return (f'<table class="ablation study"><thead><tr><th>Method</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>" + note)

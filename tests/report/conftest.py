@@ -92,6 +92,12 @@ def write_metrics(m: Path) -> None:
     points = [SweepPoint(v, f"tau_iou-{v}", "success", {r: {"AP": a + v / 10, "AP50": b, "AP25": c}
                                                          for r, (a, b, c) in EVAL.items()}) for v in (0.5, 0.7, 0.9)]
     write_report(m / "sweeps" / "tau_iou", "tau_iou", points)
+    from gcseg.study import summarize
+
+    seeds = [SweepPoint(s, f"seed-{s}", "success", {r: {"AP": a + s / 100, "AP50": b, "AP25": c}
+                                                    for r, (a, b, c) in EVAL.items()}) for s in (0, 1, 2)]
+    (m / "study").mkdir()
+    (m / "study" / "seeds.json").write_text(json.dumps(summarize(seeds)))
 
 
 def write_stage_outputs(root: Path, coord_of: dict[str, np.ndarray], color_of: dict[str, np.ndarray]) -> None:

@@ -43,6 +43,11 @@ def test_report_with_every_input(built):
     for row, ap in (("lift_only", "21.0"), ("stage1", "12.0"), ("stage2", "19.0"), ("stage3", "<b>24.0</b>")):
         assert re.search(rf'<tr data-row="{row}">.*?{re.escape(ap)}', html), row
     assert "tau_iou" in html and "# fixture params" in html  # the run's params
+    # make study's mean +- spread per row, the per-seed values in a tooltip, the ordering count
+    study = html[html.index('<table class="ablation study">'):]
+    assert re.search(r'<tr data-row="stage1"><th scope="row">Stage 1</th><td title="per seed: 12.0, 13.0, 14.0">'
+                     r'13\.0 &plusmn; 1\.0</td>', study)
+    assert "held for 3 of 3 seed(s)" in study
     # the diagnostics block is not an ablation row: its own table, each row with its source, and the coverage
     assert '<tr data-row="diagnostics">' not in html
     diag = html[html.index('<table class="ablation diagnostics">'):]
@@ -88,7 +93,7 @@ def test_report_with_missing_artifacts(project, make_inputs, tmp_path):
     html = (tmp_path / "r.html").read_text()
     missing = set(re.findall(r'data-missing="([^"]+)"', html))
     assert {"ablation (metrics/eval.json)", "precision-recall curves", "training curves", "threshold sweeps",
-            "Stage 1: keyframe labels", "Stage 3: pseudo-labels", "Prediction (Stage 3 model)",
+            "seed study", "Stage 1: keyframe labels", "Stage 3: pseudo-labels", "Prediction (Stage 3 model)",
             "keyframe overlays"} <= missing
     assert "dvc repro eval" in html and "dvc repro stage3_train" in html
     figs = figures_of(html)
