@@ -73,7 +73,7 @@ def run(out: Path = typer.Option(Path("metrics/bench.json"), help="JSON file to 
             traceback.print_exc()
             figures, status = {"error": f"{type(exc).__name__}: {exc}"}, "failed"
         results["areas"][area] = {"status": status, "quick": quick, "wall_s": round(time.perf_counter() - t0, 2),
-                                  "figures": figures}
+                                  "figures": figures, "cpu": str(_machine()["cpu"])}  # areas merge across runs
         # written after every area: an interrupted run (the long-scan areas take tens of minutes) keeps the rest
         results["machine"] = _machine()
         results["versions"] = _versions()

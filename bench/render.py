@@ -62,6 +62,11 @@ def render_markdown(data: dict[str, Any]) -> str:
     m = data.get("machine", {})
     lines += ["## Machine", "", f"- CPU: {m.get('cpu', '?')} ({m.get('cores', '?')} cores visible), "
               f"{m.get('memory_mb', '?')} MB RAM", f"- {m.get('platform', '')}", ""]
+    other = {a: areas[a].get("cpu") for a in sorted(areas) if areas[a].get("cpu") != m.get("cpu")}
+    if other:  # bench.json merges areas run at different times: say which figures come from another machine
+        lines += ["Areas measured on another machine (an earlier `bench run`): " + ", ".join(
+            f"{a} ({cpu})" if cpu else f"{a} (machine not recorded)" for a, cpu in other.items())
+            + ". Compare their absolute times with care; ratios stand.", ""]
     v = data.get("versions", {})
     lines += ["## Versions", "", ", ".join(f"{k} {v[k]}" for k in sorted(v)), ""]
     lines += ["## Targets", "", "| target | area | figure | measured | met |", "|---|---|---|---|---|"]
@@ -80,7 +85,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines.append("")
     for area in sorted(areas):
         a = areas[area]
-        lines += [f"## {area}", "", f"status: {a['status']}, wall {a['wall_s']} s{', quick' if a.get('quick') else ''}",
+        cpu = f", on {a['cpu']}" if a.get("cpu") else ""
+        lines += [f"## {area}", "", f"status: {a['status']}, wall {a['wall_s']} s{', quick' if a.get('quick') else ''}{cpu}",
                   "", "| figure | value |", "|---|---|"]
         for k in sorted(a["figures"]):
             lines.append(f"| `{k}` | {_fmt(a['figures'][k])} |")

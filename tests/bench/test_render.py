@@ -50,3 +50,14 @@ def test_report_merges_gpu_figures(tmp_path):
     assert r.exit_code == 0, r.output
     md = out.read_text()
     assert "## gpu" in md and "12.5" in md and "No GPU was lent" not in md
+
+
+def test_render_names_areas_measured_on_another_machine():
+    """bench.json merges areas across runs: figures from another CPU (or an unrecorded one) are named as such."""
+    data = {"machine": {"cpu": "new", "cores": 2, "memory_mb": 1}, "versions": {},
+            "areas": {"eval": {"status": "ok", "quick": False, "wall_s": 1, "figures": {}, "cpu": "new"},
+                      "scale": {"status": "ok", "quick": False, "wall_s": 2, "figures": {}, "cpu": "old"},
+                      "tracking": {"status": "ok", "quick": False, "wall_s": 3, "figures": {}}}}
+    md = render_markdown(data)
+    assert "Areas measured on another machine (an earlier `bench run`): scale (old), tracking (machine not recorded)" in md
+    assert "wall 1 s, on new" in md and "eval (" not in md
