@@ -79,6 +79,20 @@ def split_scenes(source: str, root: Path, split: str) -> list[str]:
     return scene_ids
 
 
+def scene_files(folder: Path, scene_ids: list[str], what: str, fix: str, *, split: str = "") -> dict[str, Path]:
+    """``<folder>/<scene>.h5`` of every scene, checked up front: ArtifactError naming the missing scenes (the first
+    five) and `fix` ("no <what> for [<split> ]scene(s) ...")."""
+    from gcseg.errors import ArtifactError
+
+    paths = {sid: folder / f"{sid}.h5" for sid in scene_ids}
+    missing = [sid for sid, path in paths.items() if not path.is_file()]
+    if missing:
+        raise ArtifactError(f"no {what} for {split + ' ' if split else ''}scene(s) {', '.join(missing[:5])}"
+                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                            path=paths[missing[0]], fix=fix)
+    return paths
+
+
 def scene_seed(seed: int, scene_id: str) -> int:
     """Per-scene seed: results do not depend on the worker or the order scenes are processed in."""
     return (int(seed) * 1_000_003 + zlib.crc32(scene_id.encode())) % (2**31)

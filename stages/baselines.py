@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 import typer
 from pydantic import Field
 
-from stages._common import DataSection, Section, load_params, make_app, run_module, split_scenes, user_errors
+from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
+                            user_errors)
 from stages.sam2_track import Sam2TrackSection, scene_seed
 from stages.sam_keyframes import SamKeyframesSection, backend_options
 
@@ -91,18 +92,6 @@ def baselines_config(p: Params):  # type: ignore[no-untyped-def]
                            sai3d=Sai3dConfig(**sai))
 
 
-def _paths(folder: Path, scene_ids: list[str], what: str, fix: str) -> dict[str, Path]:
-    from gcseg.errors import ArtifactError
-
-    paths = {sid: folder / f"{sid}.h5" for sid in scene_ids}
-    missing = [sid for sid, path in paths.items() if not path.is_file()]
-    if missing:
-        raise ArtifactError(f"no {what} for scene(s) {', '.join(missing[:5])}"
-                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                            path=paths[missing[0]], fix=fix)
-    return paths
-
-
 @app.command()
 @user_errors
 def main(
@@ -127,10 +116,10 @@ def main(
     cfg = baselines_config(p)
     scene_ids = split_scenes(p.data.source, scenes, p.baselines.split)
     check_output(out)
-    track_files = _paths(tracks, scene_ids, "tracked labels",
+    track_files = scene_files(tracks, scene_ids, "tracked labels",
                          "track these scenes too: sam2_track.split must cover baselines.split, then "
                          "`dvc repro sam2_track`")
-    sp_files = (_paths(superpoints, scene_ids, "superpoints", "run `dvc repro superpoints` on these scenes")
+    sp_files = (scene_files(superpoints, scene_ids, "superpoints", "run `dvc repro superpoints` on these scenes")
                 if cfg.needs_superpoints else {})
     sk = p.sam_keyframes
     shared = build_proposer("sam", backend_options(sk), seed=p.seed) if sk.backend == "sam" else None

@@ -22,7 +22,8 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from stages._common import DataSection, Section, load_params, make_app, run_module, split_scenes, user_errors
+from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
+                            user_errors)
 
 app = make_app(__doc__ or "")
 
@@ -63,16 +64,8 @@ def model_paths(models: Path) -> dict[str, Path]:
 
 def track_paths(tracks: Path, scene_ids: list[str]) -> dict[str, Path]:
     """``<tracks>/<scene>.h5`` of every val scene, checked up front."""
-    from gcseg.errors import ArtifactError
-
-    paths = {sid: tracks / f"{sid}.h5" for sid in scene_ids}
-    missing = [sid for sid, p in paths.items() if not p.is_file()]
-    if missing:
-        raise ArtifactError(f"no tracked labels for val scene(s) {', '.join(missing[:5])}"
-                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                            path=paths[missing[0]],
-                            fix="track the val scenes too: set sam2_track.split: all and `dvc repro sam2_track`")
-    return paths
+    return scene_files(tracks, scene_ids, "tracked labels", split="val",
+                       fix="track the val scenes too: set sam2_track.split: all and `dvc repro sam2_track`")
 
 
 def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
@@ -98,15 +91,8 @@ def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
 
 def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:
     """``<baselines>/<scene>.h5`` of every val scene, checked up front."""
-    from gcseg.errors import ArtifactError
-
-    paths = {sid: folder / f"{sid}.h5" for sid in scene_ids}
-    missing = [sid for sid, p in paths.items() if not p.is_file()]
-    if missing:
-        raise ArtifactError(f"no baseline predictions for val scene(s) {', '.join(missing[:5])}",
-                            path=paths[missing[0]], fix="set baselines.split equal to eval.split and "
-                                                        "`dvc repro baselines`")
-    return paths
+    return scene_files(folder, scene_ids, "baseline predictions", split="val",
+                       fix="set baselines.split equal to eval.split and `dvc repro baselines`")
 
 
 def add_baseline_rows(rows: dict[str, dict[str, Any]], titles: dict[str, str], path: Path, val: Any) -> None:
