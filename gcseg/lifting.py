@@ -294,6 +294,29 @@ class VoteAccumulator:
         k = self._table_keys
         return k >> _ID_BITS, k & ((1 << _ID_BITS) - 1), self._table_counts.copy()
 
+    def relabel(self, alias: dict[int, int]) -> None:
+        """Replace every id ``a`` in ``alias`` by ``alias[a]`` in the votes so far, summing the counts of pairs
+        that become one (tracks merged after voting: exact, as if the id maps had carried the merged ids)."""
+        if not alias:
+            return
+        self._compress()
+        keys = self._table_keys
+        ids = keys & ((1 << _ID_BITS) - 1)
+        src = np.fromiter(alias.keys(), np.int64)
+        dst = np.fromiter(alias.values(), np.int64)
+        order = np.argsort(src)
+        src, dst = src[order], dst[order]
+        pos = np.searchsorted(src, ids).clip(max=src.size - 1)
+        hit = src[pos] == ids
+        if not hit.any():
+            return
+        keys = np.where(hit, ((keys >> _ID_BITS) << _ID_BITS) | dst[pos], keys)
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], self._table_counts[order]
+        start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        self._table_keys = keys[start]
+        self._table_counts = np.add.reduceat(counts, start)
+
     def label_shares(self, labels: np.ndarray) -> np.ndarray:
         """Per point, the share of its votes (background votes included) that went to its label `labels[i]`;
         float64 (N,), 0 where unlabelled (label <= 0) or never seen. The mean over an id's points is the

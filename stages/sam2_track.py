@@ -66,6 +66,17 @@ class DiagnosticsSection(Section):
     no_policy: bool = True
 
 
+class MergeSection(Section):
+    """`sam2_track.merge`: merge tracks that keyframe proposals join more often than they separate
+    (gcseg.tracking.merge)."""
+
+    enabled: bool = True
+    min_joined: int = Field(2, ge=1)
+    ratio: float = Field(1.0, gt=0)
+    union_cover: float = Field(0.8, gt=0, le=1)
+    separate_share: float = Field(0.1, ge=0, lt=1)
+
+
 class Sam2TrackSection(Section):
     """`sam2_track:` in params.yaml. Pixel areas are fractions of the image area (gcseg.pixels)."""
 
@@ -87,6 +98,7 @@ class Sam2TrackSection(Section):
     sam2: Sam2Section = Sam2Section()
     lift: LiftSection = LiftSection()
     diagnostics: DiagnosticsSection = DiagnosticsSection()
+    merge: MergeSection = MergeSection()
 
     def min_new_area_px(self, hw: tuple[int, int]) -> int:
         from gcseg.pixels import area_px
@@ -292,7 +304,8 @@ def main(
             scene, probe.observe(proposer) if probe else proposer, propagator, policy,
             keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area_px(hw),
             save_every=cfg.save_every, lift=lift, consistency_iou=cfg.consistency_iou,
-            cloud=probe.cloud if probe else None, keyframe_hooks=probe.hooks() if probe else ())
+            cloud=probe.cloud if probe else None, keyframe_hooks=probe.hooks() if probe else (),
+            merge=cfg.merge if cfg.merge.enabled else None)
         diagnostics = probe.finish(propagator, cloud) if probe else None
         write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, shares, votes, consistency,
                              diagnostics,

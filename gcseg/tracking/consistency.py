@@ -59,6 +59,11 @@ class ConsistencyMeter:
                     cover = l if namespace is None else (namespace, l)
             self._covers[g].append(cover)
 
+    def relabel(self, alias: dict[int, int]) -> None:
+        """Map the label ids recorded so far through ``alias`` (tracks merged after tracking)."""
+        for g, covers in self._covers.items():
+            self._covers[g] = [alias.get(c, c) if isinstance(c, int) else c for c in covers]
+
     def per_instance(self) -> dict[int, dict[str, float | int]]:
         out: dict[int, dict[str, float | int]] = {}
         for g in sorted(self._covers):

@@ -51,6 +51,10 @@ contradicted (its propagator followed it without a break, which is evidence of p
 nothing about it, e.g. a missed small object, are no evidence of absence); a re-identification mask, a
 prediction from old evidence, must also be supported.
 
+After the scan, tracks the keyframe proposals show as one object more often than apart are merged
+(:mod:`gcseg.tracking.merge`): Algorithm 1 keeps the first-seen granularity, the merge lets later keyframes
+overrule a first sight in parts.
+
 method.md section 2 gives the provenance of each rule (SAM 3 ageing, AutoSeg-SAM2 gate: > 50 % uncovered).
 """
 

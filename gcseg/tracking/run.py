@@ -49,6 +49,14 @@ class IdMapStack:
     def __getitem__(self, i: int) -> np.ndarray:
         return np.frombuffer(zlib.decompress(self._blobs[i]), np.uint16).reshape(self.hw)
 
+    def relabel(self, alias: dict[int, int]) -> None:
+        """Map every stored id through ``alias`` (tracks merged after tracking)."""
+        from gcseg.tracking.merge import relabel_id_map
+
+        if alias:
+            self._blobs = [zlib.compress(np.ascontiguousarray(relabel_id_map(self[i], alias)).tobytes(), 6)
+                           for i in range(len(self))]
+
     def nbytes_compressed(self) -> int:
         return sum(len(b) for b in self._blobs)
 
@@ -243,6 +251,7 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
                    save_every: int = 1, lift: LiftConfig | None = None, consistency_iou: float = 0.5,
                    progress: bool = False, cloud: Any = None,
                    keyframe_hooks: Iterable[Callable[[Frame, Proposals, StepResult], None]] = (),
+                   merge: Any = None,
                    ) -> tuple[TrackResult, Any, np.ndarray, np.ndarray, np.ndarray,
                               dict[str, dict[str, float | int]]]:
     """Track a scene, vote the per-frame id maps onto its reference cloud and measure temporal consistency.
@@ -252,7 +261,10 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
     and votes its number of votes (together the lift-only row's confidence) and consistency = {"tracked": all frames, "tracked_keyframes": tracked ids on keyframes,
     "stage1_keyframes": per-keyframe proposals with fresh ids} (empty summaries when the scene has no per-frame
     GT). `cloud`: the reference cloud if the caller has read it already (else read or fused here);
-    `keyframe_hooks`: more track_scene on_keyframe callbacks (diagnostics, proposal recording).
+    `keyframe_hooks`: more track_scene on_keyframe callbacks (diagnostics, proposal recording). `merge`: None, or
+    settings with ``min_joined``, ``ratio``, ``union_cover``, ``separate_share`` (``sam2_track.merge``): tracks the
+    keyframe proposals join more often than they separate are merged after tracking (gcseg.tracking.merge), in
+    the votes, the id maps and the consistency figures alike; ``stats["merged_tracks"]`` counts merged ids.
     """
     from gcseg.tracking.consistency import ConsistencyMeter
 
@@ -267,6 +279,13 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
                          fix="the scene needs a mesh, reference.ply or valid depth to fuse")
     acc = VoteAccumulator(cloud.coord, max_dist=lift.max_dist, voxel=lift.voxel, association=lift.association)
     tracked, tracked_kf, stage1 = (ConsistencyMeter(iou_thresh=consistency_iou) for _ in range(3))
+    evidence = None
+    if merge is not None:
+        from gcseg.tracking.merge import UnionEvidence
+
+        evidence = UnionEvidence(part_share=policy.part_share, union_cover=merge.union_cover,
+                                 separate_share=merge.separate_share)
+        keyframe_hooks = [*keyframe_hooks, evidence.observe]
 
     def on_frame(frame: Frame, id_map: np.ndarray) -> None:
         if frame.index % max(1, lift.every) == 0:
@@ -280,6 +299,13 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
     result = track_scene(scene, proposer, propagator, policy, keyframe_stride=keyframe_stride,
                          tau_contain=tau_contain, min_area=min_area, save_every=save_every,
                          on_frame=[on_frame], on_keyframe=[on_keyframe, *keyframe_hooks], progress=progress)
+    if evidence is not None:
+        alias = evidence.aliases(min_joined=merge.min_joined, ratio=merge.ratio)
+        acc.relabel(alias)
+        tracked.relabel(alias)
+        tracked_kf.relabel(alias)
+        result.id_maps.relabel(alias)
+        result.stats["merged_tracks"] = len(alias)
     labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
     shares = acc.label_shares(labels).astype(np.float32)
     votes = acc.point_votes()
