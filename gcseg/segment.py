@@ -40,6 +40,7 @@ class TrackSettings:
     tau_contain: float = 0.8
     min_area: int = 20  # pixels (the stages convert sam_keyframes.min_area_frac for the scan's image size)
     lift: LiftConfig = field(default_factory=LiftConfig)
+    merge: Any = None  # sam2_track.merge settings (gcseg.tracking.merge), None = no merge
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def segment_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagat
     settings = settings or TrackSettings()
     result, cloud, labels, shares, votes, _ = track_and_lift(
         scene, proposer, propagator, policy, keyframe_stride=settings.keyframe_stride,
-        tau_contain=settings.tau_contain, min_area=settings.min_area, lift=settings.lift,
+        tau_contain=settings.tau_contain, min_area=settings.min_area, lift=settings.lift, merge=settings.merge,
         save_every=max(1, scene.num_frames),  # the id maps are voted as they stream; none is kept
         progress=progress)
     pred = lift_only_predictions(labels, shares, votes)

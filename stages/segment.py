@@ -184,7 +184,8 @@ def main(
     proposer = build_proposer(sk.backend, backend_options(sk), seed=p.seed if sk.backend == "sam" else s)
     hw = scene.image_size
     settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
-                             min_area=sk.min_area_px(hw), lift=LiftConfig(**cfg.lift.model_dump()))
+                             min_area=sk.min_area_px(hw), lift=LiftConfig(**cfg.lift.model_dump()),
+                             merge=cfg.merge if cfg.merge.enabled else None)
     seg = segment_scene(scene, proposer, propagator, build_policy(p, hw), settings, progress=sys.stderr.isatty())
     check_cloud(seg.cloud, Path(input))
     free_labels = assign_points(seg.masks, seg.scores)[0] if len(seg.masks) else np.full(len(seg.cloud), -1)
