@@ -310,12 +310,12 @@ class VoteAccumulator:
         hit = src[pos] == ids
         if not hit.any():
             return
-        keys = np.where(hit, ((keys >> _ID_BITS) << _ID_BITS) | dst[pos], keys)
-        order = np.argsort(keys, kind="stable")
-        keys, counts = keys[order], self._table_counts[order]
-        start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        self._table_keys = keys[start]
-        self._table_counts = np.add.reduceat(counts, start)
+        # the remapped table is no longer sorted and may repeat keys: queue it whole and let _compress merge it
+        self._pending_keys = [np.where(hit, ((keys >> _ID_BITS) << _ID_BITS) | dst[pos], keys)]
+        self._pending_counts = [self._table_counts]
+        self._pending = keys.size
+        self._table_keys, self._table_counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._compress()
 
     def label_shares(self, labels: np.ndarray) -> np.ndarray:
         """Per point, the share of its votes (background votes included) that went to its label `labels[i]`;

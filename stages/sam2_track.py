@@ -100,6 +100,10 @@ class Sam2TrackSection(Section):
     diagnostics: DiagnosticsSection = DiagnosticsSection()
     merge: MergeSection = MergeSection()
 
+    def merge_settings(self) -> MergeSection | None:
+        """The merge settings track_and_lift takes: None when the merge is off."""
+        return self.merge if self.merge.enabled else None
+
     def min_new_area_px(self, hw: tuple[int, int]) -> int:
         from gcseg.pixels import area_px
 
@@ -305,7 +309,7 @@ def main(
             keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain, min_area=sk.min_area_px(hw),
             save_every=cfg.save_every, lift=lift, consistency_iou=cfg.consistency_iou,
             cloud=probe.cloud if probe else None, keyframe_hooks=probe.hooks() if probe else (),
-            merge=cfg.merge if cfg.merge.enabled else None)
+            merge=cfg.merge_settings())
         diagnostics = probe.finish(propagator, cloud) if probe else None
         write_track_artifact(out / f"{sid}.h5", result, policy, cloud, labels, shares, votes, consistency,
                              diagnostics,

@@ -185,7 +185,7 @@ def main(
     hw = scene.image_size
     settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
                              min_area=sk.min_area_px(hw), lift=LiftConfig(**cfg.lift.model_dump()),
-                             merge=cfg.merge if cfg.merge.enabled else None)
+                             merge=cfg.merge_settings())
     seg = segment_scene(scene, proposer, propagator, build_policy(p, hw), settings, progress=sys.stderr.isatty())
     check_cloud(seg.cloud, Path(input))
     free_labels = assign_points(seg.masks, seg.scores)[0] if len(seg.masks) else np.full(len(seg.cloud), -1)

@@ -22,6 +22,7 @@ from gcseg.masks import masks_to_id_map
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.containment import containment_filter
 from gcseg.scene import Frame, Scene
+from gcseg.tracking.merge import UnionEvidence, relabel_id_map
 from gcseg.tracking.policy import ObjectState, StepResult, TrackingPolicy
 from gcseg.tracking.propagators import Propagator
 
@@ -51,8 +52,6 @@ class IdMapStack:
 
     def relabel(self, alias: dict[int, int]) -> None:
         """Map every stored id through ``alias`` (tracks merged after tracking)."""
-        from gcseg.tracking.merge import relabel_id_map
-
         if alias:
             self._blobs = [zlib.compress(np.ascontiguousarray(relabel_id_map(self[i], alias)).tobytes(), 6)
                            for i in range(len(self))]
@@ -281,8 +280,6 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
     tracked, tracked_kf, stage1 = (ConsistencyMeter(iou_thresh=consistency_iou) for _ in range(3))
     evidence = None
     if merge is not None:
-        from gcseg.tracking.merge import UnionEvidence
-
         evidence = UnionEvidence(part_share=policy.part_share, union_cover=merge.union_cover,
                                  separate_share=merge.separate_share)
         keyframe_hooks = [*keyframe_hooks, evidence.observe]

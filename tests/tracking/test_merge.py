@@ -18,7 +18,7 @@ from gcseg.tracking.run import IdMapStack, track_and_lift
 
 from .conftest import make_scene
 from .test_run import gt_proposer
-from .test_scripted import BOX_IDS, covers, ids_of, random_granularity
+from .test_scripted import BOX_IDS, objects_of_ids, random_granularity
 
 H, W = 20, 30
 
@@ -160,7 +160,7 @@ def test_object_first_seen_in_halves_ends_under_one_id():
         policy = TrackingPolicy(tau_iou=0.7, min_new_area=5)
         out[merge is not None] = track_and_lift(scene, halves_first, ReprojectionPropagator(), policy,
                                                 keyframe_stride=2, tau_contain=0.8, lift=lift, merge=merge)
-    (res0, cloud, lab0, *_, cons0), (res1, _, lab1, *_, cons1) = out[False], out[True]
+    (res0, cloud, lab0, *_), (res1, _, lab1, *_) = out[False], out[True]
     assert res0.stats["objects_created"] == res1.stats["objects_created"] == 5
     # merged: box 2 carries one id in every frame's map and in the 3D labels
     assert res1.stats["merged_tracks"] == 1 and "merged_tracks" not in res0.stats
@@ -182,9 +182,5 @@ def test_merge_never_joins_objects_that_never_touch(seed):
     policy = TrackingPolicy(tau_iou=0.7, tau_dorm=1, min_new_area=5)
     res, *_ = track_and_lift(scene, random_granularity(seed), ReprojectionPropagator(), policy, keyframe_stride=2,
                              tau_contain=0.8, lift=LiftConfig(min_points=5), merge=Merge())
-    by_id: dict[int, set[int]] = {}
-    for g, cov in covers(scene, res).items():
-        for c in ids_of(cov):
-            by_id.setdefault(c, set()).add(g)
-    for oid, gts in by_id.items():
+    for oid, gts in objects_of_ids(scene, res).items():
         assert len(gts & set(BOX_IDS)) <= 1, (oid, gts)

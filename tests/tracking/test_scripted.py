@@ -39,6 +39,15 @@ def ids_of(cov: list[int | None]) -> set[int]:
     return {c for c in cov if c is not None}
 
 
+def objects_of_ids(scene: Scene, res: TrackResult) -> dict[int, set[int]]:
+    """Id -> the GT instances it covers on some frame (:func:`covers`)."""
+    by_id: dict[int, set[int]] = {}
+    for g, cov in covers(scene, res).items():
+        for c in ids_of(cov):
+            by_id.setdefault(c, set()).add(g)
+    return by_id
+
+
 def test_visible_but_proposed_at_another_granularity_keeps_id_and_state():
     scene = make_scene(9)
     policy = TrackingPolicy(tau_iou=0.7, tau_dorm=0, min_new_area=5)
@@ -130,9 +139,5 @@ def test_properties_under_random_granularity(seed):
     assert ids == list(range(1, len(ids) + 1))
     assert [policy.tracks[i].born_at for i in ids] == sorted(policy.tracks[i].born_at for i in ids)
     # an id never covers two objects that never touch
-    by_id: dict[int, set[int]] = {}
-    for g, cov in covers(scene, res).items():
-        for c in ids_of(cov):
-            by_id.setdefault(c, set()).add(g)
-    for oid, gts in by_id.items():
+    for oid, gts in objects_of_ids(scene, res).items():
         assert len(gts & set(BOX_IDS)) <= 1, (oid, gts)
