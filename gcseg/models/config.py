@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # fields that change no weight: a checkpoint trained with other values loads fine
-RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou")
+RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling")
 
 
 class ModelConfig(BaseModel):
@@ -33,6 +33,10 @@ class ModelConfig(BaseModel):
     # learned (spec) | fps (Segment3D/Mask3D non-parametric queries) | superpoint (OneFormer3D: seeded at superpoints)
     queries: Literal["learned", "fps", "superpoint"] = "learned"
     mask_on: Literal["voxel", "superpoint"] = "voxel"  # what a mask is predicted over (Mask3D train_on_segments)
+    # how superpoint queries pick their seeds: fps (farthest-point samples of the superpoint centroids: spread in
+    # space) | random (uniform over superpoints: dense where the scene is, where small objects make small
+    # superpoints). No weight depends on it
+    seed_sampling: Literal["fps", "random"] = "fps"
     # inference only (no weight depends on them): seeded queries at test time (superpoint queries; None = as in
     # training; OneFormer3D seeds every superpoint) and the mask-IoU above which a lower-scored mask is dropped
     # (None = no NMS, Mask3D; OneFormer3D uses matrix NMS)

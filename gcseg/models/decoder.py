@@ -159,6 +159,14 @@ def farthest_point_sample(xyz: Tensor, k: int, start: int = 0) -> Tensor:
     return idx
 
 
+def random_sample(m: int, k: int, gen: torch.Generator) -> Tensor:
+    """k distinct indices of range(m) drawn uniformly with `gen` (cycling when m < k, as farthest_point_sample)."""
+    if m == 0:
+        raise ValueError("sampling seeds from an empty set")
+    idx = torch.randperm(m, generator=gen)[:k]
+    return idx[torch.arange(k) % len(idx)] if len(idx) < k else idx
+
+
 def _pack(coords: Tensor, lo: Tensor, span: Tensor) -> Tensor:
     """One int64 key per (batch, x, y, z) row, order-preserving (lexicographic)."""
     c = coords - lo
@@ -201,7 +209,8 @@ class MaskDecoder(nn.Module):
 
     def __init__(self, *, level_channels: list[int], mask_channels: int, hlevels: list[int], num_decoders: int,
                  hidden_dim: int, num_queries: int, num_heads: int, ffn_dim: int, dropout: float,
-                 max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None):
+                 max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None,
+                 seed_sampling: str = "fps"):
         super().__init__()
         bad = [h for h in hlevels if not 0 <= h < len(level_channels)]
         if bad:
@@ -215,6 +224,9 @@ class MaskDecoder(nn.Module):
             raise ValueError(f"queries must be learned, fps or superpoint, got {queries!r}")
         self.queries = queries
         self.test_queries = test_queries
+        if seed_sampling not in ("fps", "random"):
+            raise ValueError(f"seed_sampling must be fps or random, got {seed_sampling!r}")
+        self.seed_sampling = seed_sampling
         self.pos_enc = FourierPosEnc(hidden_dim, seed=pos_seed)
         if queries in ("fps", "superpoint"):
             self.query_projection = MLP(hidden_dim, hidden_dim, hidden_dim, 2)
@@ -303,8 +315,11 @@ class MaskDecoder(nn.Module):
             qpos, qfeat, seed_sp, sq_dist = [], [], [], []
             for b in range(nb):
                 c01 = (sp.centroid[b] - lo[b]) / span[b]
-                start = int(torch.randint(sp.num_sp[b], (1,), generator=gens[b])) if random_start else 0
-                pidx = farthest_point_sample(c01.detach().cpu(), nq, start).to(dev)
+                if self.seed_sampling == "random":
+                    pidx = random_sample(sp.num_sp[b], nq, gens[b]).to(dev)
+                else:
+                    start = int(torch.randint(sp.num_sp[b], (1,), generator=gens[b])) if random_start else 0
+                    pidx = farthest_point_sample(c01.detach().cpu(), nq, start).to(dev)
                 seed_sp.append(pidx)
                 sq_dist.append((torch.cdist(sp.centroid[b][pidx], sp.centroid[b]) / EXTENT_UNIT_VOXELS) ** 2)
                 qpos.append(self.query_projection(self.pos_enc(c01[pidx])))

@@ -70,6 +70,7 @@ class LossWeights:
     targets: str = _DEFAULT.targets  # all (Mask3D/Segment3D: unlabelled = negatives) | labelled (unlabelled ignored)
     matcher: str = _DEFAULT.matcher  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
+    balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
 
 
 @dataclass
@@ -123,13 +124,18 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     cls_t[torch.as_tensor(qi, device=cls_t.device)] = 0
     weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
     ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
-    n = max(len(qi), 1)
     if len(qi):
+        tj = torch.as_tensor(ti, device=pm.device)
         x = pm[torch.as_tensor(qi, device=pm.device)]
-        t = tmasks[torch.as_tensor(ti, device=pm.device)]
-        bce = F.binary_cross_entropy_with_logits(x, t, reduction="none").mean(1).sum() / n
+        t = tmasks[tj]
+        if w.balance_targets:  # each matched target weighs 1, shared by its queries
+            per_t = torch.bincount(tj, minlength=tmasks.shape[0]).to(x.dtype)
+            pw = 1.0 / (per_t[tj] * int((per_t > 0).sum()))
+        else:
+            pw = x.new_full((len(qi),), 1.0 / len(qi))
+        bce = (F.binary_cross_entropy_with_logits(x, t, reduction="none").mean(1) * pw).sum()
         s = x.sigmoid()
-        dice = (1 - (2 * (s * t).sum(1) + 1) / (s.sum(1) + t.sum(1) + 1)).sum() / n
+        dice = ((1 - (2 * (s * t).sum(1) + 1) / (s.sum(1) + t.sum(1) + 1)) * pw).sum()
     else:
         bce = dice = pred_masks.sum() * 0.0
     return {"ce": ce, "bce": bce, "dice": dice}

@@ -57,7 +57,8 @@ class MaskModel(nn.Module):
                                        hidden_dim=cfg.hidden_dim, num_queries=cfg.num_queries,
                                        num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
                                        max_attn_voxels=cfg.max_attn_voxels,
-                                       queries=cfg.queries, test_queries=cfg.test_queries)
+                                       queries=cfg.queries, test_queries=cfg.test_queries,
+                                       seed_sampling=cfg.seed_sampling)
         except ValueError as exc:
             raise ConfigError(f"model: {exc}", fix="set model.hlevels to levels the backbone has") from exc
 

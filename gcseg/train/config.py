@@ -35,6 +35,9 @@ class LossConfig(BaseModel):
     targets: Literal["all", "labelled"] = "all"  # all: unlabelled = negatives of every mask (Mask3D/Segment3D)
     matcher: Literal["hungarian", "seeded"] = "hungarian"  # seeded: OneFormer3D (queries seeded inside a target)
     seeded_topk: int = Field(1, ge=0)  # seeded: queries matched per target (OneFormer3D 1; 0 = all seeded inside)
+    # mask terms averaged per target, then over targets (True), instead of over matched queries: with several
+    # queries per target, a table holding 40 seeds would otherwise outweigh the cup holding one 40 to 1
+    balance_targets: bool = False
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""

@@ -2,7 +2,7 @@
 
 import torch
 
-from gcseg.models.decoder import MaskDecoder, _parent_index, farthest_point_sample
+from gcseg.models.decoder import MaskDecoder, _parent_index, farthest_point_sample, random_sample
 
 
 def _inputs(sizes=(300, 200), strides=(8, 4, 2, 1), chans=(12, 10, 8, 6)):
@@ -77,6 +77,15 @@ def test_farthest_point_sample_spreads_and_cycles():
     xyz = torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [1, 0, 0], [0.5, 0, 0]])
     assert farthest_point_sample(xyz, 3).tolist() == [0, 2, 3]
     assert farthest_point_sample(xyz[:2], 4).tolist() == [0, 1, 0, 1]
+
+
+def test_random_sample_is_distinct_seeded_and_cycles():
+    a = random_sample(50, 20, torch.Generator().manual_seed(3))
+    assert len(set(a.tolist())) == 20 and a.min() >= 0 and a.max() < 50
+    assert a.tolist() == random_sample(50, 20, torch.Generator().manual_seed(3)).tolist()
+    assert a.tolist() != random_sample(50, 20, torch.Generator().manual_seed(4)).tolist()
+    small = random_sample(3, 7, torch.Generator().manual_seed(0))
+    assert sorted(small[:3].tolist()) == [0, 1, 2] and small.tolist() == small[:3].tolist() * 2 + small[:1].tolist()
 
 
 def test_parent_index_maps_fine_to_coarse_voxel():

@@ -142,3 +142,17 @@ def test_seeded_topk_matches_every_query_seeded_inside_a_target():
     assert sorted(ti.tolist()) == [0, 1] and len(qi) == 2
     out = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights(matcher="seeded", seeded_topk=0))
     assert float(out["dice"]) < 0.01  # every matched query (0, 1, 2) predicts its target exactly
+
+
+def test_balanced_targets_weigh_every_target_alike_whatever_its_query_count():
+    # object 0 (superpoints 0-1) holds three seeded queries with perfect masks, object 1 (2-3) one with a wrong mask
+    labels = torch.tensor([0, 0, 1, 1])
+    good, bad = [9.0, 9, -9, -9], [9.0, 9, 9, 9]
+    masks = torch.tensor([good, good, good, bad])
+    pred = Prediction(torch.zeros(1, 4, 2), [masks], [torch.tensor([0, 1, 0, 2])])
+    kw = dict(matcher="seeded", seeded_topk=0)
+    per_query = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights(**kw))
+    per_target = set_criterion([pred], [SceneTarget(labels, seed=0)], LossWeights(balance_targets=True, **kw))
+    wrong = 1 - (2 * 2 + 1) / (4 + 2 + 1)  # dice of the bad mask (sigmoid(9) ~ 1 on 4 superpoints, target 2)
+    assert float(per_query["dice"]) == pytest.approx(wrong / 4, abs=1e-3)  # 1 of 4 matched queries is wrong
+    assert float(per_target["dice"]) == pytest.approx(wrong / 2, abs=1e-3)  # 1 of 2 targets is wrong
