@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # fields that change no weight: a checkpoint trained with other values loads fine
-RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling")
+RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score")
 
 
 class ModelConfig(BaseModel):
@@ -42,6 +42,10 @@ class ModelConfig(BaseModel):
     # (None = no NMS, Mask3D; OneFormer3D uses matrix NMS)
     test_queries: int | None = Field(None, gt=0)
     nms_iou: float | None = Field(None, gt=0, le=1)
+    # inference only: a mask's confidence = objectness probability x mask quality, the quality being mask3d (Mask3D
+    # get_mask_and_scores: mean sigmoid inside the mask) | stability (SAM's stability score: IoU of the masks at
+    # logit > +1 and > -1, point-weighted: a mask whose extent hangs on near-zero logits ranks lower)
+    score: Literal["mask3d", "stability"] = "mask3d"
 
     @field_validator("in_channels")
     @classmethod

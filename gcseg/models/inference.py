@@ -42,13 +42,26 @@ def point_superpoints(model: MaskModel, coord: np.ndarray, color: np.ndarray, su
     return superpoint
 
 
-def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask3D `get_mask_and_scores`: binary masks (logit > 0) and score = objectness probability x mean sigmoid
-    inside the mask. obj_logits [Q, 2], mask_logits [Q, V] -> (bool [Q, V], float [Q])."""
+def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor, *, score: str = "mask3d",
+                     weight: torch.Tensor | None = None, offset: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary masks (logit > 0) and confidences = objectness probability x mask quality. obj_logits [Q, 2],
+    mask_logits [Q, E] over elements of size `weight` [E] (points per superpoint / voxel; None = 1 each) ->
+    (bool [Q, E], float [Q]). Quality: `mask3d` (Mask3D get_mask_and_scores) = mean sigmoid inside the mask;
+    `stability` (SAM's stability score, its offset 1.0) = |logit > +offset| / |logit > -offset| in points, the IoU
+    of the mask thresholded a little higher and lower: near 1 for a mask with a sharp border."""
     binary = mask_logits > 0
-    heat = mask_logits.sigmoid()
-    inside = (heat * binary).sum(1) / (binary.sum(1) + 1e-6)
-    return binary, obj_logits.softmax(-1)[:, 0] * inside
+    objectness = obj_logits.softmax(-1)[:, 0]
+    if score == "mask3d":
+        heat = mask_logits.sigmoid()
+        inside = (heat * binary).sum(1) / (binary.sum(1) + 1e-6)
+        return binary, objectness * inside
+    if score == "stability":
+        w = torch.ones(mask_logits.shape[1], dtype=mask_logits.dtype, device=mask_logits.device) if weight is None \
+            else weight.to(mask_logits)
+        high = ((mask_logits > offset).to(w.dtype) * w).sum(1)
+        low = ((mask_logits > -offset).to(w.dtype) * w).sum(1)
+        return binary, objectness * high / low.clamp_min(1e-6)
+    raise ValueError(f"unknown mask score {score!r} (mask3d | stability)")
 
 
 def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, iou: float) -> torch.Tensor:
@@ -100,11 +113,10 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
         part, compact = superpoint_pool(sp_ids, inverse.numpy(), c - c.mean(0), model.cfg.voxel_size, len(coords))
         pool, to_point = SuperpointPool(*[[x] for x in part]).to(dev), torch.from_numpy(compact)
     pred = model(coords.to(dev), feats.to(dev), seeds=[0], sp=pool)[-1]
-    binary, score = masks_and_scores(pred.logits[0].float(), pred.masks[0].float())
-    binary, score = binary.cpu(), score.cpu()
+    mask_logits = pred.masks[0].float().cpu()
+    weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
+    binary, score = masks_and_scores(pred.logits[0].float().cpu(), mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
-        weight = (torch.bincount(to_point, minlength=binary.shape[1]) if sp_ids is not None
-                  else torch.bincount(inverse, minlength=binary.shape[1])).float()
         kept = mask_nms(binary, score, weight, model.cfg.nms_iou)
         binary, score = binary[kept], score[kept]
     pmasks = binary[:, to_point]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gcseg.errors import ArtifactError, InputError
-from gcseg.models.inference import predict_points
+from gcseg.models.inference import masks_and_scores, predict_points
 from gcseg.models.mask_model import ModelConfig, build_model, load_model, save_checkpoint
 from gcseg.train.toy import box_scene, tiny_model_config
 
@@ -60,6 +60,37 @@ def test_predict_points_contract(tiny):
     assert np.all(np.diff(scores) <= 0) and np.all(masks.sum(1) >= 1)
     m2, s2 = predict_points(model, s["coord"], s["color"])
     assert np.array_equal(masks, m2) and np.array_equal(scores, s2)
+
+
+def test_mask_scores_mask3d_and_stability():
+    obj = torch.log(torch.tensor([[3.0, 1.0], [1.0, 1.0]]))  # objectness 0.75 and 0.5
+    # query 0: a sharp mask (logits +-4); query 1: its extent hangs on logits near 0
+    logits = torch.tensor([[4.0, 4.0, -4.0, -4.0], [0.5, 2.0, -0.5, 0.2]])
+    binary, s = masks_and_scores(obj, logits)
+    assert binary.tolist() == [[True, True, False, False], [True, True, False, True]]
+    assert s[0] == pytest.approx(0.75 * torch.sigmoid(torch.tensor(4.0)).item())
+    assert s[1] == pytest.approx(0.5 * torch.sigmoid(torch.tensor([0.5, 2.0, 0.2])).mean().item())
+    _, st = masks_and_scores(obj, logits, score="stability")
+    assert st.tolist() == pytest.approx([0.75, 0.5 * 1 / 4])  # |logit > 1| / |logit > -1|
+    # point-weighted: the element above +1 holds 10 points, the others 1
+    _, sw = masks_and_scores(obj, logits, score="stability", weight=torch.tensor([1.0, 10.0, 1.0, 1.0]))
+    assert sw[1].item() == pytest.approx(0.5 * 10 / 13)
+    with pytest.raises(ValueError, match="unknown mask score"):
+        masks_and_scores(obj, logits, score="iou")
+
+
+def test_predict_points_stability_score_contract(tiny):
+    cfg, model = tiny
+    s = box_scene(np.random.default_rng(0), n_boxes=3, points_per_box=150, floor_points=200)
+    m3d, s3d = predict_points(model, s["coord"], s["color"])
+    model.cfg = cfg.model_copy(update={"score": "stability"})
+    try:
+        m, sc = predict_points(model, s["coord"], s["color"])
+    finally:
+        model.cfg = cfg
+    assert np.all(np.diff(sc) <= 0) and np.all((sc >= 0) & (sc <= 1))
+    # the score only reorders the same masks (no NMS here)
+    assert sorted(map(bytes, np.packbits(m, axis=1))) == sorted(map(bytes, np.packbits(m3d, axis=1)))
 
 
 def test_predict_points_rejects_empty_and_bad_clouds(tiny):
