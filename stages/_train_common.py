@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from gcseg.models.config import ModelConfig
-from gcseg.train.config import TrainConfig
+from gcseg.train.config import Stage3TrainConfig, TrainConfig
 from stages._common import DataSection, Section, load_params
 
 
@@ -33,7 +33,7 @@ class Stage3Params(Section):
     seed: int
     data: DataSection
     model: ModelConfig
-    stage3_train: TrainConfig
+    stage3_train: Stage3TrainConfig
 
 
 def gt_val_fn(source: str, scenes: Path, ref_superpoints: Path | None = None):  # type: ignore[no-untyped-def]
@@ -85,10 +85,11 @@ def train_split_files(files: list[Path], source: str, scenes: Path) -> list[Path
     return kept
 
 
-def run_training(stage: str, params_model: type[Section], params: Path, labels: Path, out: Path, metrics: Path,
-                 init: Path | None, scenes: Path | None = None, superpoints: Path | None = None,
+def run_training(stage: str, params_model: type[Section], params: Path, labels: Path | list[Path], out: Path,
+                 metrics: Path, init: Path | None, scenes: Path | None = None, superpoints: Path | None = None,
                  ref_superpoints: Path | None = None) -> None:
-    """Train on every point-sample file of `labels`; `init` = upstream model.pt (None: from scratch).
+    """Train on every point-sample file of `labels` (one folder or several, their files in the order given);
+    `init` = upstream model.pt (None: from scratch).
 
     With `scenes` (the data root), every `val_every` epochs the model is also scored against the GT of the val
     split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
@@ -111,7 +112,7 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
 
     configure_torch()
     cfg: TrainConfig = getattr(p, stage)
-    files = list_sample_files(labels)
+    files = [f for folder in ([labels] if isinstance(labels, Path) else labels) for f in list_sample_files(folder)]
     if scenes is not None:
         files = train_split_files(files, p.data.source, scenes)  # type: ignore[attr-defined]
     if torch.cuda.is_available():

@@ -1,5 +1,6 @@
 """DVC stage `stage3_train`: fine-tune the Stage 2 model on Stage 3 labels (full-scene pseudo-labels of the Stage 2
-model above tau_conf, `full_scene_pseudolabel` output).
+model above tau_conf, `full_scene_pseudolabel` output), and with `stage3_train.replay_tracked` on Stage 2's tracked
+labels too (`--tracked`).
 
 Writes `--out`/model.pt (final weights), `--out`/checkpoints/ (resumable state, a DVC `persist` out) and DVCLive
 metrics under `--metrics` (metrics.json + plots/metrics/*.tsv)."""
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from stages._common import make_app, param_keys, run_module, user_errors
+from stages._common import load_params, make_app, param_keys, run_module, user_errors
 from stages._train_common import Stage3Params as Params
 from stages._train_common import run_training
 
@@ -23,7 +24,10 @@ PARAMS = param_keys(Params)
 @app.command()
 @user_errors
 def main(
-    labels: Annotated[Path, typer.Option(help="Folder of point-sample HDF5 files.")] = Path("data/pseudolabel"),
+    labels: Annotated[list[Path], typer.Option(help="Folder of point-sample HDF5 files (the pseudo-labels); repeat "
+                                                    "the option to train on several.")] = [Path("data/pseudolabel")],
+    tracked: Annotated[Path | None, typer.Option(help="Stage 2's tracked labels (sam2_track's folder), trained on "
+                                                      "too when stage3_train.replay_tracked is true.")] = None,
     out: Annotated[Path, typer.Option(help="Model folder: model.pt + checkpoints/.")] = Path("data/models/stage3"),
     metrics: Annotated[Path, typer.Option(help="DVCLive metrics folder.")] = Path("metrics/stage3_train"),
     init: Annotated[Path, typer.Option(help="Upstream model.pt to fine-tune.")] = Path("data/models/stage2/model.pt"),
@@ -36,6 +40,8 @@ def main(
     params: Annotated[Path, typer.Option(help="params.yaml to read.")] = Path("params.yaml"),
 ) -> None:
     """Train the Stage 3 model."""
+    if tracked is not None and load_params(params, Params).stage3_train.replay_tracked:
+        labels = [*labels, tracked]
     run_training("stage3_train", Params, params, labels, out, metrics, init, scenes, superpoints,
                  ref_superpoints)
 

@@ -69,3 +69,11 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=1)
     bn_recompute_batches: int = Field(16, ge=0)
     val_samples: int = Field(8, ge=1)
+
+
+class Stage3TrainConfig(TrainConfig):
+    """Stage 3's settings: TrainConfig plus what it trains on besides the full-scene pseudo-labels."""
+
+    # also train on Stage 2's tracked labels of the same scenes (replay): the pseudo-labels hold only the objects
+    # the model is sure of, and trained on them alone it unlearns the rest (docs/model_study.md, round 4)
+    replay_tracked: bool = True

@@ -109,3 +109,33 @@ def test_superpoint_model_through_the_superpoints_stages(project, monkeypatch):
     assert r.exit_code == 0, r.output
     m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
     assert {"labels_AP50", "AP", "AP50", "AP25"} <= set(m["val"])
+
+
+def test_stage3_trains_on_pseudo_and_tracked_labels(project, monkeypatch):
+    """--tracked adds Stage 2's labels when stage3_train.replay_tracked is on (each folder's val scenes left out);
+    --labels may be repeated; a missing folder is a one-line error that writes nothing."""
+    import shutil
+
+    from gcseg.synth.writer import write_dataset
+    from stages import stage1_train, stage3_train
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(project)
+    write_dataset(project / "scenes", num_scenes=2, num_val=1, seed=0, progress=False, num_frames=2, height=24,
+                  width=32, point_spacing=0.05)
+    shutil.copytree(project / "labels", project / "tracked")
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "m1", "--metrics", "mt1"])
+    assert r.exit_code == 0, r.output
+    base = ["--labels", "labels", "--scenes", "scenes", "--init", "m1/model.pt"]
+    r = CliRunner().invoke(stage3_train.app, [*base, "--tracked", "tracked", "--out", "m3", "--metrics", "mt3"])
+    assert r.exit_code == 0, r.output
+    assert "on 2 file(s)" in r.output  # synth_000 of each folder; synth_001 is val
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p["stage3_train"]["replay_tracked"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(p))
+    r = CliRunner().invoke(stage3_train.app, [*base, "--tracked", "tracked", "--out", "m4", "--metrics", "mt4"])
+    assert r.exit_code == 0, r.output
+    assert "on 1 file(s)" in r.output
+    r = CliRunner().invoke(stage3_train.app, [*base, "--labels", "nope", "--out", "m5", "--metrics", "mt5"])
+    assert r.exit_code == 2 and "labels folder not found" in r.output and "nope" in r.output
+    assert not (project / "m5").exists()
