@@ -20,7 +20,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sam2-track", "sam2_track", "Stage 2 data: granularity-consistent tracking (Algorithm 1) and lifting."),
     ("stage2-train", "stage2_train", "Fine-tune the Stage 1 model on tracked multi-view labels."),
     ("full-scene-pseudolabel", "full_scene_pseudolabel", "Stage 3 data: full-scene pseudo-labels above tau_conf."),
-    ("stage3-train", "stage3_train", "Fine-tune the Stage 2 model on full-scene pseudo-labels (and its tracked labels)."),
+    ("stage3-train", "stage3_train", "Fine-tune the Stage 2 model on full-scene pseudo-labels (+ tracked labels)."),
     ("baselines", "baselines", "Training-free baselines (MaskClustering, SAI3D) as ablation rows."),
     ("eval", "eval", "Class-agnostic AP/AP50/AP25 of every stage side by side (the ablation table)."),
     ("report", "report", "Write the HTML report with tables, curves and 3D views."),
