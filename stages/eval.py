@@ -6,7 +6,9 @@ table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the tab
 
 Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
 ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
-``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables.
+``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables; and, per
+row, the share of the GT objects it finds by object size (gcseg.eval.by_size: metrics/eval/by_size.json and the
+Markdown's last table).
 
 GT-free statistics of every row (masks and instances per scene, labelled fraction, tracked-label vote share,
 agreement between rows; gcseg.eval.gt_free) are written for every scene, with or without GT; AP and the
@@ -118,6 +120,8 @@ def main(
     baselines: Annotated[Path | None, typer.Option("--baselines", help="baselines output folder (<scene>.h5): its rows join the table (training-free baselines).")] = None,
     gt_free: Annotated[Path | None, typer.Option("--gt-free", help="GT-free statistics JSON (every scene, GT or "
                                                  "not; default: eval/gt_free.json beside --out).")] = None,
+    by_size: Annotated[Path | None, typer.Option("--by-size", help="Objects found by size JSON (uses GT; default: "
+                                                 "eval/by_size.json beside --out).")] = None,
     superpoints: Annotated[Path | None, typer.Option("--superpoints", help="superpoints stage folder (<scene>.h5): "
                                                      "superpoint models predict on them (else computed).")] = None,
 ) -> None:
@@ -126,7 +130,8 @@ def main(
 
     p = load_params(params, Params)  # params and outputs checked before torch is even imported
     gt_free = gt_free or out.parent / "eval" / "gt_free.json"
-    for path in (out, table, plots, gt_free):  # create nothing
+    by_size = by_size or out.parent / "eval" / "by_size.json"
+    for path in (out, table, plots, gt_free, by_size):  # create nothing
         check_output(path)
     import numpy as np
     import torch
@@ -134,8 +139,9 @@ def main(
 
     from gcseg.atomic import write_text
     from gcseg.errors import InputError
-    from gcseg.eval.ablation import (ROWS, ablation_markdown, evaluate_rows, metrics_json, model_predictions,
-                                     val_scene_from_cloud, write_pr_csvs)
+    from gcseg.eval.ablation import (ROW_TITLES, ROWS, ablation_markdown, evaluate_rows, metrics_json,
+                                     model_predictions, val_scene_from_cloud, write_pr_csvs)
+    from gcseg.eval.by_size import by_size_markdown, found_by_size
     from gcseg.eval.diagnostics import diagnostics_markdown, evaluate_diagnostics
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
@@ -203,6 +209,8 @@ def main(
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
                                  notes=[NOTE] if titles else [])
         text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
+        sizes = found_by_size(gt_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels)
+        text += "\n## Objects found by size (uses GT)\n\n" + by_size_markdown(sizes, {**ROW_TITLES, **titles})
         metrics = {**metrics_json(results), "diagnostics": diagnostics}
     else:
         text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"
@@ -210,16 +218,19 @@ def main(
                 "are reported (scans without annotation; give a labelled reference.ply, mesh or splits.json "
                 "with labelled val scenes for AP).\n")
         results, metrics = None, no_gt_metrics(free, rows)
+        sizes = {"bins": [], "objects": [], "rows": {}, "note": "no scene with GT"}
     text += "\n" + gt_free_markdown(free)
     write_text(out, json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(gt_free, json.dumps(free, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text(by_size, json.dumps(sizes, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text(table, text)
     if results is not None:
         write_pr_csvs(plots, results)
     else:  # the plots output still exists: one header-only CSV per row (no curve without GT)
         write_empty_pr_csvs(plots, list(rows))
     typer.echo(text.rstrip("\n"))
-    typer.echo(f"metrics -> {out}; GT-free statistics -> {gt_free}; table -> {table}; PR curves -> {plots}/<row>.csv")
+    typer.echo(f"metrics -> {out}; GT-free statistics -> {gt_free}; by size -> {by_size}; table -> {table}; "
+               f"PR curves -> {plots}/<row>.csv")
 
 
 if __name__ == "__main__":

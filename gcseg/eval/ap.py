@@ -257,6 +257,20 @@ def _match_scene(st: _SceneStats, selected: np.ndarray, min_region_size: int
     return out
 
 
+def best_iou_per_gt(scene: SceneEval, *, min_region_size: int = 100, valid_labels: Collection[int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(size in points, best IoU of any mask) of every GT object the AP counts in `scene` (ids >= 1000 of the class
+    set with >= min_region_size points; masks under min_region_size points and points outside `valid` left out,
+    as the AP does), ordered by GT id."""
+    st, _ = _scene_stats(scene, min_region_size, True)
+    counted = _selector(valid_labels)(st.gt_labels) & (st.gt_counts >= min_region_size)
+    iou = st.pair_inter.astype(np.float64) / (st.gt_counts[st.pair_gt] + st.pred_counts[st.pair_pred]
+                                              - st.pair_inter)
+    best = np.zeros(st.gt_counts.shape[0])
+    np.maximum.at(best, st.pair_gt, iou)
+    return st.gt_counts[counted], best[counted]
+
+
 def _match_sequential(cg: np.ndarray, cp: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """The script's greedy loop over candidate pairs (sorted by GT, then mask) when a mask has several GTs."""
     used: set[int] = set()

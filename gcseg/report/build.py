@@ -15,9 +15,9 @@ from gcseg.report.curves import (load_pr_curves, load_sweeps, load_train_curves,
                                  train_figure)
 from gcseg.report.html import Page, esc, missing_html
 from gcseg.report.inputs import ReportInputs, finite, load_json
-from gcseg.report.tables import (ablation_html, ablation_notes, diagnostics_html, flatten, gt_free_html, kv_html,
-                                 load_diagnostics, load_eval, load_gt_free, load_study, params_html, study_html,
-                                 sweep_html)
+from gcseg.report.tables import (ablation_html, ablation_notes, by_size_html, diagnostics_html, flatten, gt_free_html,
+                                 kv_html, load_by_size, load_diagnostics, load_eval, load_gt_free, load_study,
+                                 params_html, study_html, sweep_html)
 from gcseg.report.views3d import (LAYER_TITLES, LAYERS, Layer, SceneViews, choose_scenes, load_scene_views,
                                   model_predictor, scatter3d_figure, scene_bounds, scene_seed)
 
@@ -48,6 +48,11 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
         diag = _try(load_diagnostics, m / "eval.json")
         table += ("<h3>Diagnostics (use GT; not methods) and tracking without the policy</h3>"
                   + (missing_html("diagnostics", diag) if isinstance(diag, GcsegError) else diagnostics_html(diag)))
+        sizes = _try(load_by_size, m / "eval" / "by_size.json")
+        if isinstance(sizes, GcsegError):
+            table += "<h3>Objects found by size (uses GT)</h3>" + missing_html("by size", sizes)
+        elif sizes["bins"]:  # empty without GT
+            table += "<h3>Objects found by size (uses GT)</h3>" + by_size_html(sizes)
     params = (_try(params_html, inputs.params_file) if inputs.params_file is not None else None)
     if isinstance(params, GcsegError):
         params = missing_html("params", params)

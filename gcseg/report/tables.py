@@ -215,6 +215,36 @@ def gt_free_html(stats: Mapping[str, Any]) -> str:
 STUDY_FIX = "run `make study` (the whole default for seeds 0 1 2 as DVC experiments; optional)"
 
 
+BY_SIZE_FIX = "run `dvc repro eval` (writes metrics/eval/by_size.json)"
+
+
+def load_by_size(path: Path) -> dict[str, Any]:
+    """metrics/eval/by_size.json (gcseg.eval.by_size.found_by_size)."""
+    data = load_json(path, BY_SIZE_FIX)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), dict) or "bins" not in data:
+        raise ArtifactError("expected {bins: [...], objects: [...], rows: {...}}", path=path, fix=BY_SIZE_FIX)
+    return data
+
+
+def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = None) -> str:
+    """Per row and object-size bin: % of the GT objects found at IoU > 0.5 (mean best IoU)."""
+    titles = {**GT_FREE_TITLES, **(titles or {})}
+    rows = table["rows"]
+    names = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
+    head = "<th>Row</th>" + "".join(f"<th>{esc(b)} points ({esc(n)})</th>"
+                                    for b, n in zip(table["bins"], table["objects"]))
+    body = []
+    for name in names:
+        r = rows[name]
+        cells = ["n/a" if f is None else f"{100 * f:.0f} ({m:.2f})" for f, m in zip(r["found"], r["mean_best_iou"])]
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
+                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    return (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            f'<p class="note">% of the GT objects of each size (points; objects in brackets) that some mask of the '
+            f"row overlaps at IoU &gt; {esc(table.get('iou', 0.5))}, whatever its score (in brackets the mean best "
+            "IoU). Where a row loses against another, by object size.</p>")
+
+
 def load_study(path: Path) -> dict[str, Any]:
     """metrics/study/seeds.json (gcseg.study.summarize): mean and spread of each ablation row over seeds."""
     data = load_json(path, STUDY_FIX)

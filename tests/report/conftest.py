@@ -87,6 +87,9 @@ def write_metrics(m: Path) -> None:
                      **({"vote_share": 0.8} if r == "lift_only" else {})} for r in EVAL},
         "agreement": {"lift_only": {"stage1": 0.3, "stage2": 0.4, "stage3": 0.5}, "stage1": {"stage2": 0.6, "stage3": 0.5},
                       "stage2": {"stage3": 0.9}}}))
+    (m / "eval" / "by_size.json").write_text(json.dumps({
+        "bins": ["100-300", "300-1000", "1000-3000", "3000+"], "objects": [2, 1, 0, 1], "iou": 0.5,
+        "rows": {r: {"found": [0.5, 1.0, None, 1.0], "mean_best_iou": [0.4, 0.7, None, 0.9]} for r in EVAL}}))
     (m / "full_scene_pseudolabel.json").write_text(json.dumps({"scenes": 2, "instances_per_scene": 3.5}))
     (m / "sam_keyframes.json").write_text(json.dumps({"keyframes": 6, "masks_per_keyframe": {"proposed": 5.0}}))
     points = [SweepPoint(v, f"tau_iou-{v}", "success", {r: {"AP": a + v / 10, "AP50": b, "AP25": c}

@@ -1,0 +1,67 @@
+"""Objects found by size (a diagnostic: uses GT). For every row and every GT object, the best IoU any of the row's
+masks reaches with it; per object-size bin, the share of objects found at IoU > 0.5 (the recall that AP50 ranks)
+and the mean best IoU. It shows where a row loses against another: on the synthetic default the models find the
+large objects as often as their tracked labels do and lose on the small ones (docs/model_study.md, round 5).
+
+GT objects and masks are those the AP counts (gcseg.eval.ap): ids >= 1000 of the class set, at least
+`min_region_size` points, masks of at least `min_region_size` points, points outside `valid` left out."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gcseg.eval.ablation import RowPrediction, ValScene
+from gcseg.eval.ap import SceneEval, best_iou_per_gt
+
+# object sizes in points (reference cloud): the synthetic default's small objects hold 100-500 points
+SIZE_BINS: tuple[int, ...] = (100, 300, 1000, 3000)
+FOUND_IOU = 0.5
+
+
+def bin_names(bins: Sequence[int] = SIZE_BINS) -> list[str]:
+    """"100-300", ..., "3000+" for the bins' lower edges."""
+    return [f"{lo}-{hi}" for lo, hi in zip(bins[:-1], bins[1:])] + [f"{bins[-1]}+"]
+
+
+def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str, RowPrediction]], *,
+                  min_region_size: int = 100, valid_labels: Collection[int] | None = None,
+                  bins: Sequence[int] = SIZE_BINS, iou: float = FOUND_IOU) -> dict[str, Any]:
+    """{"bins": [names], "objects": [count per bin], "iou": iou, "rows": {row: {"found": [share per bin or None],
+    "mean_best_iou": [...]}}}; objects under bins[0] points are not binned."""
+    sizes: list[np.ndarray] = []
+    best: dict[str, list[np.ndarray]] = {name: [] for name in rows}
+    for s in val_scenes:
+        for name, preds in rows.items():
+            p = preds[s.scene_id]
+            masks = np.asarray(p.masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
+            counts, b = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
+                                                  pred_masks=masks, pred_scores=np.ones(len(masks))),
+                                        min_region_size=min_region_size, valid_labels=valid_labels)
+            best[name].append(b)
+        sizes.append(counts)
+    size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    which = np.searchsorted(np.asarray(bins), size, side="right") - 1  # -1: under the first edge
+    objects = [int((which == i).sum()) for i in range(len(bins))]
+    out: dict[str, Any] = {"bins": bin_names(bins), "objects": objects, "iou": iou, "rows": {}}
+    for name, parts in best.items():
+        v = np.concatenate(parts) if parts else np.zeros(0)
+        found = [float((v[which == i] > iou).mean()) if objects[i] else None for i in range(len(bins))]
+        mean = [float(v[which == i].mean()) if objects[i] else None for i in range(len(bins))]
+        out["rows"][name] = {"found": found, "mean_best_iou": mean}
+    return out
+
+
+def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str:
+    """The Markdown table: per row and size bin, % of the objects found at IoU > 0.5 (mean best IoU)."""
+    head = [f"{b} pts ({n})" for b, n in zip(table["bins"], table["objects"])]
+    lines = ["| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for name, r in table["rows"].items():
+        cells = ["n/a" if f is None else f"{100 * f:.0f} ({m:.2f})" for f, m in zip(r["found"], r["mean_best_iou"])]
+        lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
+    lines += ["", f"Objects found by size (uses GT): per GT object size in points (objects in brackets), the % of the "
+              f"objects some mask of the row overlaps at IoU > {table['iou']} (in brackets the mean best IoU), "
+              "whatever its score. Where a row loses against another, by object size."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,51 @@
+"""Objects found by size: best IoU per GT object, binned by object size (gcseg.eval.by_size)."""
+
+import numpy as np
+import pytest
+
+from gcseg.eval.ablation import RowPrediction, ValScene
+from gcseg.eval.ap import SceneEval, best_iou_per_gt
+from gcseg.eval.by_size import bin_names, by_size_markdown, found_by_size
+
+
+def _scene(sizes, sid="s0"):
+    """GT objects of the given sizes (ids 1001, 1002, ...) then 50 void points."""
+    gt = np.concatenate([np.full(n, 1001 + i) for i, n in enumerate(sizes)] + [np.zeros(50, np.int64)])
+    coord = np.zeros((len(gt), 3), np.float32)
+    return ValScene(scene_id=sid, coord=coord, color=np.zeros((len(gt), 3), np.uint8), gt_ids=gt.astype(np.int64))
+
+
+def test_best_iou_per_gt_counts_what_the_ap_counts():
+    s = _scene([150, 400, 60])  # the third object is under min_region_size: not counted
+    gt = s.gt_ids
+    half = (gt == 1002) & (np.arange(len(gt)) < 150 + 200)  # half of object 2
+    whole = gt == 1001
+    tiny = np.zeros(len(gt), bool)
+    tiny[:10] = True  # a mask under 100 points is left out, as the AP leaves it out
+    masks = np.stack([whole, half, tiny])
+    counts, best = best_iou_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks, pred_scores=np.ones(3)))
+    assert counts.tolist() == [150, 400]
+    assert best.tolist() == pytest.approx([1.0, 0.5])
+    # class set: label 1 not in it -> nothing counted
+    counts, best = best_iou_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks[:1], pred_scores=np.ones(1)),
+                                   valid_labels=[2])
+    assert len(counts) == 0
+
+
+def test_found_by_size_bins_objects_and_rows():
+    a, b = _scene([150, 400, 5000], "a"), _scene([250], "b")
+    rows = {
+        "good": {"a": RowPrediction(np.stack([a.gt_ids == g for g in (1001, 1002, 1003)]), np.ones(3)),
+                 "b": RowPrediction(np.stack([b.gt_ids == 1001]), np.ones(1))},
+        "large_only": {"a": RowPrediction(np.stack([a.gt_ids == 1003]), np.ones(1)),
+                       "b": RowPrediction(np.zeros((0, len(b.gt_ids)), bool), np.zeros(0))},
+    }
+    t = found_by_size([a, b], rows)
+    assert t["bins"] == bin_names() == ["100-300", "300-1000", "1000-3000", "3000+"]
+    assert t["objects"] == [2, 1, 0, 1]
+    assert t["rows"]["good"]["found"] == [1.0, 1.0, None, 1.0]
+    assert t["rows"]["large_only"]["found"] == [0.0, 0.0, None, 1.0]
+    assert t["rows"]["large_only"]["mean_best_iou"][0] == 0.0
+    md = by_size_markdown(t, {"good": "Good row"})
+    assert "| Good row | 100 (1.00) | 100 (1.00) | n/a | 100 (1.00) |" in md
+    assert "| large_only | 0 (0.00) |" in md
