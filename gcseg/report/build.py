@@ -53,6 +53,7 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
             table += "<h3>Objects found by size (uses GT)</h3>" + missing_html("by size", sizes)
         elif sizes["bins"]:  # empty without GT
             table += "<h3>Objects found by size (uses GT)</h3>" + by_size_html(sizes)
+            pngs["by_size.png"] = lambda p: static.by_size_png(sizes, p)
     params = (_try(params_html, inputs.params_file) if inputs.params_file is not None else None)
     if isinstance(params, GcsegError):
         params = missing_html("params", params)

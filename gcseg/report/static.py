@@ -57,6 +57,27 @@ def ablation_png(rows: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def by_size_png(table: Mapping[str, Any], path: Path) -> Path:
+    """Grouped bars: % of the GT objects each row finds (IoU > 0.5) per object-size bin (gcseg.eval.by_size)."""
+    fig, ax = _figure(figsize=(7, 5.5))
+    rows = table["rows"]
+    names = [r for r in ROW_COLORS if r in rows] + [r for r in rows if r not in ROW_COLORS]
+    width = 0.8 / max(len(names), 1)
+    x = np.arange(len(table["bins"]))
+    for i, name in enumerate(names):
+        vals = [0.0 if f is None else 100 * f for f in rows[name]["found"]]
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=ROW_TITLES.get(name, name),
+               color=ROW_COLORS.get(name))
+    ax.set_xticks(x, [f"{b} points\n({n} objects)" for b, n in zip(table["bins"], table["objects"])])
+    ax.set_ylabel(f"% of GT objects found (IoU > {table.get('iou', 0.5)})")
+    ax.set_ylim(0, 105)
+    ax.set_title("Objects found by size on the val scenes")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars fill the plot
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def curves_png(curves: Mapping[str, Curve], path: Path, *, title: str, xlabel: str, ylabel: str,
                step: bool = False, unit_box: bool = False) -> Path:
     """One line per curve (PR curves: step=True, unit_box=True; training loss: markers)."""

@@ -70,8 +70,8 @@ def test_report_with_every_input(built):
     assert ours.count('<img class="overlay"') == 2  # keyframe overlays of the two scenes shown
     assert "scene_a" in html and "(train split;" in html
     names = sorted(p.name for p in png_dir.iterdir())
-    assert names == ["ablation.png", "pr_curves.png", "scene_scene_a_labels.png", "scene_scene_b_labels.png",
-                     "train_loss.png"]
+    assert names == ["ablation.png", "by_size.png", "pr_curves.png", "scene_scene_a_labels.png",
+                     "scene_scene_b_labels.png", "train_loss.png"]
     with Image.open(png_dir / "scene_scene_a_labels.png") as im:
         assert im.width > 4 * im.height  # five panels side by side
 
