@@ -67,17 +67,31 @@ def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor, *, sco
 def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, iou: float) -> torch.Tensor:
     """Greedy NMS of masks (bool [Q, E] over elements of size `weight` [E], e.g. superpoints' point counts):
     visiting masks by descending score, drop one whose IoU with a kept mask exceeds `iou`. Returns kept indices
-    (descending score; ties by index)."""
-    order = torch.from_numpy(np.argsort(-scores.numpy(), kind="stable"))
-    m = binary[order].float()
-    inter = (m * weight) @ m.T
-    area = inter.diagonal()
-    ious = (inter / (area[:, None] + area[None, :] - inter).clamp_min(1e-9)).numpy()
+    (descending score; ties by index).
+
+    Intersections come from a sparse product (scipy): masks are local, so only overlapping pairs cost anything.
+    A dense Q x Q product made NMS quadratic in the queries (measured: 11 s of a 21 s prediction with a query
+    on each of a scene's 5 900 superpoints, 0.3 s with 1 000 queries)."""
+    from scipy import sparse
+
+    order = np.argsort(-scores.numpy(), kind="stable")
+    rows, cols = np.nonzero(binary[torch.from_numpy(order)].numpy())
+    w = weight.double().numpy()
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(order), binary.shape[1]))
+    area = np.asarray(m @ w).ravel()
+    inter = (m.multiply(w[None, :]).tocsr() @ m.T).tocsr()  # weighted intersections of overlapping pairs only
+    suppressed = np.zeros(len(order), bool)
     keep: list[int] = []
     for i in range(len(order)):
-        if not keep or ious[i, keep].max() <= iou:
-            keep.append(i)
-    return order[keep]
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        lo, hi = inter.indptr[i], inter.indptr[i + 1]
+        j, x = inter.indices[lo:hi], inter.data[lo:hi]
+        later = j > i  # masks visited after i: those overlapping it above `iou` are dropped
+        j, x = j[later], x[later]
+        suppressed[j[x / np.maximum(area[i] + area[j] - x, 1e-9) > iou]] = True
+    return torch.from_numpy(order[keep])
 
 
 @torch.inference_mode()
