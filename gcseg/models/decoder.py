@@ -311,7 +311,8 @@ class MaskDecoder(nn.Module):
         if self.queries == "superpoint":
             assert sp is not None
             if not self.training and self.test_queries:
-                nq = self.test_queries
+                # at most one query per superpoint: more would only repeat seeds (identical queries)
+                nq = min(self.test_queries, min(int(n) for n in sp.num_sp))
             qpos, qfeat, seed_sp, sq_dist = [], [], [], []
             for b in range(nb):
                 c01 = (sp.centroid[b] - lo[b]) / span[b]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gcseg.io.samples import read_point_samples
-from gcseg.models.inference import predict_points
+from gcseg.models.decoder import SuperpointPool
+from gcseg.models.inference import predict_points, voxel_input
 from gcseg.models.mask_model import ModelConfig, build_model, load_model
 from gcseg.models.voxelize import superpoint_labels, superpoint_pool
 from gcseg.superpoints import compute_superpoints, first_occurrence_ids, write_superpoints
@@ -52,6 +53,23 @@ def test_predicts_on_points_through_superpoints():
     assert np.array_equal(again[0], masks) and np.array_equal(again[1], scores)
     with pytest.raises(ValueError, match="superpoints"):
         model(torch.zeros((1, 4), dtype=torch.long), torch.zeros((1, cfg.in_channels)), seeds=[0])
+
+
+def test_test_queries_seed_each_superpoint_at_most_once():
+    torch.manual_seed(0)
+    cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=5, hidden_dim=16, ffn_dim=32,
+                            test_queries=100000)
+    model = build_model(cfg).eval()
+    s = box_scene(np.random.default_rng(0))
+    sp = compute_superpoints(s["coord"], s["color"]).astype(np.int64)
+    coords, feats, inverse = voxel_input(model, s["coord"], s["color"])
+    part, _ = superpoint_pool(sp, inverse.numpy(), s["coord"] - s["coord"].mean(0), cfg.voxel_size, len(coords))
+    pool = SuperpointPool(*[[x] for x in part])
+    with torch.no_grad():
+        pred = model(coords, feats, seeds=[0], sp=pool)[-1]
+    n_sp = int(sp.max()) + 1
+    assert pred.logits.shape[1] == n_sp  # one query per superpoint, not 100000 repeating them
+    assert sorted(pred.seeds[0].tolist()) == list(range(n_sp))
 
 
 @pytest.mark.parametrize("matcher,topk", [("hungarian", 1), ("seeded", 0)])
