@@ -37,10 +37,15 @@ def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
         for name, preds in rows.items():
             p = preds[s.scene_id]
             masks = np.asarray(p.masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
-            counts, b = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
-                                                  pred_masks=masks, pred_scores=np.ones(len(masks))),
-                                        min_region_size=min_region_size, valid_labels=valid_labels)
+            _, b = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
+                                             pred_masks=masks, pred_scores=np.ones(len(masks))),
+                                   min_region_size=min_region_size, valid_labels=valid_labels)
             best[name].append(b)
+        # object sizes come from the GT alone (no masks), so they exist with no row at all
+        counts, _ = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
+                                              pred_masks=np.zeros((0, s.gt_ids.shape[0]), bool),
+                                              pred_scores=np.zeros(0)),
+                                    min_region_size=min_region_size, valid_labels=valid_labels)
         sizes.append(counts)
     size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     which = np.searchsorted(np.asarray(bins), size, side="right") - 1  # -1: under the first edge

@@ -49,3 +49,9 @@ def test_found_by_size_bins_objects_and_rows():
     md = by_size_markdown(t, {"good": "Good row"})
     assert "| Good row | 100 (1.00) | 100 (1.00) | n/a | 100 (1.00) |" in md
     assert "| large_only | 0 (0.00) |" in md
+
+
+def test_found_by_size_counts_objects_without_rows():
+    t = found_by_size([_scene([150, 400, 5000], "a")], {})
+    assert t["objects"] == [1, 1, 0, 1]
+    assert t["rows"] == {}
