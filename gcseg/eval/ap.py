@@ -257,18 +257,23 @@ def _match_scene(st: _SceneStats, selected: np.ndarray, min_region_size: int
     return out
 
 
-def best_iou_per_gt(scene: SceneEval, *, min_region_size: int = 100, valid_labels: Collection[int] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(size in points, best IoU of any mask) of every GT object the AP counts in `scene` (ids >= 1000 of the class
-    set with >= min_region_size points; masks under min_region_size points and points outside `valid` left out,
-    as the AP does), ordered by GT id."""
+def best_match_per_gt(scene: SceneEval, *, min_region_size: int = 100, valid_labels: Collection[int] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(size in points, best IoU of any mask, size of that best mask in points; 0 where no mask overlaps) of every
+    GT object the AP counts in `scene` (ids >= 1000 of the class set with >= min_region_size points; masks under
+    min_region_size points and points outside `valid` left out, as the AP does), ordered by GT id."""
     st, _ = _scene_stats(scene, min_region_size, True)
     counted = _selector(valid_labels)(st.gt_labels) & (st.gt_counts >= min_region_size)
     iou = st.pair_inter.astype(np.float64) / (st.gt_counts[st.pair_gt] + st.pred_counts[st.pair_pred]
                                               - st.pair_inter)
     best = np.zeros(st.gt_counts.shape[0])
-    np.maximum.at(best, st.pair_gt, iou)
-    return st.gt_counts[counted], best[counted]
+    best_size = np.zeros(st.gt_counts.shape[0], np.int64)
+    order = np.lexsort((iou, st.pair_gt))  # by GT, then IoU: the last pair of each GT is its best
+    last = np.r_[st.pair_gt[order][1:] != st.pair_gt[order][:-1], True] if len(order) else np.zeros(0, bool)
+    top = order[last]
+    best[st.pair_gt[top]] = iou[top]
+    best_size[st.pair_gt[top]] = st.pred_counts[st.pair_pred[top]]
+    return st.gt_counts[counted], best[counted], best_size[counted]
 
 
 def _match_sequential(cg: np.ndarray, cp: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

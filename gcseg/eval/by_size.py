@@ -1,7 +1,10 @@
 """Objects found by size (a diagnostic: uses GT). For every row and every GT object, the best IoU any of the row's
 masks reaches with it; per object-size bin, the share of objects found at IoU > 0.5 (the recall that AP50 ranks)
 and the mean best IoU. It shows where a row loses against another: on the synthetic default the models find the
-large objects as often as their tracked labels do and lose on the small ones (docs/model_study.md, round 5).
+large objects as often as their tracked labels do and lose on the small ones (docs/model_study.md, round 5). For
+the objects a row misses it says why: the best mask is larger than the object ("merged": it spills into what
+surrounds the object), smaller ("partial"), or no mask overlaps it ("none"); round 7 found the small objects'
+misses merged, in the labels and in the models trained on them.
 
 GT objects and masks are those the AP counts (gcseg.eval.ap): ids >= 1000 of the class set, at least
 `min_region_size` points, masks of at least `min_region_size` points, points outside `valid` left out."""
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.eval.ablation import RowPrediction, ValScene
-from gcseg.eval.ap import SceneEval, best_iou_per_gt
+from gcseg.eval.ap import SceneEval, best_match_per_gt
 
 # object sizes in points (reference cloud): the synthetic default's small objects hold 100-500 points
 SIZE_BINS: tuple[int, ...] = (100, 300, 1000, 3000)
@@ -30,22 +33,26 @@ def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
                   min_region_size: int = 100, valid_labels: Collection[int] | None = None,
                   bins: Sequence[int] = SIZE_BINS, iou: float = FOUND_IOU) -> dict[str, Any]:
     """{"bins": [names], "objects": [count per bin], "iou": iou, "rows": {row: {"found": [share per bin or None],
-    "mean_best_iou": [...]}}}; objects under bins[0] points are not binned."""
+    "mean_best_iou": [...], "merged": [...], "partial": [...]}}}; objects under bins[0] points are not binned.
+    merged / partial: share of the bin's objects missed (best IoU <= iou) whose best mask holds more / at most as
+    many points as the object; found + merged + partial + (no overlapping mask) = 1."""
     sizes: list[np.ndarray] = []
     best: dict[str, list[np.ndarray]] = {name: [] for name in rows}
+    best_size: dict[str, list[np.ndarray]] = {name: [] for name in rows}
     for s in val_scenes:
         for name, preds in rows.items():
             p = preds[s.scene_id]
             masks = np.asarray(p.masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
-            _, b = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
-                                             pred_masks=masks, pred_scores=np.ones(len(masks))),
-                                   min_region_size=min_region_size, valid_labels=valid_labels)
+            _, b, bs = best_match_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
+                                                   pred_masks=masks, pred_scores=np.ones(len(masks))),
+                                         min_region_size=min_region_size, valid_labels=valid_labels)
             best[name].append(b)
+            best_size[name].append(bs)
         # object sizes come from the GT alone (no masks), so they exist with no row at all
-        counts, _ = best_iou_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
-                                              pred_masks=np.zeros((0, s.gt_ids.shape[0]), bool),
-                                              pred_scores=np.zeros(0)),
-                                    min_region_size=min_region_size, valid_labels=valid_labels)
+        counts, _, _ = best_match_per_gt(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid,
+                                                   pred_masks=np.zeros((0, s.gt_ids.shape[0]), bool),
+                                                   pred_scores=np.zeros(0)),
+                                         min_region_size=min_region_size, valid_labels=valid_labels)
         sizes.append(counts)
     size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     which = np.searchsorted(np.asarray(bins), size, side="right") - 1  # -1: under the first edge
@@ -53,9 +60,14 @@ def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
     out: dict[str, Any] = {"bins": bin_names(bins), "objects": objects, "iou": iou, "rows": {}}
     for name, parts in best.items():
         v = np.concatenate(parts) if parts else np.zeros(0)
-        found = [float((v[which == i] > iou).mean()) if objects[i] else None for i in range(len(bins))]
-        mean = [float(v[which == i].mean()) if objects[i] else None for i in range(len(bins))]
-        out["rows"][name] = {"found": found, "mean_best_iou": mean}
+        bs = np.concatenate(best_size[name]) if parts else np.zeros(0, np.int64)
+        missed = (v <= iou) & (bs > 0)
+
+        def share(sel: np.ndarray) -> list[float | None]:
+            return [float(sel[which == i].mean()) if objects[i] else None for i in range(len(bins))]
+
+        out["rows"][name] = {"found": share(v > iou), "mean_best_iou": share(v), "merged": share(missed & (bs > size)),
+                             "partial": share(missed & (bs <= size))}
     return out
 
 
@@ -68,5 +80,12 @@ def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str
         lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
     lines += ["", f"Objects found by size (uses GT): per GT object size in points (objects in brackets), the % of the "
               f"objects some mask of the row overlaps at IoU > {table['iou']} (in brackets the mean best IoU), "
-              "whatever its score. Where a row loses against another, by object size."]
+              "whatever its score. Where a row loses against another, by object size.", "",
+              "| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for name, r in table["rows"].items():
+        cells = ["n/a" if g is None else f"{100 * g:.0f} / {100 * p:.0f}" for g, p in zip(r["merged"], r["partial"])]
+        lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
+    lines += ["", "Missed objects: % of the objects of each size that the row misses with a best mask larger than the "
+              "object (merged: it spills into the surroundings) / not larger (partial); the rest of the misses have "
+              "no overlapping mask."]
     return "\n".join(lines) + "\n"

@@ -239,10 +239,22 @@ def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = No
         cells = ["n/a" if f is None else f"{100 * f:.0f} ({m:.2f})" for f, m in zip(r["found"], r["mean_best_iou"])]
         body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
                     + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    return (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    html = (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
             f'<p class="note">% of the GT objects of each size (points; objects in brackets) that some mask of the '
             f"row overlaps at IoU &gt; {esc(table.get('iou', 0.5))}, whatever its score (in brackets the mean best "
             "IoU). Where a row loses against another, by object size.</p>")
+    if not all("merged" in rows[n] and "partial" in rows[n] for n in names):
+        return html  # a by_size.json written before the misses were split (no merged / partial)
+    body = []
+    for name in names:
+        r = rows[name]
+        cells = ["n/a" if g is None else f"{100 * g:.0f} / {100 * p:.0f}" for g, p in zip(r["merged"], r["partial"])]
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
+                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    return (html + f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            '<p class="note">Missed objects: % of the objects of each size that the row misses with a best mask '
+            "larger than the object (merged: it spills into the surroundings) / not larger (partial); the rest of "
+            "the misses have no overlapping mask.</p>")
 
 
 def load_study(path: Path) -> dict[str, Any]:

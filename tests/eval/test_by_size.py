@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gcseg.eval.ablation import RowPrediction, ValScene
-from gcseg.eval.ap import SceneEval, best_iou_per_gt
+from gcseg.eval.ap import SceneEval, best_match_per_gt
 from gcseg.eval.by_size import bin_names, by_size_markdown, found_by_size
 
 
@@ -15,7 +15,7 @@ def _scene(sizes, sid="s0"):
     return ValScene(scene_id=sid, coord=coord, color=np.zeros((len(gt), 3), np.uint8), gt_ids=gt.astype(np.int64))
 
 
-def test_best_iou_per_gt_counts_what_the_ap_counts():
+def test_best_match_per_gt_counts_what_the_ap_counts():
     s = _scene([150, 400, 60])  # the third object is under min_region_size: not counted
     gt = s.gt_ids
     half = (gt == 1002) & (np.arange(len(gt)) < 150 + 200)  # half of object 2
@@ -23,12 +23,14 @@ def test_best_iou_per_gt_counts_what_the_ap_counts():
     tiny = np.zeros(len(gt), bool)
     tiny[:10] = True  # a mask under 100 points is left out, as the AP leaves it out
     masks = np.stack([whole, half, tiny])
-    counts, best = best_iou_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks, pred_scores=np.ones(3)))
+    counts, best, size = best_match_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks,
+                                                     pred_scores=np.ones(3)))
     assert counts.tolist() == [150, 400]
     assert best.tolist() == pytest.approx([1.0, 0.5])
+    assert size.tolist() == [150, 200]  # the best mask's points (not the first overlapping one's)
     # class set: label 1 not in it -> nothing counted
-    counts, best = best_iou_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks[:1], pred_scores=np.ones(1)),
-                                   valid_labels=[2])
+    counts, best, size = best_match_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=masks[:1],
+                                                     pred_scores=np.ones(1)), valid_labels=[2])
     assert len(counts) == 0
 
 
@@ -55,3 +57,33 @@ def test_found_by_size_counts_objects_without_rows():
     t = found_by_size([_scene([150, 400, 5000], "a")], {})
     assert t["objects"] == [1, 1, 0, 1]
     assert t["rows"] == {}
+
+
+def test_best_match_picks_the_best_of_several_masks_and_zero_without_overlap():
+    s = _scene([200, 300])
+    gt = s.gt_ids
+    big = (gt == 1001) | (gt == 1002)  # 500 points: IoU 0.4 with object 1, 0.6 with object 2
+    exact = gt == 1001
+    counts, best, size = best_match_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=np.stack([big, exact]),
+                                                     pred_scores=np.ones(2)))
+    assert best.tolist() == pytest.approx([1.0, 0.6])
+    assert size.tolist() == [200, 500]
+    counts, best, size = best_match_per_gt(SceneEval(scene_id="s0", gt_ids=gt, pred_masks=exact[None],
+                                                     pred_scores=np.ones(1)))
+    assert best.tolist() == pytest.approx([1.0, 0.0]) and size.tolist() == [200, 0]
+
+
+def test_found_by_size_says_why_objects_are_missed():
+    s = _scene([150, 250, 200])
+    gt = s.gt_ids
+    merged = (gt == 1001) | (gt == 1002)  # object 1 (150) inside a 400-point mask: IoU 0.375, larger
+    part = (gt == 1003) & (np.cumsum(gt == 1003) <= 100)  # half of object 3: IoU 0.5, not found, smaller
+    rows = {"r": {"s0": RowPrediction(np.stack([merged, part]), np.ones(2))}}
+    t = found_by_size([s], rows)
+    r = t["rows"]["r"]
+    # bin 100-300 holds all three; object 2 (250 points, IoU 0.625 with the merged mask) is found
+    assert t["objects"][0] == 3
+    assert r["found"][0] == pytest.approx(1 / 3)
+    assert r["merged"][0] == pytest.approx(1 / 3) and r["partial"][0] == pytest.approx(1 / 3)
+    md = by_size_markdown(t, {})
+    assert "| r | 33 / 33 | n/a | n/a | n/a |" in md
