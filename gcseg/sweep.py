@@ -241,9 +241,18 @@ def _run(cmd: Sequence[str], cwd: Path, capture: bool = False) -> str:
     return proc.stdout or ""
 
 
-def exp_show(cwd: Path) -> Any:
-    """Parsed ``dvc exp show --json`` of the current commit and its experiments."""
-    text = _run([*dvc_command(), "exp", "show", "--json"], cwd, capture=True)
+def head_commit(cwd: Path) -> str | None:
+    """The commit checked out in cwd (None outside a Git repository)."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, check=False, text=True, capture_output=True)
+    except FileNotFoundError:
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def exp_show(cwd: Path, rev: str | None = None) -> Any:
+    """Parsed ``dvc exp show --json`` of a baseline commit (`rev`; None = HEAD) and its experiments."""
+    text = _run([*dvc_command(), "exp", "show", "--json", *(["--rev", rev] if rev else [])], cwd, capture=True)
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -262,11 +271,15 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
               echo: Any = print) -> list[SweepPoint]:
     """Queue the missing experiments, run the queue (``dvc exp run --run-all -j jobs``, blocks until every
     queued experiment finished) and collect. run=False: collect only. rerun: remove this sweep's finished
-    experiments first (``dvc exp remove``) so that they run again."""
+    experiments first (``dvc exp remove``) so that they run again. The experiments are queued on the commit
+    checked out at the start and collected from that commit, also when a commit lands while they run (DVC files
+    experiments under the commit they were queued on; a new HEAD has none)."""
     cwd = Path(cwd)
     names = [experiment_name(key, v) for v in values]
+    baseline = None
     if run:
-        existing = experiments_by_name(exp_show(cwd))
+        baseline = head_commit(cwd)
+        existing = experiments_by_name(exp_show(cwd, baseline))
         if rerun:
             old = [n for n in names if n in existing]
             if old:
@@ -285,4 +298,8 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
         if todo:
             echo(f"running {len(todo)} experiment(s), {jobs} at a time: dvc exp run --run-all -j {jobs}")
             _run([*dvc_command(), "exp", "run", "--run-all", "-j", str(jobs)], cwd)
-    return collect(exp_show(cwd), key, values, params_file=params_file)
+        now = head_commit(cwd)
+        if baseline and now != baseline:
+            echo(f"note: HEAD moved from {baseline[:7]} to {(now or '?')[:7]} while the experiments ran; collecting "
+                 f"those of {baseline[:7]}")
+    return collect(exp_show(cwd, baseline), key, values, params_file=params_file)

@@ -72,7 +72,7 @@ def test_no_run_collects_only(tmp_path, monkeypatch):
     import gcseg.sweep as sw
 
     calls = []
-    monkeypatch.setattr(sw, "exp_show", lambda cwd: calls.append(cwd) or PAYLOAD)
+    monkeypatch.setattr(sw, "exp_show", lambda cwd, rev=None: calls.append(cwd) or PAYLOAD)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tau_iou": 0.7, "tau_dorm": 3}))
     r = CliRunner().invoke(app, ["tau_iou", "0.5", "0.9", "--no-run", "--repo", str(tmp_path)])
     assert r.exit_code == 0, r.output
@@ -149,7 +149,7 @@ def test_run_sweep_queues_only_missing_then_runs_and_collects(monkeypatch):
     import gcseg.sweep as sw
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(sw, "exp_show", lambda cwd: PAYLOAD)
+    monkeypatch.setattr(sw, "exp_show", lambda cwd, rev=None: PAYLOAD)
     monkeypatch.setattr(sw, "_run", lambda cmd, cwd, capture=False: calls.append(list(cmd[3:])) or "")
     messages: list[str] = []
     points = sw.run_sweep("tau_iou", [0.5, 0.99, 0.7], echo=messages.append)
@@ -168,3 +168,27 @@ def test_run_sweep_queues_only_missing_then_runs_and_collects(monkeypatch):
     calls.clear()
     sw.run_sweep("tau_iou", [0.5, 0.7], run=False)
     assert calls == []
+
+
+def test_run_sweep_collects_from_the_commit_it_queued_on(monkeypatch):
+    """A commit landing while the queue runs must not make the sweep collect the new HEAD (which has none of
+    the experiments): it reads the baseline's experiments and says that HEAD moved."""
+    import gcseg.sweep as sw
+
+    heads = iter(["a" * 40, "b" * 40])
+    monkeypatch.setattr(sw, "head_commit", lambda cwd: next(heads))
+    revs: list[str | None] = []
+    monkeypatch.setattr(sw, "exp_show", lambda cwd, rev=None: revs.append(rev) or PAYLOAD)
+    monkeypatch.setattr(sw, "_run", lambda cmd, cwd, capture=False: "")
+    messages: list[str] = []
+    points = sw.run_sweep("tau_iou", [0.5, 0.7], echo=messages.append)
+    assert revs == ["a" * 40, "a" * 40]
+    assert any("HEAD moved from aaaaaaa to bbbbbbb" in m for m in messages)
+    assert points[0].status == "success"
+
+
+def test_head_commit_reads_git(tmp_path):
+    import gcseg.sweep as sw
+
+    assert sw.head_commit(tmp_path) is None  # not a repository
+    assert sw.head_commit(ROOT) is None or len(sw.head_commit(ROOT)) == 40
