@@ -58,21 +58,34 @@ def ablation_png(rows: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
 
 
 def by_size_png(table: Mapping[str, Any], path: Path) -> Path:
-    """Grouped bars: % of the GT objects each row finds (IoU > 0.5) per object-size bin (gcseg.eval.by_size)."""
+    """Grouped bars: % of the GT objects each row finds (IoU > 0.5) per object-size bin (gcseg.eval.by_size);
+    stacked on each, hatched, the % it misses merged (best mask larger than the object) where the table has it."""
     fig, ax = _figure(figsize=(7, 5.5))
     rows = table["rows"]
     names = [r for r in ROW_COLORS if r in rows] + [r for r in rows if r not in ROW_COLORS]
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(table["bins"]))
+    merged_drawn = False
     for i, name in enumerate(names):
         vals = [0.0 if f is None else 100 * f for f in rows[name]["found"]]
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=ROW_TITLES.get(name, name),
-               color=ROW_COLORS.get(name))
+        pos = x + (i - (len(names) - 1) / 2) * width
+        ax.bar(pos, vals, width, label=ROW_TITLES.get(name, name), color=ROW_COLORS.get(name))
+        if "merged" in rows[name]:
+            merged = [0.0 if g is None else 100 * g for g in rows[name]["merged"]]
+            ax.bar(pos, merged, width, bottom=vals, color=ROW_COLORS.get(name), alpha=0.3, hatch="///",
+                   edgecolor="0.3", linewidth=0)
+            merged_drawn = True
     ax.set_xticks(x, [f"{b} points\n({n} objects)" for b, n in zip(table["bins"], table["objects"])])
-    ax.set_ylabel(f"% of GT objects found (IoU > {table.get('iou', 0.5)})")
+    ax.set_ylabel(f"% of GT objects (solid: found at IoU > {table.get('iou', 0.5)})")
     ax.set_ylim(0, 105)
-    ax.set_title("Objects found by size on the val scenes")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars fill the plot
+    ax.set_title("Objects found (and missed merged) by size on the val scenes")
+    handles, _ = ax.get_legend_handles_labels()
+    if merged_drawn:  # one neutral swatch explains the hatching of every row
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="///",
+                             label="hatched, on top: missed with a larger mask (merged)"))
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars fill the plot
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
