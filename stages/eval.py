@@ -142,7 +142,8 @@ def main(
     from gcseg.eval.ablation import (ROW_TITLES, ROWS, ablation_markdown, evaluate_rows, metrics_json,
                                      model_predictions, val_scene_from_cloud, write_pr_csvs)
     from gcseg.eval.by_size import by_size_markdown, found_by_size
-    from gcseg.eval.diagnostics import diagnostics_markdown, evaluate_diagnostics
+    from gcseg.eval.diagnostics import (DIAGNOSTIC_ROWS, DIAGNOSTIC_TITLES, POLICY_ROWS, diagnostics_markdown,
+                                        evaluate_diagnostics)
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
     from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
@@ -211,6 +212,16 @@ def main(
         text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
         sizes = found_by_size(gt_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels)
         text += "\n## Objects found by size (uses GT)\n\n" + by_size_markdown(sizes, {**ROW_TITLES, **titles})
+        # the label diagnostics by size too: where along ceiling -> proposals -> tracked labels the objects of a
+        # size are lost or merged (only rows that every scene with GT has)
+        diag_rows = {name: {v.scene_id: diagnosed[v.scene_id]["rows"][name] for v in gt_scenes}
+                     for name in DIAGNOSTIC_ROWS + POLICY_ROWS
+                     if all(name in ((diagnosed.get(v.scene_id) or {}).get("rows") or {}) for v in gt_scenes)}
+        if diag_rows:
+            sizes["diagnostic_rows"] = found_by_size(gt_scenes, diag_rows, min_region_size=cfg.min_region_size,
+                                                     valid_labels=valid_labels)["rows"]
+            text += ("\n### Label diagnostics by size (use GT)\n\n"
+                     + by_size_markdown({**sizes, "rows": sizes["diagnostic_rows"]}, DIAGNOSTIC_TITLES))
         metrics = {**metrics_json(results), "diagnostics": diagnostics}
     else:
         text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"

@@ -53,6 +53,9 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
             table += "<h3>Objects found by size (uses GT)</h3>" + missing_html("by size", sizes)
         elif sizes["bins"]:  # empty without GT
             table += "<h3>Objects found by size (uses GT)</h3>" + by_size_html(sizes)
+            if sizes.get("diagnostic_rows"):  # the label diagnostics (ceiling, proposals, no policy) by size
+                table += ("<h4>Label diagnostics by size (use GT)</h4>"
+                          + by_size_html({**sizes, "rows": sizes["diagnostic_rows"]}))
             pngs["by_size.png"] = lambda p: static.by_size_png(sizes, p)
     params = (_try(params_html, inputs.params_file) if inputs.params_file is not None else None)
     if isinstance(params, GcsegError):

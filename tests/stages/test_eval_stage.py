@@ -213,6 +213,13 @@ def test_diagnostics_block_table_and_sources(tmp_path, dataset):
     assert "87.5 % of 8 GT instances before containment, 37.5 % after" in diag_part
     assert "| Tracking without the policy, lifted |" in policy_part and "50.0" in policy_part
     assert not any(p.stem in ("ceiling", "no_policy") for p in (out / "eval" / "pr").iterdir())  # not in dvc plots
+    # the label diagnostics by size: the ceiling finds every object, no-policy misses one of the two merged
+    sizes = json.loads((out / "eval" / "by_size.json").read_text())
+    dr = sizes["diagnostic_rows"]
+    assert set(dr) == {"ceiling", "perfect_identity", "no_policy"} and set(sizes["rows"]) == set(m) - {"diagnostics"}
+    assert {f for f in dr["ceiling"]["found"] if f is not None} == {1.0}
+    assert any((g or 0) > 0 for g in dr["no_policy"]["merged"])
+    assert "### Label diagnostics by size (use GT)" in table
 
 
 def test_bad_gt_classes_is_a_config_error(tmp_path, dataset):
