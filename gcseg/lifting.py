@@ -45,6 +45,9 @@ class LiftConfig:
     min_share: float = 0.5  # majority share for a point to take an id (Segment3D)
     min_points: int = 100  # ids on fewer points are dropped (Segment3D)
     every: int = 1  # vote with every n-th frame
+    # None = the majority vote (Segment3D). A share: a point takes, among the ids holding >= this share of its
+    # votes, the one voted on the fewest points (the finer of nested masks: a cup inside its shelf's mask)
+    fine_share: float | None = None
 WILSON_Z = 1.96  # two-sided 95 % normal quantile of the Wilson score interval
 _ID_BITS = 32  # vote key = point index << 32 | id
 _CELL_BITS = 16  # voxel mode: cells per axis < 2^16, so a cell key fits 48 bits ...
@@ -338,10 +341,13 @@ class VoteAccumulator:
         point, _, count = self.votes()
         return np.bincount(point, weights=count, minlength=self.num_points).astype(np.int32)
 
-    def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points
-               ) -> np.ndarray:
+    def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points,
+               fine_share: float | None = LiftConfig.fine_share) -> np.ndarray:
         """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of
-        the point's votes is >= min_share, else -1; ids that end up on fewer than min_points points -> -1."""
+        the point's votes is >= min_share, else -1; ids that end up on fewer than min_points points -> -1.
+        fine_share: a point with ids holding >= fine_share of its votes takes the one of them voted on the fewest
+        points (ties: smaller id) instead: where a proposal holds an object with its small items in some views
+        and the items have masks of their own in others, the items keep their ids."""
         point, ids, count = self.votes()
         out = np.full(self.num_points, -1, np.int32)
         if point.size == 0:
@@ -353,6 +359,16 @@ class VoteAccumulator:
         bp, bid, bc = point[first], ids[first], count[first]
         win = (bid > 0) & (bc >= min_share * total[bp] - 1e-9)
         out[bp[win]] = bid[win].astype(np.int32)
+        if fine_share is not None:
+            real = ids > 0
+            uid, inv = np.unique(ids[real], return_inverse=True)
+            extent = np.zeros(ids.size, np.int64)
+            extent[real] = np.bincount(inv, minlength=uid.size)[inv]  # points with a vote for the pair's id
+            ok = real & (count >= fine_share * total[point] - 1e-9)
+            o = np.lexsort((ids[ok], extent[ok], point[ok]))  # per point: fewest points first, then smaller id
+            pp, ii = point[ok][o], ids[ok][o]
+            f = np.flatnonzero(np.r_[True, pp[1:] != pp[:-1]])
+            out[pp[f]] = ii[f].astype(np.int32)
         if min_points > 1:
             labels, sizes = np.unique(out[out > 0], return_counts=True)
             small = labels[sizes < min_points]

@@ -55,6 +55,7 @@ class LiftSection(Section):
     min_share: float = Field(LiftConfig.min_share, gt=0, le=1)
     min_points: int = Field(LiftConfig.min_points, ge=1)
     every: int = Field(LiftConfig.every, ge=1)
+    fine_share: float | None = Field(LiftConfig.fine_share, gt=0, le=1)
 
 
 class DiagnosticsSection(Section):
@@ -183,7 +184,8 @@ class ScenePass:
         self.acc = None
         if self.cloud is not None and len(self.cloud):
             lift = LiftSettings(association=cfg.lift.association, max_dist=cfg.lift.max_dist, voxel=cfg.lift.voxel,
-                                min_share=cfg.lift.min_share, min_points=cfg.lift.min_points)
+                                min_share=cfg.lift.min_share, min_points=cfg.lift.min_points,
+                                fine_share=cfg.lift.fine_share)
             self.acc = DiagnosticsAccumulator(self.cloud.coord, min_area=sk.min_area_px(hw), lift=lift,
                                               coverage_min_area=sk.coverage_min_area_px(hw),
                                               coverage_iou=sk.coverage_iou, match_iou=cfg.diagnostics.match_iou)

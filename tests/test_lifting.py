@@ -164,6 +164,23 @@ def test_point_association_votes_every_visible_point_and_skips_occluded_ones():
     assert covered < 0.5  # one pixel per 16 reference points: most are nobody's nearest point
 
 
+def test_fine_share_gives_a_point_the_finer_of_nested_ids():
+    """fine_share: a cup (id 7) voted on one point inside its shelf's mask (id 5, voted on all three) keeps that
+    point where it holds >= the share of its votes; an id under the share (9) does not; the default stays majority."""
+    ref = np.array([[0, 0, 2.0], [0.5, 0, 2.0], [-0.5, 0, 2.0]], np.float32)
+    depth = np.zeros((H, W))
+    depth[11, 15] = depth[11, 23] = depth[11, 8] = 2.0  # pixels (15 | 23 | 8, 11) see points 0 | 1 | 2
+    acc = VoteAccumulator(ref, max_dist=0.05, association="pixel", voxel=None)
+    for a, b in zip([5, 5, 5, 7, 7], [5, 5, 5, 5, 9]):  # point 0: shelf 3, cup 2; point 1: shelf 4, other 1
+        ids = np.zeros((H, W), np.int32)
+        ids[11, 15], ids[11, 23], ids[11, 8] = a, b, 5
+        acc.add(_frame(depth), ids)
+    assert acc.result(min_points=1).tolist() == [5, 5, 5]  # majority (the default, LiftConfig.fine_share None)
+    assert acc.result(min_points=1, fine_share=0.25).tolist() == [7, 5, 5]  # 9 holds 0.2 < 0.25 of point 1
+    assert acc.result(min_points=1, fine_share=0.5).tolist() == [5, 5, 5]  # the cup's 0.4 is under 0.5
+    assert acc.result(min_points=2, fine_share=0.25).tolist() == [-1, 5, 5]  # min_points still applies
+
+
 def test_defaults_follow_lift_config():
     """One set of lifting defaults: VoteAccumulator and its result() follow LiftConfig (= sam2_track.lift)."""
     acc = VoteAccumulator(np.zeros((1, 3), np.float32))

@@ -60,6 +60,7 @@ class LiftSettings:
     voxel: float | None = LiftConfig.voxel
     min_share: float = LiftConfig.min_share
     min_points: int = LiftConfig.min_points
+    fine_share: float | None = LiftConfig.fine_share
 
     def accumulator(self, coord: np.ndarray) -> VoteAccumulator:
         return VoteAccumulator(np.asarray(coord, np.float32), max_dist=self.max_dist, voxel=self.voxel,
@@ -68,7 +69,7 @@ class LiftSettings:
     def lift(self, acc: VoteAccumulator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels int32 (N,), -1 = unlabelled; vote share of each point's label, float32 (N,); votes per point,
         int32 (N,))."""
-        labels = acc.result(min_share=self.min_share, min_points=self.min_points)
+        labels = acc.result(min_share=self.min_share, min_points=self.min_points, fine_share=self.fine_share)
         return labels, acc.label_shares(labels).astype(np.float32), acc.point_votes()
 
 

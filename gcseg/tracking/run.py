@@ -303,7 +303,7 @@ def track_and_lift(scene: Scene, proposer: Callable[[Frame], Proposals], propaga
         tracked_kf.relabel(alias)
         result.id_maps.relabel(alias)
         result.stats["merged_tracks"] = len(alias)
-    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points)
+    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points, fine_share=lift.fine_share)
     shares = acc.label_shares(labels).astype(np.float32)
     votes = acc.point_votes()
     summary = {"tracked": tracked.summary(), "tracked_keyframes": tracked_kf.summary(),
