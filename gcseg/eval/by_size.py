@@ -11,7 +11,7 @@ GT objects and masks are those the AP counts (gcseg.eval.ap): ids >= 1000 of the
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,17 +74,19 @@ def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
 def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str:
     """The Markdown table: per row and size bin, % of the objects found at IoU > 0.5 (mean best IoU)."""
     head = [f"{b} pts ({n})" for b, n in zip(table["bins"], table["objects"])]
-    lines = ["| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for name, r in table["rows"].items():
-        cells = ["n/a" if f is None else f"{100 * f:.0f} ({m:.2f})" for f, m in zip(r["found"], r["mean_best_iou"])]
-        lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
+
+    def rows(a: str, b: str, cell: Callable[[float, float], str]) -> list[str]:  # one table, cell(row[a][i], row[b][i])
+        out = ["| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+        for name, r in table["rows"].items():
+            cells = ["n/a" if x is None else cell(x, y) for x, y in zip(r[a], r[b])]
+            out.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
+        return out
+
+    lines = rows("found", "mean_best_iou", lambda f, m: f"{100 * f:.0f} ({m:.2f})")
     lines += ["", f"Objects found by size (uses GT): per GT object size in points (objects in brackets), the % of the "
               f"objects some mask of the row overlaps at IoU > {table['iou']} (in brackets the mean best IoU), "
-              "whatever its score. Where a row loses against another, by object size.", "",
-              "| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for name, r in table["rows"].items():
-        cells = ["n/a" if g is None else f"{100 * g:.0f} / {100 * p:.0f}" for g, p in zip(r["merged"], r["partial"])]
-        lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
+              "whatever its score. Where a row loses against another, by object size.", ""]
+    lines += rows("merged", "partial", lambda g, p: f"{100 * g:.0f} / {100 * p:.0f}")
     lines += ["", "Missed objects: % of the objects of each size that the row misses with a best mask larger than the "
               "object (merged: it spills into the surroundings) / not larger (partial); the rest of the misses have "
               "no overlapping mask."]

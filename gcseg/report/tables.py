@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,26 +233,23 @@ def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = No
     names = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
     head = "<th>Row</th>" + "".join(f"<th>{esc(b)} points ({esc(n)})</th>"
                                     for b, n in zip(table["bins"], table["objects"]))
-    body = []
-    for name in names:
-        r = rows[name]
-        cells = ["n/a" if f is None else f"{100 * f:.0f} ({m:.2f})" for f, m in zip(r["found"], r["mean_best_iou"])]
-        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
-                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    html = (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p class="note">% of the GT objects of each size (points; objects in brackets) that some mask of the '
-            f"row overlaps at IoU &gt; {esc(table.get('iou', 0.5))}, whatever its score (in brackets the mean best "
-            "IoU). Where a row loses against another, by object size.</p>")
+
+    def table_html(a: str, b: str, cell: Callable[[float, float], str]) -> str:  # per row, cell(row[a][i], row[b][i])
+        body = []
+        for name in names:
+            cells = ["n/a" if x is None else cell(x, y) for x, y in zip(rows[name][a], rows[name][b])]
+            body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
+                        + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        return f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+    found = (table_html("found", "mean_best_iou", lambda f, m: f"{100 * f:.0f} ({m:.2f})")
+             + f'<p class="note">% of the GT objects of each size (points; objects in brackets) that some mask of the '
+             f"row overlaps at IoU &gt; {esc(table.get('iou', 0.5))}, whatever its score (in brackets the mean best "
+             "IoU). Where a row loses against another, by object size.</p>")
     if not all("merged" in rows[n] and "partial" in rows[n] for n in names):
-        return html  # a by_size.json written before the misses were split (no merged / partial)
-    body = []
-    for name in names:
-        r = rows[name]
-        cells = ["n/a" if g is None else f"{100 * g:.0f} / {100 * p:.0f}" for g, p in zip(r["merged"], r["partial"])]
-        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
-                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    return (html + f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            '<p class="note">Missed objects: % of the objects of each size that the row misses with a best mask '
+        return found  # a by_size.json written before the misses were split (no merged / partial)
+    return (found + table_html("merged", "partial", lambda g, p: f"{100 * g:.0f} / {100 * p:.0f}")
+            + '<p class="note">Missed objects: % of the objects of each size that the row misses with a best mask '
             "larger than the object (merged: it spills into the surroundings) / not larger (partial); the rest of "
             "the misses have no overlapping mask.</p>")
 

@@ -118,9 +118,9 @@ def track_without_policy(scene: Scene, proposals: KeyframeProposals, propagator:
     every frame's id map onto `cloud` as `sam2_track` does.
 
     lift: ``sam2_track``'s lifting settings (gcseg.tracking.run.LiftConfig or anything with association,
-    max_dist, voxel, min_share, min_points, every, optionally fine_share). Returns (labels int32 (N,), -1 = unlabelled; vote share of
-    each point's label float32 (N,); votes per point int32 (N,); track statistics). Raises GcsegError when the scan needs more ids than an
-    id map holds (every keyframe's proposals are new objects)."""
+    max_dist, voxel, min_share, min_points, fine_share, every). Returns (labels int32 (N,), -1 = unlabelled;
+    vote share of each point's label float32 (N,); votes per point int32 (N,); track statistics). Raises
+    GcsegError when the scan needs more ids than an id map holds (every keyframe's proposals are new objects)."""
     from gcseg.lifting import VoteAccumulator
     from gcseg.tracking.run import MAX_ID, track_scene
 
@@ -138,6 +138,5 @@ def track_without_policy(scene: Scene, proposals: KeyframeProposals, propagator:
     result = track_scene(scene, proposals, propagator, NoPolicy(), keyframe_stride=keyframe_stride,
                          tau_contain=tau_contain, min_area=min_area, save_every=max(scene.num_frames, 1),
                          on_frame=[vote])
-    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points,
-                        fine_share=getattr(lift, "fine_share", None))
+    labels = acc.result(min_share=lift.min_share, min_points=lift.min_points, fine_share=lift.fine_share)
     return labels, acc.label_shares(labels).astype(np.float32), acc.point_votes(), result.stats
