@@ -183,9 +183,7 @@ class ScenePass:
             "match_iou": cfg.diagnostics.match_iou, "height": int(hw[0]), "width": int(hw[1])}
         self.acc = None
         if self.cloud is not None and len(self.cloud):
-            lift = LiftSettings(association=cfg.lift.association, max_dist=cfg.lift.max_dist, voxel=cfg.lift.voxel,
-                                min_share=cfg.lift.min_share, min_points=cfg.lift.min_points,
-                                fine_share=cfg.lift.fine_share)
+            lift = LiftSettings(**cfg.lift.model_dump())
             self.acc = DiagnosticsAccumulator(self.cloud.coord, min_area=sk.min_area_px(hw), lift=lift,
                                               coverage_min_area=sk.coverage_min_area_px(hw),
                                               coverage_iou=sk.coverage_iou, match_iou=cfg.diagnostics.match_iou)

@@ -52,15 +52,9 @@ FRESH_ID_BASE = 1 << 20  # ids of proposals without a GT match: above any GT ins
 
 
 @dataclass(frozen=True)
-class LiftSettings:
-    """The lifting settings of `sam2_track` (``sam2_track.lift``), shared so that diagnostics lift identically."""
-
-    association: str = LiftConfig.association
-    max_dist: float = LiftConfig.max_dist
-    voxel: float | None = LiftConfig.voxel
-    min_share: float = LiftConfig.min_share
-    min_points: int = LiftConfig.min_points
-    fine_share: float | None = LiftConfig.fine_share
+class LiftSettings(LiftConfig):
+    """The lifting settings of `sam2_track` (``sam2_track.lift``: LiftConfig's fields), with the two steps the
+    diagnostics take, so that they lift identically. The diagnostics vote every keyframe (``every`` unused)."""
 
     def accumulator(self, coord: np.ndarray) -> VoteAccumulator:
         return VoteAccumulator(np.asarray(coord, np.float32), max_dist=self.max_dist, voxel=self.voxel,
