@@ -141,9 +141,9 @@ def main(
     from gcseg.errors import InputError
     from gcseg.eval.ablation import (ROW_TITLES, ROWS, ablation_markdown, evaluate_rows, metrics_json,
                                      model_predictions, val_scene_from_cloud, write_pr_csvs)
-    from gcseg.eval.by_size import by_size_markdown, found_by_size
+    from gcseg.eval.by_size import by_size_markdown, found_by_size, views_by_size, views_markdown
     from gcseg.eval.diagnostics import (DIAGNOSTIC_ROWS, DIAGNOSTIC_TITLES, POLICY_ROWS, diagnostics_markdown,
-                                        evaluate_diagnostics)
+                                        evaluate_diagnostics, setting_text)
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
     from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
@@ -210,18 +210,28 @@ def main(
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
                                  notes=[NOTE] if titles else [])
         text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
-        sizes = found_by_size(gt_scenes, rows, min_region_size=cfg.min_region_size, valid_labels=valid_labels)
-        text += "\n## Objects found by size (uses GT)\n\n" + by_size_markdown(sizes, {**ROW_TITLES, **titles})
         # the label diagnostics by size too: where along ceiling -> proposals -> tracked labels the objects of a
-        # size are lost or merged (only rows that every scene with GT has)
+        # size are lost or merged (only rows that every scene with GT has); one pass over both sets of rows
         diag_rows = {name: {v.scene_id: diagnosed[v.scene_id]["rows"][name] for v in gt_scenes}
                      for name in DIAGNOSTIC_ROWS + POLICY_ROWS
                      if all(name in ((diagnosed.get(v.scene_id) or {}).get("rows") or {}) for v in gt_scenes)}
+        sizes = found_by_size(gt_scenes, {**rows, **diag_rows}, min_region_size=cfg.min_region_size,
+                              valid_labels=valid_labels)
+        found = sizes["rows"]
+        sizes["rows"] = {name: found[name] for name in rows}
+        text += "\n## Objects found by size (uses GT)\n\n" + by_size_markdown(sizes, {**ROW_TITLES, **titles})
         if diag_rows:
-            sizes["diagnostic_rows"] = found_by_size(gt_scenes, diag_rows, min_region_size=cfg.min_region_size,
-                                                     valid_labels=valid_labels)["rows"]
+            sizes["diagnostic_rows"] = {name: found[name] for name in diag_rows}
             text += ("\n### Label diagnostics by size (use GT)\n\n"
                      + by_size_markdown({**sizes, "rows": sizes["diagnostic_rows"]}, DIAGNOSTIC_TITLES))
+        # the same objects per keyframe view: what the proposer finds view by view, before the vote
+        views = [(diagnosed.get(v.scene_id) or {}).get("views") for v in gt_scenes]
+        if views and all(x is not None for x in views):
+            sizes["view_rows"] = views_by_size(views)
+            settings = [diagnosed[v.scene_id].get("settings") or {} for v in gt_scenes]
+            text += ("\n### Proposals per keyframe view by size (use GT)\n\n"
+                     + views_markdown(sizes["view_rows"], min_area_px=setting_text(settings, "min_area_px"),
+                                      iou=setting_text(settings, "coverage_iou")))
         metrics = {**metrics_json(results), "diagnostics": diagnostics}
     else:
         text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"

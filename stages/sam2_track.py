@@ -186,7 +186,8 @@ class ScenePass:
             lift = LiftSettings(**cfg.lift.model_dump())
             self.acc = DiagnosticsAccumulator(self.cloud.coord, min_area=sk.min_area_px(hw), lift=lift,
                                               coverage_min_area=sk.coverage_min_area_px(hw),
-                                              coverage_iou=sk.coverage_iou, match_iou=cfg.diagnostics.match_iou)
+                                              coverage_iou=sk.coverage_iou, match_iou=cfg.diagnostics.match_iou,
+                                              instance=self.cloud.instance)
         self.recorded = KeyframeProposals() if cfg.diagnostics.no_policy else None
 
     def observe(self, proposer: Any) -> Any:
@@ -219,7 +220,8 @@ class ScenePass:
                 settings["no_policy_objects"] = int(stats["objects_created"])
         counts = {"gt_instances": cov.instances if cov else 0, "hits_proposals": cov.hits_proposals if cov else 0,
                   "hits_kept": cov.hits_kept if cov else 0}
-        return diagnostics_tree(rows, counts, settings, len(cloud))
+        views = self.acc.views if self.acc is not None and self.acc.keyframes_with_proposals else None
+        return diagnostics_tree(rows, counts, settings, len(cloud), views.to_tree() if views is not None else None)
 
 
 def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | int]:

@@ -91,3 +91,44 @@ def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str
               "object (merged: it spills into the surroundings) / not larger (partial); the rest of the misses have "
               "no overlapping mask."]
     return "\n".join(lines) + "\n"
+
+
+VIEW_TITLES: dict[str, str] = {
+    "proposals": "Some proposal matches the object",
+    "kept": "... among those the containment filter keeps",
+}
+
+
+def views_by_size(views: Sequence[Mapping[str, np.ndarray]], *, bins: Sequence[int] = SIZE_BINS) -> dict[str, Any]:
+    """Per keyframe view, by object size: the per-object counts sam2_track's diagnostics wrote (one mapping per
+    scene: gcseg.eval.diagnostics.ViewCounts fields) pooled over scenes. {"bins", "pairs": [(object, keyframe)
+    pairs per bin], "objects": [objects shown on some keyframe per bin], "rows": {"proposals" | "kept": {"found":
+    [share of the pairs or None], "title"}}}. Objects under bins[0] points are not binned."""
+    cat = {k: np.concatenate([np.asarray(v[k], np.int64) for v in views]) if views else np.zeros(0, np.int64)
+           for k in ("points", "views", "hits_proposals", "hits_kept")}
+    which = np.searchsorted(np.asarray(bins), cat["points"], side="right") - 1
+    pairs = [int(cat["views"][which == i].sum()) for i in range(len(bins))]
+    objects = [int(((which == i) & (cat["views"] > 0)).sum()) for i in range(len(bins))]
+
+    def share(hits: np.ndarray) -> list[float | None]:
+        return [float(hits[which == i].sum() / pairs[i]) if pairs[i] else None for i in range(len(bins))]
+
+    return {"bins": bin_names(bins), "pairs": pairs, "objects": objects,
+            "rows": {name: {"title": VIEW_TITLES[name], "found": share(cat[key])}
+                     for name, key in (("proposals", "hits_proposals"), ("kept", "hits_kept"))}}
+
+
+def views_markdown(table: Mapping[str, Any], *, min_area_px: Any = None, iou: Any = 0.5) -> str:
+    """The per-view table of :func:`views_by_size` and what it means."""
+    head = [f"{b} pts ({n} views)" for b, n in zip(table["bins"], table["pairs"])]
+    lines = ["| Per keyframe view | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for name, r in table["rows"].items():
+        cells = ["n/a" if x is None else f"{100 * x:.0f}" for x in r["found"]]
+        lines.append(f"| {r.get('title', name)} | " + " | ".join(cells) + " |")
+    area = f"{min_area_px} px" if min_area_px is not None else "the minimum area"
+    lines += ["", f"Proposals per keyframe view (uses GT): of the (object, keyframe) pairs where the object shows on >= "
+              f"{area} (the ceiling's objects; views in brackets), the % where some proposal matches the object at "
+              f"IoU >= {iou}, before and after the containment filter. The ceiling has every such view by construction; "
+              "the perfect-identity row above lifts the kept masks, so the drop from this table to that row is what "
+              "the vote across views loses."]
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,9 @@ method rows can be read against what was reachable. All of them run on the keyfr
   from here to the lift-only row is the tracker's.
 * ``coverage``: the fraction of GT instances (>= ``coverage_min_area`` pixels on a keyframe, counted per
   keyframe) that some proposal matches at IoU >= ``coverage_iou``, before and after the containment filter.
+* ``views`` (:class:`ViewCounts`): the same per GT object and keyframe, for every object shown on >= ``min_area``
+  pixels (the ceiling's objects), with the object's size on the reference cloud, so that eval bins it like the
+  rows: what the proposer finds view by view, against what survives the vote across views.
 
 :class:`DiagnosticsAccumulator` collects them keyframe by keyframe, so that `sam2_track` computes them inside
 its one tracking pass from the very proposals the tracker sees (no second proposer run; memory bounded by the
@@ -87,13 +90,56 @@ class Coverage:
                 "after_containment": round(self.hits_kept / n, 6) if n else None}
 
 
+VIEW_FIELDS: tuple[str, ...] = ("instance", "points", "views", "hits_proposals", "hits_kept")
+
+
+class ViewCounts:
+    """Per GT object of a scene (ids >= 1 with points on the reference cloud): its points, the keyframes that show
+    it on >= the ceiling's minimum area (`min_area` pixels), and on how many of those some proposal matches it at
+    IoU >= coverage_iou, before / after the containment filter. Unlike the lifted rows this is per view: the gap
+    from here to the perfect-identity row is what the vote across views loses (round 8, docs/model_study.md)."""
+
+    def __init__(self, instance: np.ndarray, points: np.ndarray, views: np.ndarray | None = None,
+                 hits_proposals: np.ndarray | None = None, hits_kept: np.ndarray | None = None):
+        self.instance = np.asarray(instance, np.int64)  # (M,) GT instance ids, ascending
+        self.points = np.asarray(points, np.int64)  # (M,) points of each on the reference cloud
+        zero = np.zeros(len(self.instance), np.int64)
+        self.views = zero.copy() if views is None else np.asarray(views, np.int64)
+        self.hits_proposals = zero.copy() if hits_proposals is None else np.asarray(hits_proposals, np.int64)
+        self.hits_kept = zero.copy() if hits_kept is None else np.asarray(hits_kept, np.int64)
+        if any(getattr(self, k).shape != self.instance.shape for k in VIEW_FIELDS):
+            raise ValueError(f"view counts: {', '.join(VIEW_FIELDS)} must all have one entry per object")
+
+    @classmethod
+    def of_cloud(cls, instance: np.ndarray) -> ViewCounts:
+        ids, counts = np.unique(np.asarray(instance, np.int64), return_counts=True)
+        return cls(ids[ids > 0], counts[ids > 0])
+
+    def add(self, ids: np.ndarray, raw_iou: np.ndarray, kept_iou: np.ndarray, iou: float) -> None:
+        """One keyframe: the GT ids shown on >= the minimum area and each one's best IoU with the raw / kept masks
+        (ids without points on the cloud are left out)."""
+        if not len(self.instance):
+            return
+        pos = np.searchsorted(self.instance, ids)
+        ok = (pos < len(self.instance)) & (self.instance[np.minimum(pos, len(self.instance) - 1)] == ids)
+        pos = pos[ok]
+        np.add.at(self.views, pos, 1)
+        np.add.at(self.hits_proposals, pos, (np.asarray(raw_iou)[ok] >= iou).astype(np.int64))
+        np.add.at(self.hits_kept, pos, (np.asarray(kept_iou)[ok] >= iou).astype(np.int64))
+
+    def to_tree(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in VIEW_FIELDS}
+
+
 @dataclass
 class SceneDiagnostics:
-    """One scene's diagnostic predictions (on its reference cloud) and proposal coverage."""
+    """One scene's diagnostic predictions (on its reference cloud), proposal coverage and, where the cloud has GT
+    instances, the per-view counts."""
 
     scene_id: str
     rows: dict[str, RowPrediction] = field(default_factory=dict)
     coverage: Coverage = field(default_factory=Coverage)
+    views: ViewCounts | None = None
 
 
 def ceiling_id_map(instance: np.ndarray, min_area: int) -> np.ndarray:
@@ -151,7 +197,7 @@ class DiagnosticsAccumulator:
     """
 
     def __init__(self, coord: np.ndarray, *, min_area: int, lift: LiftSettings, coverage_min_area: int,
-                 coverage_iou: float = 0.5, match_iou: float = 0.5):
+                 coverage_iou: float = 0.5, match_iou: float = 0.5, instance: np.ndarray | None = None):
         self.lift = lift
         self.min_area = int(min_area)
         self.coverage_min_area = int(coverage_min_area)
@@ -164,6 +210,8 @@ class DiagnosticsAccumulator:
         self._identity = lift.accumulator(coord)
         self._fresh = FRESH_ID_BASE
         self._raw: dict[int, Proposals] = {}
+        # per-view counts need the cloud's GT instances (point counts = object sizes)
+        self.views = ViewCounts.of_cloud(instance) if instance is not None else None
 
     def add(self, frame: Frame, proposals: Proposals | None = None, kept: np.ndarray | None = None) -> None:
         """One keyframe. `proposals`: the proposer's masks; `kept`: bool (K', H, W), those surviving the
@@ -180,6 +228,12 @@ class DiagnosticsAccumulator:
         after = best_iou_per_instance(gt, np.asarray(kept, bool), self.coverage_min_area)
         self.coverage.add(Coverage(len(before), int((before >= self.coverage_iou).sum()),
                                    int((after >= self.coverage_iou).sum())))
+        if self.views is not None:
+            ids, counts = np.unique(gt[gt > 0], return_counts=True)  # best_iou_per_instance's order
+            self.views.add(ids[counts >= max(self.min_area, 1)],
+                           best_iou_per_instance(gt, proposals.masks, max(self.min_area, 1)),
+                           best_iou_per_instance(gt, np.asarray(kept, bool), max(self.min_area, 1)),
+                           self.coverage_iou)
         id_map, self._fresh = perfect_identity_id_map(gt, kept, match_iou=self.match_iou, fresh_start=self._fresh)
         self._identity.add(frame, id_map)
 
@@ -213,7 +267,8 @@ class DiagnosticsAccumulator:
         from gcseg.eval.ablation import lift_only_predictions
 
         rows = {k: lift_only_predictions(*lifted) for k, lifted in self.lifted().items()}
-        return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage)
+        views = self.views if self.views is not None and self.keyframes_with_proposals else None
+        return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage, views=views)
 
 
 def lift_views(coord: np.ndarray, views: Iterable[tuple[Frame, np.ndarray]], lift: LiftSettings) -> RowPrediction:
@@ -242,7 +297,7 @@ def scene_diagnostics(scene: Scene, proposer: Callable[[Frame], Proposals] | Non
         raise InputError(f"scene {scene.scene_id} has no reference cloud to lift onto",
                          fix="diagnostics need a scene with a reference cloud and GT")
     acc = DiagnosticsAccumulator(cloud.coord, min_area=min_area, lift=lift, coverage_min_area=coverage_min_area,
-                                 coverage_iou=coverage_iou, match_iou=match_iou)
+                                 coverage_iou=coverage_iou, match_iou=match_iou, instance=cloud.instance)
     for i in keyframes:
         frame = scene.frame(int(i))
         if frame.instance is None:
@@ -256,7 +311,7 @@ def scene_diagnostics(scene: Scene, proposer: Callable[[Frame], Proposals] | Non
     return acc.result(scene.scene_id)
 
 
-def _setting(settings: list[dict[str, Any]], key: str) -> str:
+def setting_text(settings: list[dict[str, Any]], key: str) -> str:
     """A setting as text; several scenes with different values (e.g. pixel sizes of other image sizes): "a/b"."""
     vals = sorted({str(x[key]) for x in settings if key in x})
     return "/".join(vals) if vals else "?"
@@ -265,7 +320,7 @@ def _setting(settings: list[dict[str, Any]], key: str) -> str:
 def row_source(name: str, settings: list[dict[str, Any]]) -> str:
     """Where a diagnostic row comes from, in words, from the settings sam2_track stored with it."""
     def g(k: str) -> str:
-        return _setting(settings, k)
+        return setting_text(settings, k)
 
     lift = "lifted with sam2_track.lift"
     if name == "ceiling":

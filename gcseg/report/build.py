@@ -17,7 +17,7 @@ from gcseg.report.html import Page, esc, missing_html
 from gcseg.report.inputs import ReportInputs, finite, load_json
 from gcseg.report.tables import (ablation_html, ablation_notes, by_size_html, diagnostics_html, flatten, gt_free_html,
                                  kv_html, load_by_size, load_diagnostics, load_eval, load_gt_free, load_study,
-                                 params_html, study_html, sweep_html)
+                                 params_html, study_html, sweep_html, views_html)
 from gcseg.report.views3d import (LAYER_TITLES, LAYERS, Layer, SceneViews, choose_scenes, load_scene_views,
                                   model_predictor, scatter3d_figure, scene_bounds, scene_seed)
 
@@ -56,6 +56,8 @@ def _ablation_section(page: Page, inputs: ReportInputs, pngs: dict[str, bytes | 
             if sizes.get("diagnostic_rows"):  # the label diagnostics (ceiling, proposals, no policy) by size
                 table += ("<h4>Label diagnostics by size (use GT)</h4>"
                           + by_size_html({**sizes, "rows": sizes["diagnostic_rows"]}))
+            if sizes.get("view_rows"):  # the proposals per keyframe view, before the vote
+                table += "<h4>Proposals per keyframe view by size (use GT)</h4>" + views_html(sizes["view_rows"])
             pngs["by_size.png"] = lambda p: static.by_size_png(sizes, p)
     params = (_try(params_html, inputs.params_file) if inputs.params_file is not None else None)
     if isinstance(params, GcsegError):

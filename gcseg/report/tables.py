@@ -254,6 +254,22 @@ def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = No
             "the misses have no overlapping mask.</p>")
 
 
+def views_html(table: Mapping[str, Any]) -> str:
+    """by_size.json's view_rows (gcseg.eval.by_size.views_by_size): per size bin, % of the (object, keyframe)
+    views in which some proposal matches the object, before / after the containment filter."""
+    head = "<th>Per keyframe view</th>" + "".join(f"<th>{esc(b)} points ({esc(n)} views)</th>"
+                                                  for b, n in zip(table["bins"], table["pairs"]))
+    body = []
+    for name, r in table["rows"].items():
+        cells = ["n/a" if x is None else f"{100 * x:.0f}" for x in r["found"]]
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(r.get("title", name))}</th>'
+                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    return (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            '<p class="note">Of the views (object, keyframe) where the object shows on at least the ceiling\'s '
+            "minimum area, the % where some proposal matches it, before and after the containment filter: against "
+            "the perfect-identity row above, what the vote across views loses.</p>")
+
+
 def load_study(path: Path) -> dict[str, Any]:
     """metrics/study/seeds.json (gcseg.study.summarize): mean and spread of each ablation row over seeds."""
     data = load_json(path, STUDY_FIX)

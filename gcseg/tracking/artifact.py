@@ -12,8 +12,9 @@ alive), ``track_stats/*`` and ``consistency/{tracked, tracked_keyframes, stage1_
 Scenes `sam2_track` diagnoses (``sam2_track.diagnostics.split``) also hold ``diagnostics/``: per row
 (``ceiling``, ``perfect_identity``: gcseg.eval.diagnostics, on scenes with per-frame GT; ``no_policy``:
 gcseg.tracking.no_policy) ``{instance int32 (N,), share float32 (N,), votes int32 (N,)}`` lifted like the tracked labels,
-``coverage/{gt_instances, hits_proposals, hits_kept}`` and ``settings/*`` (what produced them, for the eval
-stage to name each row's source). Older versions (1: no shares, no diagnostics; 2: no votes) are rejected as stale.
+``coverage/{gt_instances, hits_proposals, hits_kept}``, ``settings/*`` (what produced them, for the eval
+stage to name each row's source) and, where the cloud has GT instances, ``views/{instance, points, views,
+hits_proposals, hits_kept}`` int64 per GT object (gcseg.eval.diagnostics.ViewCounts; absent in older artifacts). Older versions (1: no shares, no diagnostics; 2: no votes) are rejected as stale.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import ArtifactError
+from gcseg.eval.diagnostics import VIEW_FIELDS
 from gcseg.io.h5 import open_h5
 from gcseg.io.samples import SCHEMA_VERSIONS, config_json, write_point_samples
 from gcseg.io.samples import is_finished as _is_finished
@@ -63,15 +65,22 @@ def _lifted(labels: np.ndarray, shares: np.ndarray, votes: np.ndarray, n: int, w
 
 
 def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], coverage: Mapping[str, int],
-                     settings: Mapping[str, Any], n: int) -> dict[str, Any]:
+                     settings: Mapping[str, Any], n: int,
+                     views: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The ``diagnostics`` group: rows (name -> (labels, shares, votes) on the n reference points), coverage counts
-    {gt_instances, hits_proposals, hits_kept} and settings (scalars / strings)."""
+    {gt_instances, hits_proposals, hits_kept}, settings (scalars / strings) and the per-view counts per GT object
+    (VIEW_FIELDS -> int arrays of one length; None: none)."""
     unknown = set(rows) - set(LIFTED_ROWS)
     if unknown:
         raise ValueError(f"unknown diagnostic rows {sorted(unknown)}; expected some of {LIFTED_ROWS}")
     tree: dict[str, Any] = {k: _lifted(*rows[k], n, k) for k in sorted(rows)}
     tree["coverage"] = {k: int(coverage[k]) for k in ("gt_instances", "hits_proposals", "hits_kept")}
     tree["settings"] = dict(settings)
+    if views is not None:
+        arrays = {k: np.asarray(views[k], np.int64) for k in VIEW_FIELDS}
+        if len({a.shape for a in arrays.values()}) != 1 or arrays["instance"].ndim != 1:
+            raise ValueError(f"diagnostics views: {', '.join(VIEW_FIELDS)} must be 1-D arrays of one length")
+        tree["views"] = arrays
     return tree
 
 
@@ -145,10 +154,21 @@ def _lifted_from(group: Any, path: str | Path, what: str, n: int) -> tuple[np.nd
     return labels, shares, votes
 
 
+def _views_from(g: Any, path: str | Path) -> dict[str, np.ndarray]:
+    missing = [k for k in VIEW_FIELDS if k not in g]
+    if missing:
+        raise ArtifactError(f"diagnostics/views lacks {', '.join(missing)}", path=path,
+                            fix="rerun `dvc repro sam2_track`")
+    out = {k: np.asarray(g[k][()], np.int64) for k in VIEW_FIELDS}
+    if len({a.shape for a in out.values()}) != 1 or out["instance"].ndim != 1:
+        raise ArtifactError("diagnostics/views arrays differ in length", path=path, fix="rerun `dvc repro sam2_track`")
+    return out
+
+
 def read_lifted(path: str | Path) -> dict[str, Any]:
     """The lifted labels of a written scene and its diagnostics, without the id maps:
     {"coord" (N, 3), "labels" int64 (N,), "shares" float64 (N,), "votes" int64 (N,), "diagnostics": None or
-    {"rows": {name: (labels, shares, votes)}, "coverage": {...}, "settings": {...}}}."""
+    {"rows": {name: (labels, shares, votes)}, "coverage": {...}, "settings": {...}, "views": {...} or None}}."""
     with open_h5(path, schema=SCHEMA, version=VERSION) as f:
         if "samples/scene/coord" not in f:
             raise ArtifactError("artifact has no samples/scene", path=path, fix="rerun `dvc repro sam2_track`")
@@ -164,5 +184,6 @@ def read_lifted(path: str | Path) -> dict[str, Any]:
             diag = {"rows": {k: _lifted_from(g[k], path, f"diagnostics/{k}", n) for k in LIFTED_ROWS if k in g},
                     "coverage": _scalars(g["coverage"]),
                     "settings": {k: (v.decode() if isinstance(v, bytes) else v)
-                                 for k, v in _scalars(g["settings"]).items()}}
+                                 for k, v in _scalars(g["settings"]).items()},
+                    "views": _views_from(g["views"], path) if "views" in g else None}
     return {"coord": coord, "labels": labels, "shares": shares, "votes": votes, "diagnostics": diag}

@@ -5,7 +5,7 @@ import pytest
 
 from gcseg.eval.ablation import RowPrediction, ValScene
 from gcseg.eval.ap import SceneEval, best_match_per_gt
-from gcseg.eval.by_size import bin_names, by_size_markdown, found_by_size
+from gcseg.eval.by_size import bin_names, by_size_markdown, found_by_size, views_by_size, views_markdown
 
 
 def _scene(sizes, sid="s0"):
@@ -87,3 +87,19 @@ def test_found_by_size_says_why_objects_are_missed():
     assert r["merged"][0] == pytest.approx(1 / 3) and r["partial"][0] == pytest.approx(1 / 3)
     md = by_size_markdown(t, {})
     assert "| r | 33 / 33 | n/a | n/a | n/a |" in md
+
+
+def test_views_by_size_pools_scenes_per_bin():
+    a = {"instance": np.array([1, 2, 3]), "points": np.array([50, 120, 5000]), "views": np.array([4, 2, 3]),
+         "hits_proposals": np.array([4, 2, 3]), "hits_kept": np.array([4, 1, 3])}
+    b = {"instance": np.array([4]), "points": np.array([280]), "views": np.array([2]),
+         "hits_proposals": np.array([1]), "hits_kept": np.array([0])}
+    t = views_by_size([a, b])
+    # the 50-point object is under the first bin; 120 and 280 points share 100-300: 4 views, 3 / 1 matched
+    assert t["pairs"] == [4, 0, 0, 3] and t["objects"] == [2, 0, 0, 1]
+    assert t["rows"]["proposals"]["found"] == [0.75, None, None, 1.0]
+    assert t["rows"]["kept"]["found"] == [0.25, None, None, 1.0]
+    md = views_markdown(t, min_area_px=20)
+    assert "| 100-300 pts (4 views) |" in md and "| 75 | n/a | n/a | 100 |" in md and "| 25 | n/a | n/a | 100 |" in md
+    assert ">= 20 px" in md
+    assert views_by_size([])["pairs"] == [0, 0, 0, 0]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gcseg.eval.ablation import evaluate_rows, val_scene_from_cloud
-from gcseg.eval.diagnostics import (FRESH_ID_BASE, LiftSettings, ceiling_id_map, perfect_identity_id_map,
-                                    scene_diagnostics)
+from gcseg.eval.diagnostics import (FRESH_ID_BASE, LiftSettings, ViewCounts, ceiling_id_map,
+                                    perfect_identity_id_map, scene_diagnostics)
 from gcseg.proposals.base import Proposals
 from gcseg.synth.generate import generate_scene
 
@@ -67,6 +67,30 @@ def test_gt_proposals_reach_the_ceiling_and_full_coverage(small_scene):
     assert res["ceiling"].result.ap50 > 0.8
     # confidences are vote shares, not a constant
     assert 0 < d.rows["ceiling"].scores.min() <= d.rows["ceiling"].scores.max() <= 1
+    # per view: every object shown on a keyframe is matched there, and carries its size on the cloud
+    v = d.views
+    ids, counts = np.unique(small_scene.reference.instance, return_counts=True)
+    np.testing.assert_array_equal(v.instance, ids[ids > 0])
+    np.testing.assert_array_equal(v.points, counts[ids > 0])
+    assert v.views.sum() >= cov["gt_instances"] > 0  # min_area 1 for both here
+    np.testing.assert_array_equal(v.hits_kept, v.views)
+    np.testing.assert_array_equal(v.hits_proposals, v.views)
+
+
+def test_view_counts_per_object():
+    v = ViewCounts.of_cloud(np.array([0, 3, 3, 5, 5, 5, 9]))
+    np.testing.assert_array_equal(v.instance, [3, 5, 9])
+    np.testing.assert_array_equal(v.points, [2, 3, 1])
+    v.add(np.array([3, 5, 12]), np.array([0.9, 0.6, 1.0]), np.array([0.9, 0.2, 1.0]), 0.5)  # 12: not on the cloud
+    v.add(np.array([5]), np.array([0.5]), np.array([0.5]), 0.5)  # IoU >= 0.5 counts
+    np.testing.assert_array_equal(v.views, [1, 2, 0])
+    np.testing.assert_array_equal(v.hits_proposals, [1, 2, 0])
+    np.testing.assert_array_equal(v.hits_kept, [1, 1, 0])
+    empty = ViewCounts.of_cloud(np.zeros(4, np.int64))
+    empty.add(np.array([1]), np.array([1.0]), np.array([1.0]), 0.5)
+    assert empty.views.shape == (0,)
+    with pytest.raises(ValueError, match="one entry per object"):
+        ViewCounts(np.array([1, 2]), np.array([5]))
 
 
 def test_ceiling_only_without_proposer(small_scene):

@@ -43,6 +43,7 @@ def test_report_with_every_input(built):
     assert "Objects found by size (uses GT)" in html and "<th>3000+ points (1)</th>" in html
     assert "Missed objects:" in html and "<td>50 / 0</td>" in html  # why the misses: merged / partial
     assert "Label diagnostics by size (use GT)" in html and "Ceiling: GT 2D masks on the keyframes, lifted" in html
+    assert "Proposals per keyframe view by size (use GT)" in html and "100-300 points (6 views)" in html
     assert re.search(r'<tr data-row="stage3">.*?<td>50 \(0\.40\)</td><td>100 \(0\.70\)</td><td>n/a</td>', html)
     # the ablation table: every row with its AP in %, the best AP in bold
     for row, ap in (("lift_only", "21.0"), ("stage1", "12.0"), ("stage2", "19.0"), ("stage3", "<b>24.0</b>")):

@@ -188,7 +188,10 @@ def test_diagnostics_block_table_and_sources(tmp_path, dataset):
     for sid, hits in (("scene_b", (4, 3, 2)), ("scene_c", (4, 4, 1))):
         diag = {"ceiling": _lifted(perfect, 1.0), "perfect_identity": _lifted(perfect, 0.8),
                 "no_policy": _lifted(merged, 0.6),
-                "coverage": dict(zip(("gt_instances", "hits_proposals", "hits_kept"), hits)), "settings": settings}
+                "coverage": dict(zip(("gt_instances", "hits_proposals", "hits_kept"), hits)), "settings": settings,
+                # per view: a 150-point object on 3 keyframes, matched on 2 (1 kept); a 2000-point one on 1, matched
+                "views": {"instance": np.array([3, 7]), "points": np.array([150, 2000]), "views": np.array([3, 1]),
+                          "hits_proposals": np.array([2, 1]), "hits_kept": np.array([1, 1])}}
         d.write_tracks(tracks / f"{sid}.h5", sid, d.perfect_id_maps(2), diagnostics=diag)
     out = tmp_path / "metrics"
     r = _run(_params(tmp_path), {**dataset, "tracks": tracks}, out)
@@ -220,6 +223,13 @@ def test_diagnostics_block_table_and_sources(tmp_path, dataset):
     assert {f for f in dr["ceiling"]["found"] if f is not None} == {1.0}
     assert any((g or 0) > 0 for g in dr["no_policy"]["merged"])
     assert "### Label diagnostics by size (use GT)" in table
+    # per keyframe view, pooled over the two scenes: 6 views of the small object (4 matched, 2 kept), 2 of the large
+    vr = sizes["view_rows"]
+    assert vr["pairs"] == [6, 0, 2, 0] and vr["objects"] == [2, 0, 2, 0]
+    assert vr["rows"]["proposals"]["found"] == [4 / 6, None, 1.0, None]
+    assert vr["rows"]["kept"]["found"] == [2 / 6, None, 1.0, None]
+    assert "### Proposals per keyframe view by size (use GT)" in table and "| 67 | n/a | 100 | n/a |" in table
+    assert ">= 20 px" in table
 
 
 def test_bad_gt_classes_is_a_config_error(tmp_path, dataset):

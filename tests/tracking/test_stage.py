@@ -110,6 +110,11 @@ def test_diagnosed_scenes_carry_diagnostics_and_the_no_policy_row(scenes, tmp_pa
         assert s["keyframes_with_gt"] == 4 and s["no_policy_objects"] > 0
         cov = diag["coverage"]
         assert 0 < cov["hits_kept"] <= cov["hits_proposals"] <= cov["gt_instances"]
+        v = diag["views"]  # per GT object: size on the cloud, keyframes showing it, matched ones
+        assert v["points"].sum() <= n
+        assert (v["points"] > 0).all() and (np.diff(v["instance"]) > 0).all()
+        assert (v["hits_kept"] <= v["hits_proposals"]).all() and (v["hits_proposals"] <= v["views"]).all()
+        assert 0 < v["hits_kept"].sum() and v["views"].max() <= 4  # 4 keyframes with GT
         ceiling, identity, no_policy = (diag["rows"][k][0] for k in ("ceiling", "perfect_identity", "no_policy"))
         assert (ceiling >= 0).sum() >= (identity >= 0).sum() > 0  # GT masks label at least what proposals do
         assert (no_policy >= 0).sum() < (art["labels"] >= 0).sum()  # identity lost between keyframes
