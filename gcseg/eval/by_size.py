@@ -94,8 +94,8 @@ def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str
 
 
 VIEW_TITLES: dict[str, str] = {
-    "proposals": "Some proposal matches the object",
-    "kept": "... among those the containment filter keeps",
+    "proposals": "Some proposal matches the object (before the containment filter)",
+    "kept": "Some kept proposal matches it (after the containment filter)",
 }
 
 

@@ -94,8 +94,10 @@ def write_metrics(m: Path) -> None:
         "diagnostic_rows": {"ceiling": {"found": [1.0, 1.0, None, 1.0], "mean_best_iou": [0.9, 0.9, None, 0.9],
                                         "merged": [0.0, 0.0, None, 0.0], "partial": [0.0, 0.0, None, 0.0]}},
         "view_rows": {"bins": ["100-300", "300-1000", "1000-3000", "3000+"], "pairs": [6, 3, 0, 2],
-                      "objects": [2, 1, 0, 1], "rows": {"proposals": {"title": "Some proposal matches the object", "found": [0.75, 1.0, None, 1.0]},
-                                                        "kept": {"found": [0.5, 1.0, None, 1.0]}}}}))
+                      "objects": [2, 1, 0, 1],
+                      "rows": {"proposals": {"title": "Some proposal matches the object (before the containment filter)",
+                                             "found": [0.75, 1.0, None, 1.0]},
+                               "kept": {"found": [0.5, 1.0, None, 1.0]}}}}))
     (m / "full_scene_pseudolabel.json").write_text(json.dumps({"scenes": 2, "instances_per_scene": 3.5}))
     (m / "sam_keyframes.json").write_text(json.dumps({"keyframes": 6, "masks_per_keyframe": {"proposed": 5.0}}))
     points = [SweepPoint(v, f"tau_iou-{v}", "success", {r: {"AP": a + v / 10, "AP50": b, "AP25": c}
