@@ -38,7 +38,7 @@ import numpy as np
 from gcseg.lifting import LiftConfig, VoteAccumulator
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.containment import containment_filter
-from gcseg.proposals.coverage import best_iou_per_instance
+from gcseg.proposals.coverage import instance_best_iou
 from gcseg.scene import Frame, PointCloud, Scene
 
 if TYPE_CHECKING:  # the evaluator is imported lazily: sam2_track accumulates without it
@@ -224,16 +224,15 @@ class DiagnosticsAccumulator:
         if proposals is None or kept is None:
             return
         self.keyframes_with_proposals += 1
-        before = best_iou_per_instance(gt, proposals.masks, self.coverage_min_area)
-        after = best_iou_per_instance(gt, np.asarray(kept, bool), self.coverage_min_area)
-        self.coverage.add(Coverage(len(before), int((before >= self.coverage_iou).sum()),
-                                   int((after >= self.coverage_iou).sum())))
+        # one IoU pass per mask set serves both size thresholds (coverage, per-view counts)
+        ids, counts, raw = instance_best_iou(gt, proposals.masks)
+        _, _, after = instance_best_iou(gt, np.asarray(kept, bool))
+        cov = counts >= self.coverage_min_area
+        self.coverage.add(Coverage(int(cov.sum()), int((raw[cov] >= self.coverage_iou).sum()),
+                                   int((after[cov] >= self.coverage_iou).sum())))
         if self.views is not None:
-            ids, counts = np.unique(gt[gt > 0], return_counts=True)  # best_iou_per_instance's order
-            self.views.add(ids[counts >= max(self.min_area, 1)],
-                           best_iou_per_instance(gt, proposals.masks, max(self.min_area, 1)),
-                           best_iou_per_instance(gt, np.asarray(kept, bool), max(self.min_area, 1)),
-                           self.coverage_iou)
+            shown = counts >= max(self.min_area, 1)
+            self.views.add(ids[shown], raw[shown], after[shown], self.coverage_iou)
         id_map, self._fresh = perfect_identity_id_map(gt, kept, match_iou=self.match_iou, fresh_start=self._fresh)
         self._identity.add(frame, id_map)
 

@@ -12,20 +12,24 @@ from gcseg.proposals.containment import containment_filter
 from gcseg.scene import Frame
 
 
-def best_iou_per_instance(instance: np.ndarray, masks: np.ndarray, min_area: int) -> np.ndarray:
-    """For each GT instance (id >= 1, >= min_area pixels), the best IoU of any mask; (n_instances,) float64."""
+def instance_best_iou(instance: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every GT instance (id >= 1) of an id map: its id, its area in pixels and the best IoU of any mask, each
+    (n_instances,) in ascending id order. Callers with several minimum areas filter one result (no recount)."""
     ids, counts = np.unique(instance[instance > 0], return_counts=True)
-    ids = ids[counts >= min_area]
-    if len(ids) == 0:
-        return np.zeros((0,), np.float64)
+    if len(ids) == 0 or masks.shape[0] == 0:
+        return ids, counts, np.zeros((len(ids),), np.float64)
     gt = np.stack([instance == i for i in ids]).reshape(len(ids), -1)
-    if masks.shape[0] == 0:
-        return np.zeros((len(ids),), np.float64)
     pm = masks.reshape(masks.shape[0], -1)
     inter = np.asarray((sp.csr_matrix(gt.astype(np.int32)) @ sp.csr_matrix(pm.astype(np.int32)).T).toarray(),
                        np.float64)
-    union = gt.sum(1)[:, None] + pm.sum(1)[None, :] - inter
-    return (inter / np.maximum(union, 1)).max(1)
+    union = counts[:, None] + pm.sum(1)[None, :] - inter
+    return ids, counts, (inter / np.maximum(union, 1)).max(1)
+
+
+def best_iou_per_instance(instance: np.ndarray, masks: np.ndarray, min_area: int) -> np.ndarray:
+    """For each GT instance (id >= 1, >= min_area pixels), the best IoU of any mask; (n_instances,) float64."""
+    _, counts, best = instance_best_iou(instance, masks)
+    return best[counts >= min_area]
 
 
 def proposal_coverage(frames: Iterable[Frame], proposer: MaskProposer, min_area: int = 500, iou: float = 0.5,
