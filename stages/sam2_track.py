@@ -220,7 +220,7 @@ class ScenePass:
                 settings["no_policy_objects"] = int(stats["objects_created"])
         counts = {"gt_instances": cov.instances if cov else 0, "hits_proposals": cov.hits_proposals if cov else 0,
                   "hits_kept": cov.hits_kept if cov else 0}
-        views = self.acc.views if self.acc is not None and self.acc.keyframes_with_proposals else None
+        views = self.acc.view_counts if self.acc is not None else None
         return diagnostics_tree(rows, counts, settings, len(cloud), views.to_tree() if views is not None else None)
 
 

@@ -107,8 +107,8 @@ class ViewCounts:
         self.views = zero.copy() if views is None else np.asarray(views, np.int64)
         self.hits_proposals = zero.copy() if hits_proposals is None else np.asarray(hits_proposals, np.int64)
         self.hits_kept = zero.copy() if hits_kept is None else np.asarray(hits_kept, np.int64)
-        if any(getattr(self, k).shape != self.instance.shape for k in VIEW_FIELDS):
-            raise ValueError(f"view counts: {', '.join(VIEW_FIELDS)} must all have one entry per object")
+        if self.instance.ndim != 1 or any(getattr(self, k).shape != self.instance.shape for k in VIEW_FIELDS):
+            raise ValueError(f"view counts: {', '.join(VIEW_FIELDS)} must be 1-D, all with one entry per object")
 
     @classmethod
     def of_cloud(cls, instance: np.ndarray) -> ViewCounts:
@@ -236,6 +236,11 @@ class DiagnosticsAccumulator:
         id_map, self._fresh = perfect_identity_id_map(gt, kept, match_iou=self.match_iou, fresh_start=self._fresh)
         self._identity.add(frame, id_map)
 
+    @property
+    def view_counts(self) -> ViewCounts | None:
+        """The per-view counts, or None without the cloud's GT or without a keyframe that had proposals."""
+        return self.views if self.views is not None and self.keyframes_with_proposals else None
+
     def observe(self, proposer: Callable[[Frame], Proposals]) -> Callable[[Frame], Proposals]:
         """`proposer`, recording its raw output of each frame until :meth:`on_keyframe` consumes it."""
 
@@ -266,8 +271,7 @@ class DiagnosticsAccumulator:
         from gcseg.eval.ablation import lift_only_predictions
 
         rows = {k: lift_only_predictions(*lifted) for k, lifted in self.lifted().items()}
-        views = self.views if self.views is not None and self.keyframes_with_proposals else None
-        return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage, views=views)
+        return SceneDiagnostics(scene_id, rows=rows, coverage=self.coverage, views=self.view_counts)
 
 
 def lift_views(coord: np.ndarray, views: Iterable[tuple[Frame, np.ndarray]], lift: LiftSettings) -> RowPrediction:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gcseg.errors import ArtifactError
-from gcseg.eval.diagnostics import VIEW_FIELDS
+from gcseg.eval.diagnostics import VIEW_FIELDS, ViewCounts
 from gcseg.io.h5 import open_h5
 from gcseg.io.samples import SCHEMA_VERSIONS, config_json, write_point_samples
 from gcseg.io.samples import is_finished as _is_finished
@@ -77,10 +77,7 @@ def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray
     tree["coverage"] = {k: int(coverage[k]) for k in ("gt_instances", "hits_proposals", "hits_kept")}
     tree["settings"] = dict(settings)
     if views is not None:
-        arrays = {k: np.asarray(views[k], np.int64) for k in VIEW_FIELDS}
-        if len({a.shape for a in arrays.values()}) != 1 or arrays["instance"].ndim != 1:
-            raise ValueError(f"diagnostics views: {', '.join(VIEW_FIELDS)} must be 1-D arrays of one length")
-        tree["views"] = arrays
+        tree["views"] = ViewCounts(**{k: views[k] for k in VIEW_FIELDS}).to_tree()  # shapes checked there
     return tree
 
 
@@ -159,10 +156,10 @@ def _views_from(g: Any, path: str | Path) -> dict[str, np.ndarray]:
     if missing:
         raise ArtifactError(f"diagnostics/views lacks {', '.join(missing)}", path=path,
                             fix="rerun `dvc repro sam2_track`")
-    out = {k: np.asarray(g[k][()], np.int64) for k in VIEW_FIELDS}
-    if len({a.shape for a in out.values()}) != 1 or out["instance"].ndim != 1:
-        raise ArtifactError("diagnostics/views arrays differ in length", path=path, fix="rerun `dvc repro sam2_track`")
-    return out
+    try:
+        return ViewCounts(**{k: g[k][()] for k in VIEW_FIELDS}).to_tree()
+    except ValueError as exc:
+        raise ArtifactError(f"diagnostics/views: {exc}", path=path, fix="rerun `dvc repro sam2_track`") from exc
 
 
 def read_lifted(path: str | Path) -> dict[str, Any]:

@@ -118,6 +118,21 @@ def test_diagnosed_scenes_carry_diagnostics_and_the_no_policy_row(scenes, tmp_pa
         ceiling, identity, no_policy = (diag["rows"][k][0] for k in ("ceiling", "perfect_identity", "no_policy"))
         assert (ceiling >= 0).sum() >= (identity >= 0).sum() > 0  # GT masks label at least what proposals do
         assert (no_policy >= 0).sum() < (art["labels"] >= 0).sum()  # identity lost between keyframes
+    # per-view arrays of different lengths (a damaged file): an error naming the group, not a silent misread
+    import shutil
+
+    import h5py
+
+    from gcseg.errors import ArtifactError
+
+    bad = tmp_path / "bad.h5"
+    shutil.copy(out / "synth_000.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        hits = f["diagnostics/views/hits_kept"][()]
+        del f["diagnostics/views/hits_kept"]
+        f["diagnostics/views/hits_kept"] = hits[:-1]
+    with pytest.raises(ArtifactError, match="diagnostics/views"):
+        read_lifted(bad)
     # off: no diagnostics group, the tracked labels unchanged
     out2 = tmp_path / "out2"
     pf = params_file(tmp_path, diagnostics={"split": "none"})
