@@ -71,16 +71,20 @@ def found_by_size(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
     return out
 
 
+def _markdown_table(first: str, head: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """The lines of a Markdown table: header (`first` column, then `head`), then one line per (title, cells)."""
+    return ([f"| {first} | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+            + [f"| {title} | " + " | ".join(cells) + " |" for title, cells in rows])
+
+
 def by_size_markdown(table: Mapping[str, Any], titles: Mapping[str, str]) -> str:
     """The Markdown table: per row and size bin, % of the objects found at IoU > 0.5 (mean best IoU)."""
     head = [f"{b} pts ({n})" for b, n in zip(table["bins"], table["objects"])]
 
     def rows(a: str, b: str, cell: Callable[[float, float], str]) -> list[str]:  # one table, cell(row[a][i], row[b][i])
-        out = ["| Row | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-        for name, r in table["rows"].items():
-            cells = ["n/a" if x is None else cell(x, y) for x, y in zip(r[a], r[b])]
-            out.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
-        return out
+        return _markdown_table("Row", head, [(titles.get(name, name), ["n/a" if x is None else cell(x, y)
+                                                                      for x, y in zip(r[a], r[b])])
+                                             for name, r in table["rows"].items()])
 
     lines = rows("found", "mean_best_iou", lambda f, m: f"{100 * f:.0f} ({m:.2f})")
     lines += ["", f"Objects found by size (uses GT): per GT object size in points (objects in brackets), the % of the "
@@ -121,10 +125,9 @@ def views_by_size(views: Sequence[Mapping[str, np.ndarray]], *, bins: Sequence[i
 def views_markdown(table: Mapping[str, Any], *, min_area_px: Any = None, iou: Any = 0.5) -> str:
     """The per-view table of :func:`views_by_size` and what it means."""
     head = [f"{b} pts ({n} views)" for b, n in zip(table["bins"], table["pairs"])]
-    lines = ["| Per keyframe view | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for name, r in table["rows"].items():
-        cells = ["n/a" if x is None else f"{100 * x:.0f}" for x in r["found"]]
-        lines.append(f"| {r.get('title', name)} | " + " | ".join(cells) + " |")
+    lines = _markdown_table("Per keyframe view", head, [(r.get("title", name), ["n/a" if x is None else f"{100 * x:.0f}"
+                                                                               for x in r["found"]])
+                                                        for name, r in table["rows"].items()])
     area = f"{min_area_px} px" if min_area_px is not None else "the minimum area"
     lines += ["", f"Proposals per keyframe view (uses GT): of the (object, keyframe) pairs where the object shows on >= "
               f"{area} (the ceiling's objects; views in brackets), the % where some proposal matches the object at "

@@ -189,15 +189,13 @@ def gt_free_html(stats: Mapping[str, Any]) -> str:
     names = [r for r in ROWS if r in rows] + [r for r in rows if r not in ROWS]
     head = ("<th>Labels</th><th>masks / scene</th><th>instances / scene</th><th>labelled points (%)</th>"
             "<th>vote share (%)</th>")
-    body = []
-    for name in names:
-        r = rows[name]
-        cells = [number(round(v, 1)) if (v := finite(r.get(k))) is not None else "n/a"
+
+    def cells(r: Mapping[str, Any]) -> list[str]:
+        return ([number(round(v, 1)) if (v := finite(r.get(k))) is not None else "n/a"
                  for k in ("masks_per_scene", "instances_per_scene")]
-        cells += [pct(r.get("labelled_fraction")), pct(r.get("vote_share"))]
-        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(GT_FREE_TITLES.get(name, name))}</th>'
-                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    table = (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+                + [pct(r.get("labelled_fraction")), pct(r.get("vote_share"))])
+
+    table = _rows_table(head, [(name, GT_FREE_TITLES.get(name, name), cells(rows[name])) for name in names])
     agree = stats.get("agreement") or {}
     if len(names) > 1:
         ahead = "".join(f"<th>{esc(GT_FREE_TITLES.get(b, b))}</th>" for b in names[1:])
@@ -226,6 +224,13 @@ def load_by_size(path: Path) -> dict[str, Any]:
     return data
 
 
+def _rows_table(head: str, rows: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """An ablation-style HTML table: `head` (the header cells' HTML), one row per (row name, title, cells)."""
+    body = "".join(f'<tr data-row="{esc(name)}"><th scope="row">{esc(title)}</th>'
+                   + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>" for name, title, cells in rows)
+    return f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = None) -> str:
     """Per row and object-size bin: % of the GT objects found at IoU > 0.5 (mean best IoU)."""
     titles = {**GT_FREE_TITLES, **(titles or {})}
@@ -235,12 +240,9 @@ def by_size_html(table: Mapping[str, Any], titles: Mapping[str, str] | None = No
                                     for b, n in zip(table["bins"], table["objects"]))
 
     def table_html(a: str, b: str, cell: Callable[[float, float], str]) -> str:  # per row, cell(row[a][i], row[b][i])
-        body = []
-        for name in names:
-            cells = ["n/a" if x is None else cell(x, y) for x, y in zip(rows[name][a], rows[name][b])]
-            body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(titles.get(name, name))}</th>'
-                        + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-        return f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        return _rows_table(head, [(name, titles.get(name, name), ["n/a" if x is None else cell(x, y)
+                                                                  for x, y in zip(rows[name][a], rows[name][b])])
+                                  for name in names])
 
     found = (table_html("found", "mean_best_iou", lambda f, m: f"{100 * f:.0f} ({m:.2f})")
              + f'<p class="note">% of the GT objects of each size (points; objects in brackets) that some mask of the '
@@ -259,13 +261,9 @@ def views_html(table: Mapping[str, Any]) -> str:
     views in which some proposal matches the object, before / after the containment filter."""
     head = "<th>Per keyframe view</th>" + "".join(f"<th>{esc(b)} points ({esc(n)} views)</th>"
                                                   for b, n in zip(table["bins"], table["pairs"]))
-    body = []
-    for name, r in table["rows"].items():
-        cells = ["n/a" if x is None else f"{100 * x:.0f}" for x in r["found"]]
-        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(r.get("title", name))}</th>'
-                    + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
-    return (f'<table class="ablation"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            '<p class="note">Of the views (object, keyframe) where the object shows on at least the ceiling\'s '
+    return (_rows_table(head, [(name, r.get("title", name), ["n/a" if x is None else f"{100 * x:.0f}" for x in r["found"]])
+                               for name, r in table["rows"].items()])
+            + '<p class="note">Of the views (object, keyframe) where the object shows on at least the ceiling\'s '
             "minimum area, the % where some proposal matches it, before and after the containment filter: against "
             "the perfect-identity row above, what the vote across views loses.</p>")
 
