@@ -221,7 +221,7 @@ class ScenePass:
         counts = {"gt_instances": cov.instances if cov else 0, "hits_proposals": cov.hits_proposals if cov else 0,
                   "hits_kept": cov.hits_kept if cov else 0}
         views = self.acc.view_counts if self.acc is not None else None
-        return diagnostics_tree(rows, counts, settings, len(cloud), views.to_tree() if views is not None else None)
+        return diagnostics_tree(rows, counts, settings, len(cloud), views)
 
 
 def _weighted(summaries: list[dict[str, Any]], key: str) -> dict[str, float | int]:

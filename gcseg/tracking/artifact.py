@@ -66,10 +66,10 @@ def _lifted(labels: np.ndarray, shares: np.ndarray, votes: np.ndarray, n: int, w
 
 def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], coverage: Mapping[str, int],
                      settings: Mapping[str, Any], n: int,
-                     views: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+                     views: ViewCounts | None = None) -> dict[str, Any]:
     """The ``diagnostics`` group: rows (name -> (labels, shares, votes) on the n reference points), coverage counts
     {gt_instances, hits_proposals, hits_kept}, settings (scalars / strings) and the per-view counts per GT object
-    (VIEW_FIELDS -> int arrays of one length; None: none)."""
+    (None: none; their shapes were checked when the ViewCounts was built)."""
     unknown = set(rows) - set(LIFTED_ROWS)
     if unknown:
         raise ValueError(f"unknown diagnostic rows {sorted(unknown)}; expected some of {LIFTED_ROWS}")
@@ -77,7 +77,7 @@ def diagnostics_tree(rows: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray
     tree["coverage"] = {k: int(coverage[k]) for k in ("gt_instances", "hits_proposals", "hits_kept")}
     tree["settings"] = dict(settings)
     if views is not None:
-        tree["views"] = ViewCounts(**{k: views[k] for k in VIEW_FIELDS}).to_tree()  # shapes checked there
+        tree["views"] = views.to_tree()
     return tree
 
 
