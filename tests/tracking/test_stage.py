@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gcseg.errors import ArtifactError
 from gcseg.synth import write_dataset
 from stages.sam2_track import app
 
@@ -119,12 +122,6 @@ def test_diagnosed_scenes_carry_diagnostics_and_the_no_policy_row(scenes, tmp_pa
         assert (ceiling >= 0).sum() >= (identity >= 0).sum() > 0  # GT masks label at least what proposals do
         assert (no_policy >= 0).sum() < (art["labels"] >= 0).sum()  # identity lost between keyframes
     # per-view arrays of different lengths (a damaged file): an error naming the group, not a silent misread
-    import shutil
-
-    import h5py
-
-    from gcseg.errors import ArtifactError
-
     bad = tmp_path / "bad.h5"
     shutil.copy(out / "synth_000.h5", bad)
     with h5py.File(bad, "r+") as f:
