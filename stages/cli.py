@@ -7,6 +7,7 @@ Commands are the stage modules' own Typer commands (kebab-case names); `dvc.yaml
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import typer
 
@@ -40,9 +41,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help text: each paragraph's lines joined into one (Typer's rich help keeps a docstring's line
+    breaks and the terminal wraps again, which left half-empty lines), blank-line paragraphs and lists kept."""
+    out = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.splitlines()
+        listed = any(ln.lstrip().startswith(("-", "*", "|")) or ln.startswith(" ") for ln in lines)
+        out.append(para if listed else " ".join(ln.strip() for ln in lines))
+    return "\n\n".join(out)
+
+
 for _name, _module, _help in COMMANDS:
     _mod = importlib.import_module(f"stages.{_module}")  # stage modules import torch & co. lazily
-    app.command(name=_name, help=(_mod.main.__doc__ or _help))(_mod.main)
+    app.command(name=_name, help=reflow(_mod.main.__doc__) if _mod.main.__doc__ else _help)(_mod.main)
 
 
 def main() -> None:
