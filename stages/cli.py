@@ -42,7 +42,6 @@ app = typer.Typer(
 )
 
 
-
 def reflow(doc: str) -> str:
     """A docstring as help text: each paragraph's lines joined into one (Typer's rich help keeps a docstring's line
     breaks and the terminal wraps again, which left half-empty lines), blank-line paragraphs and lists kept."""
