@@ -91,8 +91,8 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
     """Train on every point-sample file of `labels` (one folder or several, their files in the order given);
     `init` = upstream model.pt (None: from scratch).
 
-    With `scenes` (the data root), every `val_every` epochs the model is also scored against the GT of the val
-    split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
+    With `scenes` (the data root) and `val_gt`, every `val_every` epochs the model is also scored against the GT of
+    the val split (logged as val/AP, val/AP50, val/AP25; monitoring only, never used to pick a model), besides
     val/labels_AP50 (AP50 against the first `val_samples` training pseudo-labels: a fit check).
     `superpoints`: superpoints of the label files' clouds; `ref_superpoints`: of the reference clouds (GT val)."""
     from gcseg.atomic import check_output
@@ -125,7 +125,7 @@ def run_training(stage: str, params_model: type[Section], params: Path, labels: 
         ref_dir = ref_superpoints if p.model.mask_on == "superpoint" else None  # type: ignore[attr-defined]
         fns = [labels_ap_fn(files, cfg.val_samples, superpoints=sp_dir)]
         gt_fn = (gt_val_fn(p.data.source, scenes, ref_dir)  # type: ignore[attr-defined]
-                 if scenes is not None else None)
+                 if scenes is not None and cfg.val_gt else None)
         if gt_fn is not None:
             fns.append(gt_fn)
 

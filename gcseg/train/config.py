@@ -66,6 +66,9 @@ class TrainConfig(BaseModel):
     augment: AugmentConfig = AugmentConfig()
     time_budget_s: float | None = Field(None, gt=0)
     val_every: int = Field(0, ge=0)
+    # the val check also scores the GT of the val split (val/AP*), besides the fit to the training labels; the eval
+    # stage scores the same final models on the same scenes, so the default pipeline leaves it to eval
+    val_gt: bool = True
     checkpoint_every: int = Field(1, ge=1)
     bn_recompute_batches: int = Field(16, ge=0)
     val_samples: int = Field(8, ge=1)

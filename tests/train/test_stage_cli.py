@@ -57,6 +57,27 @@ def test_stage1_then_stage2(project, monkeypatch):
     assert ck["epoch"] == 1 and ck["config"]["hidden_dim"] == 16
 
 
+def test_val_gt_off_logs_the_fit_check_only(project, monkeypatch):
+    """val_gt false (the default pipeline's setting): the val check logs the fit to the training labels and leaves
+    the val split's GT to the eval stage."""
+    from gcseg.synth.writer import write_dataset
+    from stages import stage1_train
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(project)
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p["stage1_train"]["val_gt"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(p))
+    write_dataset(project / "scenes", num_scenes=2, num_val=1, seed=0, progress=False, num_frames=2, height=24,
+                  width=32, point_spacing=0.05)
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "labels", "--out", "models/stage1", "--metrics",
+                                              "metrics/stage1_train", "--scenes", "scenes"])
+    assert r.exit_code == 0, r.output
+    assert "on 1 file(s)" in r.output  # --scenes still keeps the val scene's labels out of training
+    m = json.loads((project / "metrics/stage1_train/metrics.json").read_text())
+    assert set(m["val"]) == {"labels_AP50"}
+
+
 def test_stage2_rejects_init_of_another_architecture(project, monkeypatch):
     from gcseg.models.mask_model import ModelConfig, build_model, save_checkpoint
     from stages import stage2_train
