@@ -39,12 +39,16 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
         if figs:
             rows[r] = figs
     order: dict[str, bool] = {}
+    paper: dict[str, bool] = {}  # the curriculum alone: Stage 1 < 1 + 2 < 1 + 2 + 3
+    refines: dict[str, bool] = {}  # the model ends at or above its labels: Stage 1 + 2 + 3 >= lift-only
     for p in ok:
         ap = {r: p.rows.get(r, {}).get("AP") for r in ROWS}
         if all(v is not None for v in ap.values()):
-            order[str(p.value)] = bool(ap["stage1"] < ap["stage2"] < ap["stage3"] and ap["stage3"] >= ap["lift_only"])
+            paper[str(p.value)] = bool(ap["stage1"] < ap["stage2"] < ap["stage3"])
+            refines[str(p.value)] = bool(ap["stage3"] >= ap["lift_only"])
+            order[str(p.value)] = paper[str(p.value)] and refines[str(p.value)]
     return {"seeds": [p.value for p in ok], "failed": [p.name for p in points if p.status != "success"],
-            "rows": rows, "ordering_holds": order}
+            "rows": rows, "ordering_holds": order, "paper_order_holds": paper, "refines_labels": refines}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -62,6 +66,19 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", f"Mean ± sample standard deviation over seeds {seeds} (values in %, val split).",
               "Stage 1 < Stage 1 + 2 < Stage 1 + 2 + 3 >= lift-only (AP) held for "
               f"{sum(held.values())} of {len(held)} seed(s)."]
+    paper, refines = summary.get("paper_order_holds") or {}, summary.get("refines_labels") or {}
+    if paper:
+        lines.append(f"Apart: Stage 1 < Stage 1 + 2 < Stage 1 + 2 + 3 on {sum(paper.values())} of {len(paper)}, "
+                     f"Stage 1 + 2 + 3 >= lift-only on {sum(refines.values())} of {len(refines)}.")
+    per_seed = [r for r in ("stage1", "stage2", "stage3", "lift_only") if r in summary["rows"]
+                and "AP" in summary["rows"][r]]
+    if per_seed and len(summary["seeds"]) > 1:
+        lines += ["", "| Seed | " + " | ".join(f"{TITLES[r]} AP" for r in per_seed) + " |",
+                  "|---|" + "---:|" * len(per_seed)]
+        for i, seed in enumerate(summary["seeds"]):
+            vals = [summary["rows"][r]["AP"]["values"] for r in per_seed]
+            if all(len(v) == len(summary["seeds"]) for v in vals):
+                lines.append(f"| {seed} | " + " | ".join(f"{100 * v[i]:.1f}" for v in vals) + " |")
     if summary["failed"]:
         lines.append(f"Failed or missing experiments: {', '.join(summary['failed'])}.")
     return "\n".join(lines) + "\n"

@@ -20,5 +20,9 @@ def test_summary_mean_spread_and_ordering():
     assert ap1["min"] == 0.1 and ap1["max"] == 0.3
     assert "AP25" not in s["rows"]["stage1"]  # no values: no statistics
     assert s["ordering_holds"] == {"0": True, "1": False, "2": True}
+    assert s["paper_order_holds"] == {"0": True, "1": False, "2": True}
+    assert s["refines_labels"] == {"0": True, "1": True, "2": True}
     md = markdown(s)
     assert "| Stage 1 | 16.7 ± 11.5 | 33.3 ± 23.1 | n/a |" in md and "2 of 3 seed(s)" in md and "seed-3" in md
+    assert "Stage 1 + 2 + 3 on 2 of 3, Stage 1 + 2 + 3 >= lift-only on 3 of 3" in md
+    assert "| 1 | 10.0 | 30.0 | 20.0 | 10.0 |" in md  # per seed: Stage 1, 1 + 2, 1 + 2 + 3, lift-only AP
