@@ -70,15 +70,14 @@ def markdown(summary: dict[str, Any]) -> str:
     if paper:
         lines.append(f"Apart: Stage 1 < Stage 1 + 2 < Stage 1 + 2 + 3 on {sum(paper.values())} of {len(paper)}, "
                      f"Stage 1 + 2 + 3 >= lift-only on {sum(refines.values())} of {len(refines)}.")
-    per_seed = [r for r in ("stage1", "stage2", "stage3", "lift_only") if r in summary["rows"]
-                and "AP" in summary["rows"][r]]
+    # AP per seed, for the rows every seed has (a row's values follow the order of summary["seeds"])
+    per_seed = {r: summary["rows"][r]["AP"]["values"] for r in ("stage1", "stage2", "stage3", "lift_only")
+                if len(summary["rows"].get(r, {}).get("AP", {}).get("values", [])) == len(summary["seeds"])}
     if per_seed and len(summary["seeds"]) > 1:
         lines += ["", "| Seed | " + " | ".join(f"{TITLES[r]} AP" for r in per_seed) + " |",
                   "|---|" + "---:|" * len(per_seed)]
         for i, seed in enumerate(summary["seeds"]):
-            vals = [summary["rows"][r]["AP"]["values"] for r in per_seed]
-            if all(len(v) == len(summary["seeds"]) for v in vals):
-                lines.append(f"| {seed} | " + " | ".join(f"{100 * v[i]:.1f}" for v in vals) + " |")
+            lines.append(f"| {seed} | " + " | ".join(f"{100 * v[i]:.1f}" for v in per_seed.values()) + " |")
     if summary["failed"]:
         lines.append(f"Failed or missing experiments: {', '.join(summary['failed'])}.")
     return "\n".join(lines) + "\n"
