@@ -119,7 +119,7 @@ class PointSampleDataset:
         # sample `repeats` times, and re-reading a full scene and its superpoints from HDF5 for every crop took
         # 34 of a Stage 2 step's ~400 ms on the default (2 threads); same batches, byte-identical models
         self.cache_bytes = int(cache_bytes)
-        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[dict[str, np.ndarray], int]] = OrderedDict()  # sample, its nbytes
         self._cached = 0
         # folder of gcseg.superpoints files named like the label files: a sample's superpoints are its own
         # sample's (keyframe clouds) or the scene's reference cloud's (full-scene samples)
@@ -174,15 +174,15 @@ class PointSampleDataset:
         hit = self._cache.get(i)
         if hit is not None:
             self._cache.move_to_end(i)
-            return hit
+            return hit[0]
         out = self._read(i)
         size = sum(a.nbytes for a in out.values())
         if size <= self.cache_bytes:
-            self._cache[i] = out
+            self._cache[i] = (out, size)
             self._cached += size
             while self._cached > self.cache_bytes:
-                _, old = self._cache.popitem(last=False)
-                self._cached -= sum(a.nbytes for a in old.values())
+                _, (_, old_size) = self._cache.popitem(last=False)
+                self._cached -= old_size
         return out
 
     def _read(self, i: int) -> dict[str, np.ndarray]:
@@ -202,9 +202,9 @@ class PointSampleDataset:
         visited several times per epoch (TrainConfig.repeats) gets a new crop and augmentation each time."""
         s = self.raw(i)
         rng = np.random.default_rng([self.seed, epoch, i if draw is None else draw])
-        # copies: the raw arrays are the cache's
-        coord, color, inst = s["coord"].astype(np.float32), s["color"].copy(), s["instance"].astype(np.int64)
-        sp = None if s.get("superpoint") is None else s["superpoint"].copy()
+        # crop the cached arrays (indexing copies them); what is still the cache's is copied below
+        coord, color, inst = s["coord"].astype(np.float32, copy=False), s["color"], s["instance"]
+        sp = s.get("superpoint")
         if self.crop_size:
             keep = random_crop_mask(coord, inst, self.crop_size, rng)
             if keep is not None:
@@ -214,7 +214,10 @@ class PointSampleDataset:
             keep = np.sort(rng.choice(len(coord), self.max_points, replace=False))
             coord, color, inst = coord[keep], color[keep], inst[keep]
             sp = None if sp is None else sp[keep]
-        if self.augment_cfg is not None:
+        if color is s["color"]:  # nothing cropped or subsampled: never hand out (or jitter) the cache's arrays
+            color = color.copy()
+            sp = None if sp is None else sp.copy()
+        if self.augment_cfg is not None:  # returns new coordinates (centred), never the cache's
             coord, color = augment(coord, color, self.augment_cfg, rng)
         else:
             coord = coord - coord.mean(0)

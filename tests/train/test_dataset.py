@@ -113,3 +113,35 @@ def test_draw_index_gives_repeated_visits_their_own_augmentation(tmp_path):
     ds = PointSampleDataset(files, augment_cfg=AugmentConfig(), seed=5)
     assert np.array_equal(ds.get(1, 3)["coord"], ds.get(1, 3, draw=1)["coord"])  # draw defaults to the index
     assert not np.array_equal(ds.get(1, 3)["coord"], ds.get(1, 3, draw=3)["coord"])
+
+
+@pytest.mark.parametrize("crop_size, augment_cfg", [(None, None), (None, AugmentConfig(color_jitter=0.0)),
+                                                     (0.3, AugmentConfig()), (0.3, None)])
+def test_cached_samples_equal_fresh_reads_and_are_never_handed_out(tmp_path, crop_size, augment_cfg):
+    files = write_box_samples(tmp_path, scenes=2, samples_per_scene=2, seed=1, n_boxes=3, points_per_box=60,
+                              floor_points=40)
+    kw = dict(augment_cfg=augment_cfg, seed=2, crop_size=crop_size)
+    cached, fresh = PointSampleDataset(files, **kw), PointSampleDataset(files, cache_bytes=0, **kw)
+    for epoch in range(2):
+        for i in range(len(cached)):
+            a, b = cached.get(i, epoch), fresh.get(i, epoch)
+            assert a.keys() == b.keys()
+            for k in a:
+                assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+                raw = cached.raw(i)
+                assert not any(np.shares_memory(a[k], r) for r in raw.values()), k
+            for v in a.values():  # a caller changing what it got must not change the next visit
+                v[...] = 0
+    assert len(fresh._cache) == 0 and len(cached._cache) == len(cached)
+
+
+def test_cache_evicts_least_recently_used_within_its_bytes(tmp_path):
+    files = write_box_samples(tmp_path, scenes=3, samples_per_scene=1, seed=4, n_boxes=2, points_per_box=50,
+                              floor_points=30)
+    sizes = [sum(a.nbytes for a in PointSampleDataset(files, augment_cfg=None, seed=0, cache_bytes=0).raw(i)
+                 .values()) for i in range(3)]
+    ds = PointSampleDataset(files, augment_cfg=None, seed=0, cache_bytes=sizes[0] + sizes[1])
+    for i in (0, 1, 0, 2):  # 0 is used again after 1: 1 is the least recently used when 2 comes in
+        ds.raw(i)
+        assert ds._cached == sum(n for _, n in ds._cache.values()) <= ds.cache_bytes
+    assert list(ds._cache) == ([0, 2] if sizes[2] <= sizes[1] else [2])
