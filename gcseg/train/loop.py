@@ -137,8 +137,8 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         out_dir: receives model.pt and checkpoints/.
         metrics_dir: DVCLive folder (None: no metrics written).
         init_checkpoint: weights to start from (Stage 2 from Stage 1, Stage 3 from Stage 2); optimizer fresh.
-        val_fn: called as val_fn(model, epoch) every cfg.val_every epochs on rank 0; its dict is logged
-            under `val/`.
+        val_fn: called as val_fn(model, epoch) every cfg.val_every epochs and after the last epoch (when
+            cfg.val_every > 0) on rank 0; its dict is logged under `val/`.
         device: "cpu" or "cuda"; under torchrun (WORLD_SIZE > 1) the process group is set up here.
         superpoints: folder of gcseg.superpoints files (one per label file, same name); required when
             model_cfg.mask_on is "superpoint".
@@ -233,29 +233,32 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         n = max(tot[4], 1.0)
         rec = {"epoch": float(epoch + 1), "train/loss": tot[0] / n, "train/ce": tot[1] / n,
                "train/bce": tot[2] / n, "train/dice": tot[3] / n, "train/lr": float(sched.get_last_lr()[0])}
-        if val_fn is not None and cfg.val_every and (epoch + 1) % cfg.val_every == 0:
+        over_budget = cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s
+        stop = torch.tensor([1.0 if over_budget else 0.0])
+        if world_size > 1:  # all ranks stop together (their clocks differ), and so validate together below
+            torch.distributed.broadcast(stop, 0)
+        stopping = float(stop) > 0 and epoch + 1 < cfg.epochs
+        done = epoch + 1 == cfg.epochs or stopping
+        # every val_every epochs, and always after the last one: the final model is checked whatever
+        # `epochs` (e.g. `-S stage2_train.epochs=48` with val_every 28) or a time budget makes the last epoch
+        if val_fn is not None and cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or done):
             # validate a copy with recomputed BN statistics (what model.pt would be now); collective under DDP
             snap = copy.deepcopy(model)
             if cfg.bn_recompute_batches:
                 recompute_bn_stats(snap, ds, cfg, model_cfg, seed, epoch + 1, world_size, rank, dev)
             if rank == 0:
                 rec.update({f"val/{k}": float(v) for k, v in val_fn(snap.eval(), epoch + 1).items()})
-            if cfg.bn_recompute_batches and epoch + 1 == cfg.epochs:
+            if cfg.bn_recompute_batches and done:
                 # the final model gets exactly these statistics (same weights, same batches): keep, not redo
                 bn_done = (epoch + 1, {k: v.clone() for k, v in snap.state_dict().items()})
             del snap
         history.append(rec)
-        over_budget = cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s
-        done = epoch + 1 == cfg.epochs or over_budget
         if rank == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or done):
             save_checkpoint(last, model, model_cfg, epoch=epoch + 1, optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), history=history, fingerprint=fp,
                             rng={"torch": torch.get_rng_state()})
         metrics.log(rec)
-        stop = torch.tensor([1.0 if over_budget else 0.0])
-        if world_size > 1:  # all ranks stop together (their clocks differ)
-            torch.distributed.broadcast(stop, 0)
-        if float(stop) > 0 and epoch + 1 < cfg.epochs:
+        if stopping:
             tqdm.write(f"time budget of {cfg.time_budget_s} s reached after epoch {epoch + 1}/{cfg.epochs}")
             break
     bar.close()

@@ -31,3 +31,15 @@ def test_final_bn_statistics_equal_a_fresh_recompute(tmp_path, monkeypatch):
     assert any("running_mean" in k for k in stored)
     for k, v in net.state_dict().items():
         assert torch.equal(stored[k], v), k
+
+
+def test_last_epoch_is_validated_when_val_every_does_not_divide_epochs(tmp_path):
+    files = write_box_samples(tmp_path / "labels", scenes=1, samples_per_scene=2, seed=3, n_boxes=2,
+                              points_per_box=80, floor_points=60)
+    torch.set_num_threads(1)
+    seen = []
+    res = train(TrainConfig(epochs=3, lr=1.0e-3, batch_size=2, bn_recompute_batches=1, val_every=2), files,
+                tmp_path / "out", model_cfg=tiny_model_config(**MODEL), seed=0, progress=False,
+                val_fn=lambda model, epoch: (seen.append(epoch), {"x": float(epoch)})[1])
+    assert seen == [2, 3]  # every 2 epochs, and the last one (the final model) whatever the period
+    assert [r.get("val/x") for r in res.history] == [None, 2.0, 3.0]
