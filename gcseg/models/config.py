@@ -8,7 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # fields that change no weight: a checkpoint trained with other values loads fine
-RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score")
+RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score",
+                  "test_attn_voxels")
 
 
 class ModelConfig(BaseModel):
@@ -30,6 +31,9 @@ class ModelConfig(BaseModel):
     ffn_dim: int = Field(128, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     max_attn_voxels: int = Field(800, gt=0)
+    # inference only: keys per scene and level at test time (None = every voxel of the level, as Mask3D evaluates;
+    # an int caps it with a seeded random subsample, as in training, to bound memory on very large scenes)
+    test_attn_voxels: int | None = Field(None, gt=0)
     # learned (spec) | fps (Segment3D/Mask3D non-parametric queries) | superpoint (OneFormer3D: seeded at superpoints)
     queries: Literal["learned", "fps", "superpoint"] = "learned"
     mask_on: Literal["voxel", "superpoint"] = "voxel"  # what a mask is predicted over (Mask3D train_on_segments)

@@ -8,10 +8,11 @@ embedding with per-voxel mask features) and a 2-way objectness logit (object, no
 gets an auxiliary loss.
 
 Batching: the voxels of all scenes are concatenated with a batch column (coords[:, 0]); queries are per scene,
-keys are padded per scene and padding is masked. To bound CPU cost, each layer attends to a random subsample of
-at most ``max_attn_voxels`` voxels of its level per scene (Mask3D samples ``sample_sizes`` points per level the
-same way); the subsample is drawn from a per-scene seed so that a scene gets the same draw wherever (which rank,
-which batch) it is processed.
+keys are padded per scene and padding is masked. To bound CPU cost, in training each layer attends to a random
+subsample of at most ``max_attn_voxels`` voxels of its level per scene (Mask3D samples ``sample_sizes`` points per
+level the same way); the subsample is drawn from a per-scene seed so that a scene gets the same draw wherever (which
+rank, which batch) it is processed. In eval mode every voxel is a key (Mask3D at evaluation), or at most
+``test_attn_voxels`` drawn the same way.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class MaskDecoder(nn.Module):
     def __init__(self, *, level_channels: list[int], mask_channels: int, hlevels: list[int], num_decoders: int,
                  hidden_dim: int, num_queries: int, num_heads: int, ffn_dim: int, dropout: float,
                  max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None,
-                 seed_sampling: str = "fps"):
+                 seed_sampling: str = "fps", test_attn_voxels: int | None = None):
         super().__init__()
         bad = [h for h in hlevels if not 0 <= h < len(level_channels)]
         if bad:
@@ -220,6 +221,7 @@ class MaskDecoder(nn.Module):
         self.num_queries = num_queries
         self.num_heads = num_heads
         self.max_attn_voxels = max_attn_voxels
+        self.test_attn_voxels = test_attn_voxels  # None: every voxel of the level in eval mode (Mask3D is_eval)
         if queries not in ("learned", "fps", "superpoint"):
             raise ValueError(f"queries must be learned, fps or superpoint, got {queries!r}")
         self.queries = queries
@@ -337,6 +339,10 @@ class MaskDecoder(nn.Module):
             query_pos = self.query_pos.weight.unsqueeze(0).expand(nb, -1, -1)
             q = self.query_feat.weight.unsqueeze(0).expand(nb, -1, -1)
 
+        # keys per scene and level: a random subsample in training (cost); at inference every voxel unless capped,
+        # as Mask3D evaluates: a full room has ~5x a training crop's voxels, so a training-sized subsample would
+        # see its levels 5x sparser than training did (measured: docs/model_study.md round 13)
+        key_cap = self.max_attn_voxels if self.training else self.test_attn_voxels
         # per used level: padded key indices per scene and the fine->level parent map for mask pooling
         level_keys = []
         for li, h in enumerate(self.hlevels):
@@ -353,8 +359,8 @@ class MaskDecoder(nn.Module):
                 sel = []
                 for b in range(nb):
                     r = lrows[b]
-                    if len(r) > self.max_attn_voxels:
-                        r = r[torch.randperm(len(r), generator=gens[b])[: self.max_attn_voxels].to(dev)]
+                    if key_cap is not None and len(r) > key_cap:
+                        r = r[torch.randperm(len(r), generator=gens[b])[:key_cap].to(dev)]
                     sel.append(r)
                 smax = max(len(r) for r in sel)
                 hd = mem_all.shape[1]

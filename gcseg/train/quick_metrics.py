@@ -31,7 +31,11 @@ def labels_ap_fn(files: list, max_samples: int = 8, iou_thr: float = 0.5,  # typ
                  superpoints=None):
     """A `val_fn` for gcseg.train.loop.train: AP (IoU > iou_thr) of the model's predictions against the training
     pseudo-labels of the first `max_samples` labelled samples (a fit check: the stages have no ground truth).
-    `superpoints`: the samples' superpoints folder (superpoint models). Returns {"labels_AP50": ...}."""
+    `superpoints`: the samples' superpoints folder (superpoint models). Returns {"labels_AP50": ...}.
+
+    The decoder attends to the training's key subsample (`max_attn_voxels`) here, not to every voxel as at
+    inference (`test_attn_voxels`): the check reads the model as it was fitted, and on full-scene samples every
+    voxel would cost the default's training stages about a minute (measured: docs/model_study.md round 13)."""
     from gcseg.models.inference import predict_points
     from gcseg.train.dataset import PointSampleDataset
 
@@ -39,11 +43,16 @@ def labels_ap_fn(files: list, max_samples: int = 8, iou_thr: float = 0.5,  # typ
     idx = list(range(min(max_samples, len(ds))))
 
     def val_fn(model, epoch: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-        scenes = []
-        for i in idx:
-            s = ds.raw(i)
-            masks, scores = predict_points(model, s["coord"], s["color"], superpoint=s.get("superpoint"))
-            scenes.append((masks, scores, s["instance"]))
+        dec = model.decoder
+        saved, dec.test_attn_voxels = dec.test_attn_voxels, dec.max_attn_voxels
+        try:
+            scenes = []
+            for i in idx:
+                s = ds.raw(i)
+                masks, scores = predict_points(model, s["coord"], s["color"], superpoint=s.get("superpoint"))
+                scenes.append((masks, scores, s["instance"]))
+        finally:
+            dec.test_attn_voxels = saved
         return {"labels_AP50": average_precision(scenes, iou_thr)}
 
     return val_fn

@@ -92,3 +92,21 @@ def test_parent_index_maps_fine_to_coarse_voxel():
     fine = torch.tensor([[0, 0, 0, 0], [0, 3, 1, 1], [0, 4, 0, 0], [1, 0, 0, 0], [0, -1, 0, 0]])
     coarse = torch.tensor([[0, -4, 0, 0], [0, 0, 0, 0], [0, 4, 0, 0], [1, 0, 0, 0]])
     assert _parent_index(fine, coarse, 4).tolist() == [1, 1, 2, 3, 0]
+
+
+def test_eval_attends_to_every_voxel_unless_capped():
+    """Training subsamples max_attn_voxels keys per level; eval mode uses every voxel (Mask3D at evaluation),
+    or a seeded subsample of test_attn_voxels."""
+    levels, strides, out, coords = _inputs()
+    assert max(len(c) for _, c in levels) > 50  # the fine levels hold more voxels than the training cap
+
+    def last(dec, seeds=(1, 2)):
+        return dec(levels, strides, out, coords, seeds=list(seeds))[-1].masks[0]
+
+    few, many = _decoder(max_attn_voxels=20).eval(), _decoder(max_attn_voxels=10_000).eval()
+    assert torch.equal(last(few), last(many))  # max_attn_voxels is a training setting only
+    assert torch.equal(last(few, (1, 2)), last(few, (7, 2)))  # no key draw at eval: the seed does not matter
+    capped = _decoder(max_attn_voxels=10_000, test_attn_voxels=20).eval()
+    assert not torch.equal(last(capped), last(many))
+    assert torch.equal(last(capped), last(_decoder(max_attn_voxels=20, test_attn_voxels=20).eval()))
+    assert not torch.equal(last(few.train()), last(many.train()))  # training still subsamples

@@ -29,3 +29,22 @@ def test_false_positive_ranked_first_lowers_ap_and_duplicates_do_not_count():
     assert np.allclose(mask_iou(masks[:2], masks[1:2]), [[0.5], [1.0]])
     with pytest.raises(ValueError, match="iou_thr"):
         average_precision([(masks, scores, gt)], iou_thr=0.3)
+
+
+def test_fit_check_reads_the_model_at_the_training_key_subsample(tmp_path, monkeypatch):
+    import gcseg.models.inference as inference
+    from gcseg.models.mask_model import build_model
+    from gcseg.train.quick_metrics import labels_ap_fn
+    from gcseg.train.toy import tiny_model_config, write_box_samples
+
+    files = write_box_samples(tmp_path, scenes=1, samples_per_scene=1, seed=0, n_boxes=2, points_per_box=60,
+                              floor_points=40)
+    model = build_model(tiny_model_config(hidden_dim=16, num_queries=4, ffn_dim=16, planes=(8,) * 8,
+                                          max_attn_voxels=37)).eval()
+    seen = []
+    real = inference.predict_points
+    monkeypatch.setattr(inference, "predict_points",
+                        lambda m, *a, **k: (seen.append(m.decoder.test_attn_voxels), real(m, *a, **k))[1])
+    out = labels_ap_fn(files, 1)(model, 1)
+    assert 0.0 <= out["labels_AP50"] <= 1.0
+    assert seen == [37] and model.decoder.test_attn_voxels is None  # training's cap inside, restored after
