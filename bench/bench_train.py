@@ -1,5 +1,6 @@
 """Training step time of the default CPU mask model (params.yaml `model:` defaults) on toy box scenes, per sparse
-backend (torch always; minkowski if MinkowskiEngine imports). Ratios are measured side by side in one run."""
+backend (torch always; minkowski if MinkowskiEngine imports), and the time to draw one training crop with and
+without the dataset's cache of raw samples. Ratios are measured side by side in one run."""
 
 from __future__ import annotations
 
@@ -45,6 +46,33 @@ def _step_time(backend: str, batch, steps: int) -> tuple[float, float]:  # type:
     return float(np.median(times[1:])), float(np.median(cpu[1:]))  # first step warms up allocators
 
 
+def _sample_time(quick: bool) -> dict[str, float]:
+    """Median ms to draw one augmented 3 m crop of a stored scene (PointSampleDataset.get, as Stages 2 and 3 do),
+    with the in-memory cache of raw samples against re-reading the HDF5 file every visit (cache_bytes 0)."""
+    import tempfile
+
+    from gcseg.train.dataset import AugmentConfig, PointSampleDataset
+    from gcseg.train.toy import write_box_samples
+
+    visits = 3 if quick else 10
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_box_samples(tmp, scenes=2, samples_per_scene=1, seed=0, n_boxes=32, points_per_box=600,
+                                  floor_points=12000, extent=5.6)  # ~31 000 points, a default room's scale
+        out = {}
+        for name, cache in (("cached", None), ("uncached", 0)):
+            kw = {} if cache is None else {"cache_bytes": cache}
+            ds = PointSampleDataset(files, augment_cfg=AugmentConfig(), seed=0, crop_size=3.0, **kw)
+            times = []
+            for epoch in range(visits + 1):
+                for i in range(len(ds)):
+                    t = time.perf_counter()
+                    ds.get(i, epoch)
+                    times.append(time.perf_counter() - t)
+            out[f"sample_ms_{name}"] = round(1e3 * float(np.median(times[len(ds):])), 3)  # first pass fills it
+        out["uncached_over_cached"] = round(out["sample_ms_uncached"] / out["sample_ms_cached"], 3)
+    return out
+
+
 def run(quick: bool) -> dict[str, float | int | str]:
     from gcseg.sparse import available_backends
 
@@ -56,6 +84,7 @@ def run(quick: bool) -> dict[str, float | int | str]:
         wall, cpu = _step_time(b, batch, steps)
         out[f"step_s_{b}"] = round(wall, 4)
         out[f"step_cpu_s_{b}"] = round(cpu, 4)  # CPU time: robust to other processes on a shared machine
+    out.update(_sample_time(quick))
     if "step_s_minkowski" in out:
         out["torch_over_minkowski"] = round(float(out["step_cpu_s_torch"]) / float(out["step_cpu_s_minkowski"]), 3)
     return out
