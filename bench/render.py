@@ -28,6 +28,8 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("eval", "speedup", ">=", 20.0, "evaluator at least 20x faster than the straightforward official-script port"),
     ("baselines", "worst_row_wall_ratio_over_sam2_track", "<=", 2.0,
      "every training-free baseline row within 2x of sam2_track's time per scene on the default (quick: one small scene)"),
+    ("predict", "forward_growth_ratio_chunked_over_all", "<=", 0.6,
+     "whole-room inference with test_attn_mb: the network's memory growth at most 0.6x that of all queries at once"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # fields that change no weight: a checkpoint trained with other values loads fine
 RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score",
-                  "test_attn_voxels")
+                  "test_attn_voxels", "test_attn_mb")
 
 
 class ModelConfig(BaseModel):
@@ -34,6 +34,9 @@ class ModelConfig(BaseModel):
     # inference only: keys per scene and level at test time (None = every voxel of the level, as Mask3D evaluates;
     # an int caps it with a seeded random subsample, as in training, to bound memory on very large scenes)
     test_attn_voxels: int | None = Field(None, gt=0)
+    # inference only: attention runs over chunks of queries, each chunk's attention weights under this many MB
+    # (None = all queries at once). Queries attend independently, so the result is the same; memory is bounded
+    test_attn_mb: float | None = Field(None, gt=0)
     # learned (spec) | fps (Segment3D/Mask3D non-parametric queries) | superpoint (OneFormer3D: seeded at superpoints)
     queries: Literal["learned", "fps", "superpoint"] = "learned"
     mask_on: Literal["voxel", "superpoint"] = "voxel"  # what a mask is predicted over (Mask3D train_on_segments)

@@ -12,7 +12,8 @@ keys are padded per scene and padding is masked. To bound CPU cost, in training 
 subsample of at most ``max_attn_voxels`` voxels of its level per scene (Mask3D samples ``sample_sizes`` points per
 level the same way); the subsample is drawn from a per-scene seed so that a scene gets the same draw wherever (which
 rank, which batch) it is processed. In eval mode every voxel is a key (Mask3D at evaluation), or at most
-``test_attn_voxels`` drawn the same way.
+``test_attn_voxels`` drawn the same way. Then the attention runs over chunks of queries sized so that one chunk's
+attention matrix stays under ``test_attn_mb`` (queries attend independently: the same result, bounded memory).
 """
 
 from __future__ import annotations
@@ -107,9 +108,15 @@ class CrossAttentionLayer(_AttentionLayer):
 
 
 class SelfAttentionLayer(_AttentionLayer):
-    def forward(self, tgt: Tensor, query_pos: Tensor) -> Tensor:
+    def forward(self, tgt: Tensor, query_pos: Tensor, chunk: int | None = None) -> Tensor:
+        """`chunk`: attend with at most this many queries at a time (every query still attends to all)."""
         q = tgt + query_pos
-        out = self.attn(q, q, tgt, need_weights=False)[0]
+        n = q.shape[1]
+        if chunk is None or chunk >= n:
+            out = self.attn(q, q, tgt, need_weights=False)[0]
+        else:
+            out = torch.cat([self.attn(q[:, s: s + chunk], q, tgt, need_weights=False)[0]
+                             for s in range(0, n, chunk)], 1)
         return self.norm(tgt + self.drop(out))
 
 
@@ -211,7 +218,8 @@ class MaskDecoder(nn.Module):
     def __init__(self, *, level_channels: list[int], mask_channels: int, hlevels: list[int], num_decoders: int,
                  hidden_dim: int, num_queries: int, num_heads: int, ffn_dim: int, dropout: float,
                  max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None,
-                 seed_sampling: str = "fps", test_attn_voxels: int | None = None):
+                 seed_sampling: str = "fps", test_attn_voxels: int | None = None,
+                 test_attn_mb: float | None = None):
         super().__init__()
         bad = [h for h in hlevels if not 0 <= h < len(level_channels)]
         if bad:
@@ -222,6 +230,7 @@ class MaskDecoder(nn.Module):
         self.num_heads = num_heads
         self.max_attn_voxels = max_attn_voxels
         self.test_attn_voxels = test_attn_voxels  # None: every voxel of the level in eval mode (Mask3D is_eval)
+        self.test_attn_mb = test_attn_mb  # None: every query at once in eval mode
         if queries not in ("learned", "fps", "superpoint"):
             raise ValueError(f"queries must be learned, fps or superpoint, got {queries!r}")
         self.queries = queries
@@ -253,6 +262,14 @@ class MaskDecoder(nn.Module):
     @property
     def num_layers(self) -> int:
         return self.num_decoders * len(self.hlevels)
+
+    def query_chunk(self, batch: int, keys: int) -> int | None:
+        """Queries per attention call: in eval mode as many as keep one call's attention weights (batch x heads x
+        chunk x keys float32) under test_attn_mb; None = all at once (training: gradients need them anyway)."""
+        if self.training or self.test_attn_mb is None:
+            return None
+        per_query = 4 * batch * self.num_heads * max(keys, 1)
+        return max(1, int(self.test_attn_mb * 2**20 // per_query))
 
     def _head(self, q: Tensor, mask_feats: list[Tensor], seed_sp: list[Tensor] | None,
               sq_dist: list[Tensor] | None = None) -> Prediction:
@@ -341,7 +358,7 @@ class MaskDecoder(nn.Module):
 
         # keys per scene and level: a random subsample in training (cost); at inference every voxel unless capped,
         # as Mask3D evaluates: a full room has ~5x a training crop's voxels, so a training-sized subsample would
-        # see its levels 5x sparser than training did (measured: docs/model_study.md round 13)
+        # see its levels 2-40x sparser than training did, by level (measured: docs/model_study.md round 13)
         key_cap = self.max_attn_voxels if self.training else self.test_attn_voxels
         # per used level: padded key indices per scene and the fine->level parent map for mask pooling
         level_keys = []
@@ -366,27 +383,35 @@ class MaskDecoder(nn.Module):
                 hd = mem_all.shape[1]
                 memory = mem_all.new_zeros(nb, smax, hd)
                 pos = mem_all.new_zeros(nb, smax, hd)
-                # True = may not attend
-                nq = q.shape[1]
-                amask = torch.ones(nb, nq, smax, dtype=torch.bool, device=dev)
-                prev = preds[-1].masks
                 for b, r in enumerate(sel):
                     memory[b, : len(r)] = mem_all[r]
                     pos[b, : len(r)] = self.pos_enc(norm01(lcoord[r]))
-                    # Mask3D: average the fine mask logits over each level voxel, attend where sigmoid >= 0.5
-                    fr = rows[b]
-                    par = parent[fr]
-                    nlev = len(lcoord)
-                    vox_logits = prev[b].detach() if sp is None else prev[b].detach()[:, sp.voxel_sp[b]]
-                    summed = prev[b].new_zeros(nq, nlev).index_add_(1, par, vox_logits)
-                    cnt = torch.bincount(par, minlength=nlev).clamp_min(1).to(summed.dtype)
-                    pooled = (summed / cnt)[:, r]
-                    blocked = pooled < 0
-                    blocked[blocked.all(1)] = False  # a query with an empty mask attends everywhere
-                    amask[b, :, : len(r)] = blocked
-                amask = amask.repeat_interleave(self.num_heads, dim=0)
-                q = self.cross[li](q, query_pos, memory, pos, amask)
-                q = self.selfa[li](q, query_pos)
+                prev = preds[-1].masks
+                nq = q.shape[1]
+                chunk = self.query_chunk(nb, smax) or nq
+                outs = []
+                for s in range(0, nq, chunk):
+                    e = min(s + chunk, nq)
+                    amask = torch.ones(nb, e - s, smax, dtype=torch.bool, device=dev)  # True = may not attend
+                    for b, r in enumerate(sel):
+                        amask[b, :, : len(r)] = self._blocked(prev[b][s:e], parent[rows[b]], len(lcoord), r,
+                                                              None if sp is None else sp.voxel_sp[b])
+                    amask = amask.repeat_interleave(self.num_heads, dim=0)
+                    outs.append(self.cross[li](q[:, s:e], query_pos[:, s:e], memory, pos, amask))
+                q = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+                q = self.selfa[li](q, query_pos, self.query_chunk(nb, nq))
                 q = self.ffn[li](q)
                 preds.append(self._head(q, mask_feats, seed_sp, sq_dist))
         return preds
+
+    @staticmethod
+    def _blocked(prev: Tensor, par: Tensor, nlev: int, keys: Tensor, voxel_sp: Tensor | None) -> Tensor:
+        """Mask3D's attention mask of some queries (bool [Q, len(keys)], True = may not attend): their previous mask
+        logits (per voxel, or per superpoint with `voxel_sp`) averaged over each level voxel (`par`: fine voxel ->
+        level voxel), attend where sigmoid >= 0.5."""
+        vox_logits = prev.detach() if voxel_sp is None else prev.detach()[:, voxel_sp]
+        summed = prev.new_zeros(len(prev), nlev).index_add_(1, par, vox_logits)
+        cnt = torch.bincount(par, minlength=nlev).clamp_min(1).to(summed.dtype)
+        blocked = (summed / cnt)[:, keys] < 0
+        blocked[blocked.all(1)] = False  # a query with an empty mask attends everywhere
+        return blocked

@@ -95,6 +95,24 @@ def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, i
 
 
 @torch.inference_mode()
+def scene_logits(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpoint: np.ndarray | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's raw output on one cloud (eval mode): objectness logits [Q, 2], mask logits [Q, E] over its E
+    superpoints (or voxels) and the element of every point [N] (CPU tensors)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    coords, feats, inverse = voxel_input(model, coord, color)
+    sp_ids = point_superpoints(model, coord, color, superpoint)
+    pool, to_point = None, inverse
+    if sp_ids is not None:
+        c = np.asarray(coord, np.float32)
+        part, compact = superpoint_pool(sp_ids, inverse.numpy(), c - c.mean(0), model.cfg.voxel_size, len(coords))
+        pool, to_point = SuperpointPool(*[[x] for x in part]).to(dev), torch.from_numpy(compact)
+    pred = model(coords.to(dev), feats.to(dev), seeds=[0], sp=pool)[-1]
+    return pred.logits[0].float().cpu(), pred.masks[0].float().cpu(), to_point
+
+
+@torch.inference_mode()
 def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, min_points: int = 1,
                    superpoint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Class-agnostic instance masks of one point cloud.
@@ -117,25 +135,15 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
         raise InputError("empty point cloud: nothing to segment", fix="check the depth/mask inputs of this scene")
     if not np.isfinite(coord).all():
         raise InputError("point coordinates contain NaN or inf", fix="drop invalid depth before lifting")
-    model.eval()
-    dev = next(model.parameters()).device
-    coords, feats, inverse = voxel_input(model, coord, color)
-    sp_ids = point_superpoints(model, coord, color, superpoint)
-    pool, to_point = None, inverse
-    if sp_ids is not None:
-        c = np.asarray(coord, np.float32)
-        part, compact = superpoint_pool(sp_ids, inverse.numpy(), c - c.mean(0), model.cfg.voxel_size, len(coords))
-        pool, to_point = SuperpointPool(*[[x] for x in part]).to(dev), torch.from_numpy(compact)
-    pred = model(coords.to(dev), feats.to(dev), seeds=[0], sp=pool)[-1]
-    mask_logits = pred.masks[0].float().cpu()
+    obj_logits, mask_logits, to_point = scene_logits(model, coord, color, superpoint)
     weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
-    binary, score = masks_and_scores(pred.logits[0].float().cpu(), mask_logits, score=model.cfg.score, weight=weight)
+    binary, score = masks_and_scores(obj_logits, mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
         kept = mask_nms(binary, score, weight, model.cfg.nms_iou)
         binary, score = binary[kept], score[kept]
-    pmasks = binary[:, to_point]
-    score = score.cpu()
-    keep = pmasks.sum(1) >= max(min_points, 1)
-    pmasks, score = pmasks[keep].numpy(), score[keep].numpy().astype(np.float32)
+    # points per mask from the element masks (float32 sums of integer counts: exact below 2^24 points), so that
+    # only the kept masks, in their final order, are expanded to points (one [K, N] array, not three)
+    keep = (binary.float() @ weight) >= max(min_points, 1)
+    binary, score = binary[keep], score[keep].cpu().numpy().astype(np.float32)
     order = np.argsort(-score, kind="stable")
-    return pmasks[order], score[order]
+    return binary[torch.from_numpy(order)][:, to_point].numpy(), score[order]

@@ -58,7 +58,8 @@ class MaskModel(nn.Module):
                                        num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
                                        max_attn_voxels=cfg.max_attn_voxels,
                                        queries=cfg.queries, test_queries=cfg.test_queries,
-                                       seed_sampling=cfg.seed_sampling, test_attn_voxels=cfg.test_attn_voxels)
+                                       seed_sampling=cfg.seed_sampling, test_attn_voxels=cfg.test_attn_voxels,
+                                       test_attn_mb=cfg.test_attn_mb)
         except ValueError as exc:
             raise ConfigError(f"model: {exc}", fix="set model.hlevels to levels the backbone has") from exc
 

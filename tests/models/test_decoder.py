@@ -110,3 +110,20 @@ def test_eval_attends_to_every_voxel_unless_capped():
     assert not torch.equal(last(capped), last(many))
     assert torch.equal(last(capped), last(_decoder(max_attn_voxels=20, test_attn_voxels=20).eval()))
     assert not torch.equal(last(few.train()), last(many.train()))  # training still subsamples
+
+
+def test_eval_attention_in_query_chunks_matches_all_at_once():
+    """test_attn_mb splits the eval attention into chunks of queries (memory); queries attend independently, so
+    the predictions agree up to float rounding. Training never chunks (the gradients hold every query anyway)."""
+    levels, strides, out, coords = _inputs()
+    whole = _decoder(num_queries=7).eval()
+    tiny = _decoder(num_queries=7, test_attn_mb=1e-4).eval()  # 1e-4 MB: a query or two per attention call
+    smax = max(int((c[:, 0] == b).sum()) for _, c in levels for b in range(2))
+    assert tiny.query_chunk(2, smax) < 7 and whole.query_chunk(2, smax) is None
+    a = whole(levels, strides, out, coords, seeds=[1, 2])
+    b = tiny(levels, strides, out, coords, seeds=[1, 2])
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pb.logits, pa.logits, rtol=1e-5, atol=1e-5)
+        for ma, mb in zip(pa.masks, pb.masks):
+            torch.testing.assert_close(mb, ma, rtol=1e-5, atol=1e-5)
+    assert tiny.train().query_chunk(2, smax) is None

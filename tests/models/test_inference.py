@@ -42,3 +42,25 @@ def test_mask_nms_drops_duplicates_and_keeps_masks_that_overlap_little():
     # weights count points: d's extra element weighs 10 points, so d and a overlap at 2/12
     w = torch.tensor([1.0, 1.0, 10.0, 1.0, 1.0, 1.0])
     assert mask_nms(binary, scores, w, 0.5).tolist() == [0, 3, 4]
+
+
+def test_predict_points_keeps_masks_of_min_points_sorted_by_score():
+    """Masks are counted at the superpoint level and expanded to points once: every returned mask holds >=
+    min_points points, the scores descend, and raising min_points drops exactly the smaller masks."""
+    from gcseg.models.inference import predict_points
+    from gcseg.models.mask_model import build_model
+    from gcseg.superpoints import compute_superpoints
+    from gcseg.train.toy import box_scene, tiny_model_config
+
+    torch.manual_seed(0)
+    cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=8, hidden_dim=16, ffn_dim=32)
+    model = build_model(cfg).eval()
+    s = box_scene(np.random.default_rng(0))
+    sp = compute_superpoints(s["coord"], s["color"])
+    masks, scores = predict_points(model, s["coord"], s["color"], superpoint=sp)
+    assert len(masks) > 2 and masks.shape[1] == len(s["coord"])
+    assert (np.diff(scores) <= 0).all()
+    sizes = masks.sum(1)
+    cut = int(np.median(sizes)) + 1
+    big, big_scores = predict_points(model, s["coord"], s["color"], superpoint=sp, min_points=cut)
+    assert np.array_equal(big, masks[sizes >= cut]) and np.array_equal(big_scores, scores[sizes >= cut])
