@@ -1,7 +1,8 @@
 """The whole default over several seeds (`make study`): one DVC experiment per seed (`-S seed=N`, named
 ``seed-N``, reusing finished ones, as gcseg.sweep runs threshold studies), then the mean and spread (sample
 standard deviation, min, max) of AP / AP50 / AP25 per ablation row, and whether the paper's ordering (Stage 1 <
-Stage 1+2 < Stage 1+2+3, and Stage 1+2+3 >= the lift-only row) held for every seed.
+Stage 1+2 < Stage 1+2+3, and Stage 1+2+3 >= the lift-only row) held for every seed. The experiments also score
+the models against the tracked labels they trained on, on the train scenes (`-S eval.own_labels=true`).
 
     python -m gcseg.study --seeds 0 1 2 --out metrics/study     # -> seeds.json, seeds.md
 """
@@ -21,6 +22,11 @@ from gcseg.sweep import FIGURES, ROWS, SweepPoint, run_sweep
 
 TITLES = {"stage1": "Stage 1", "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3",
           "lift_only": "Stage 2 tracked labels, lifted (no 3D model)"}
+# the same on the train scenes: the labels Stages 2 and 3 trained on, and those models (stages/eval.py own_labels)
+OWN_ROWS = ("own_lift_only", "own_stage2", "own_stage3")
+OWN_TITLES = {"own_lift_only": "Their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
+              "own_stage3": "Stage 1 + 2 + 3"}
+EXTRA_SETTINGS = ("eval.own_labels=true",)
 
 
 def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
@@ -28,7 +34,7 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
     Only successful experiments count; a figure missing in one of them is left out of its statistics."""
     ok = [p for p in points if p.status == "success"]
     rows: dict[str, Any] = {}
-    for r in ROWS:
+    for r in (*ROWS, *OWN_ROWS):
         figs = {}
         for f in FIGURES:
             vals = [p.rows[r][f] for p in ok if r in p.rows and p.rows[r].get(f) is not None]
@@ -41,14 +47,19 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
     order: dict[str, bool] = {}
     paper: dict[str, bool] = {}  # the curriculum alone: Stage 1 < 1 + 2 < 1 + 2 + 3
     refines: dict[str, bool] = {}  # the model ends at or above its labels: Stage 1 + 2 + 3 >= lift-only
+    own: dict[str, bool] = {}  # ... at or above the labels it trained on, on the train scenes
     for p in ok:
+        oa = {r: p.rows.get(r, {}).get("AP") for r in OWN_ROWS}
+        if all(v is not None for v in oa.values()):
+            own[str(p.value)] = bool(oa["own_stage3"] >= oa["own_lift_only"])
         ap = {r: p.rows.get(r, {}).get("AP") for r in ROWS}
         if all(v is not None for v in ap.values()):
             paper[str(p.value)] = bool(ap["stage1"] < ap["stage2"] < ap["stage3"])
             refines[str(p.value)] = bool(ap["stage3"] >= ap["lift_only"])
             order[str(p.value)] = paper[str(p.value)] and refines[str(p.value)]
     return {"seeds": [p.value for p in ok], "failed": [p.name for p in points if p.status != "success"],
-            "rows": rows, "ordering_holds": order, "paper_order_holds": paper, "refines_labels": refines}
+            "rows": rows, "ordering_holds": order, "paper_order_holds": paper, "refines_labels": refines,
+            "refines_own_labels": own}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -78,6 +89,20 @@ def markdown(summary: dict[str, Any]) -> str:
                   "|---|" + "---:|" * len(per_seed)]
         for i, seed in enumerate(summary["seeds"]):
             lines.append(f"| {seed} | " + " | ".join(f"{100 * v[i]:.1f}" for v in per_seed.values()) + " |")
+    own_rows = [r for r in OWN_ROWS if r in summary["rows"]]
+    if own_rows:
+        lines += ["", "On the train scenes (uses GT): the models against the tracked labels they trained on.", "",
+                  "| Method | AP | AP50 | AP25 | AP per seed |", "|---|---:|---:|---:|---|"]
+        for r in own_rows:
+            s = summary["rows"][r]
+            cells = ["n/a" if s.get(f) is None else f"{100 * s[f]['mean']:.1f} ± {100 * s[f]['std']:.1f}"
+                     for f in FIGURES]
+            per = " / ".join(f"{100 * v:.1f}" for v in s.get("AP", {}).get("values", []))
+            lines.append(f"| {OWN_TITLES[r]} | " + " | ".join(cells) + f" | {per} |")
+        own = summary.get("refines_own_labels") or {}
+        if own:
+            lines.append(f"\nStage 1 + 2 + 3 >= its own training labels (AP, train scenes) on {sum(own.values())} of "
+                         f"{len(own)} seed(s).")
     if summary["failed"]:
         lines.append(f"Failed or missing experiments: {', '.join(summary['failed'])}.")
     return "\n".join(lines) + "\n"
@@ -90,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--collect-only", action="store_true", help="do not run; summarize finished experiments")
     ap.add_argument("--rerun", action="store_true", help="run the seeds' experiments again")
     args = ap.parse_args(argv)
-    points = run_sweep("seed", args.seeds, run=not args.collect_only, rerun=args.rerun)
+    points = run_sweep("seed", args.seeds, run=not args.collect_only, rerun=args.rerun, extra=EXTRA_SETTINGS)
     summary = summarize(points)
     text = markdown(summary)
     write_text(args.out / "seeds.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

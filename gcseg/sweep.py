@@ -128,6 +128,10 @@ def collect(payload: Any, key: str, values: Sequence[float | int], *, params_fil
             continue
         ev = _metrics_file(data, eval_metrics) or {}
         rows = {r: {f: _num(_dig(ev, (r, f))) for f in FIGURES} for r in ROWS if isinstance(ev.get(r), Mapping)}
+        own = ev.get("own_labels")  # eval.own_labels: the same rows on the train scenes, as own_<row>
+        if isinstance(own, Mapping):
+            rows.update({f"own_{r}": {f: _num(_dig(own, (r, f))) for f in FIGURES}
+                         for r in own if isinstance(own.get(r), Mapping)})
         tr = _metrics_file(data, track_metrics)
         track = {title: _num(_dig(tr, path)) for path, title in TRACK_COLUMNS} if tr is not None else {}
         state = exp["state"]
@@ -259,15 +263,18 @@ def exp_show(cwd: Path, rev: str | None = None) -> Any:
         raise ArtifactError("`dvc exp show --json` printed no JSON", path=cwd, fix="check the DVC version") from exc
 
 
-def queue_commands(key: str, values: Sequence[float | int], *, params_file: str = "params.yaml") -> list[list[str]]:
-    """``dvc exp run --queue -S <key>=<v> -n <key>-<v>`` per value (explicit values: never DVC's range())."""
+def queue_commands(key: str, values: Sequence[float | int], *, params_file: str = "params.yaml",
+                   extra: Sequence[str] = ()) -> list[list[str]]:
+    """``dvc exp run --queue -S <key>=<v> [-S <extra> ...] -n <key>-<v>`` per value (explicit values: never DVC's
+    range()); `extra` are further ``key=value`` settings every experiment gets."""
     prefix = "" if params_file == "params.yaml" else f"{params_file}:"
-    return [[*dvc_command(), "exp", "run", "--queue", "-S", f"{prefix}{key}={format_value(v)}",
+    more = [x for e in extra for x in ("-S", f"{prefix}{e}")]
+    return [[*dvc_command(), "exp", "run", "--queue", "-S", f"{prefix}{key}={format_value(v)}", *more,
              "-n", experiment_name(key, v)] for v in values]
 
 
 def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".", run: bool = True,
-              rerun: bool = False, jobs: int = 1, params_file: str = "params.yaml",
+              rerun: bool = False, jobs: int = 1, params_file: str = "params.yaml", extra: Sequence[str] = (),
               echo: Any = print) -> list[SweepPoint]:
     """Queue the missing experiments, run the queue (``dvc exp run --run-all -j jobs``, blocks until every
     queued experiment finished) and collect. run=False: collect only. rerun: remove this sweep's finished
@@ -292,7 +299,7 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
         stale = [experiment_name(key, v) for v in todo if experiment_name(key, v) in existing]
         if stale:  # failed or interrupted runs of an earlier sweep: their names must be free to queue again
             _run([*dvc_command(), "exp", "remove", *stale], cwd)
-        for cmd in queue_commands(key, todo, params_file=params_file):
+        for cmd in queue_commands(key, todo, params_file=params_file, extra=extra):
             echo("queue: dvc " + " ".join(cmd[3:]))
             _run(cmd, cwd)
         if todo:

@@ -10,6 +10,11 @@ ceiling, proposals with perfect identity, proposal coverage; and the no-policy t
 row, the share of the GT objects it finds by object size (gcseg.eval.by_size: metrics/eval/by_size.json and the
 Markdown's last table).
 
+With ``eval.own_labels`` it also scores, on the train scenes, the tracked labels the models were trained on and
+the Stage 1 + 2 and 1 + 2 + 3 models (``own_labels`` in metrics/eval.json and a table): whether the model ends
+better than its own training labels, which the val rows cannot say (they compare it with the labels of other
+rooms).
+
 GT-free statistics of every row (masks and instances per scene, labelled fraction, tracked-label vote share,
 agreement between rows; gcseg.eval.gt_free) are written for every scene, with or without GT; AP and the
 diagnostics are computed on the scenes that have GT, and scans without any (your own captures) get the GT-free
@@ -39,6 +44,7 @@ class EvalSection(Section):
     min_region_size: int = Field(100, ge=1)
     use_scores: bool = True
     split: Literal["train", "val", "all"] = "val"
+    own_labels: bool = False
 
 
 class Params(Section):
@@ -89,6 +95,57 @@ def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
     if diag is not None:
         diag = {**diag, "rows": {k: lift_only_predictions(*v) for k, v in diag["rows"].items()}}
     return {"lift_only": lift_only_predictions(art["labels"], art["shares"], art["votes"]), "diagnostics": diag}
+
+
+OWN_ROWS: tuple[str, ...] = ("lift_only", "stage2", "stage3")  # the tracked labels and the models trained on them
+
+
+def own_label_results(p: Params, scenes: Path, tracks: Path, superpoints: Path | None, nets: dict[str, Any],
+                      score: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """AP of the tracked labels of the train scenes (what Stages 2 and 3 trained on) and of the Stage 1 + 2 and
+    1 + 2 + 3 models on those scenes, against their GT. Returns (results by row, number of scenes with GT)."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from gcseg.eval.ablation import evaluate_rows, model_predictions, val_scene_from_cloud
+    from gcseg.eval.gt_free import has_gt
+    from gcseg.readers import open_scene
+    from gcseg.superpoints import REFERENCE, read_superpoints
+
+    ids = split_scenes(p.data.source, scenes, "train")
+    files = scene_files(tracks, ids, "tracked labels", split="train",
+                        fix="eval.own_labels scores the train scenes' tracked labels: set sam2_track.split: all")
+    rows: dict[str, dict[str, Any]] = {r: {} for r in OWN_ROWS}
+    own = []
+    for sid in tqdm(ids, desc="eval own labels", unit="scene", disable=None):
+        cloud = open_scene(p.data.source, scenes, sid).reference()
+        if cloud is None or cloud.instance is None:
+            continue
+        val = val_scene_from_cloud(sid, cloud)
+        if superpoints is not None:
+            val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
+        if not has_gt(val):
+            continue
+        own.append(val)
+        rows["lift_only"][sid] = read_tracks(files[sid], val)["lift_only"]
+        for r in OWN_ROWS[1:]:
+            rows[r][sid] = model_predictions(nets[r], val)
+    return (evaluate_rows(own, rows, **score) if own else {}), len(own)
+
+
+def own_labels_markdown(results: dict[str, Any], num_scenes: int) -> str:
+    titles = {"lift_only": "Stage 2 tracked labels, lifted (what Stages 2 and 3 trained on)",
+              "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3"}
+    lines = ["## The models against their own training labels (train scenes, uses GT)", "",
+             "| Method | AP | AP50 | AP25 |", "|---|---:|---:|---:|"]
+    for name, r in results.items():
+        m = r.metrics()
+        lines.append(f"| {titles[name]} | " + " | ".join(f"{100 * m[k]:.1f}" for k in ("AP", "AP50", "AP25")) + " |")
+    lines += ["", f"{num_scenes} train scene(s). The val rows compare the models with the labels of rooms they never "
+              "saw; these compare them with the labels they learned from, on the same rooms (the paper's claim "
+              "that the model ends better than its labels)."]
+    return "\n".join(lines) + "\n"
 
 
 def baseline_paths(folder: Path, scene_ids: list[str]) -> dict[str, Path]:
@@ -233,6 +290,11 @@ def main(
                      + views_markdown(sizes["view_rows"], min_area_px=setting_text(settings, "min_area_px"),
                                       iou=setting_text(settings, "coverage_iou")))
         metrics = {**metrics_json(results), "diagnostics": diagnostics}
+        if cfg.own_labels:
+            own, n_own = own_label_results(p, scenes, tracks, superpoints, nets, score)
+            if own:
+                metrics["own_labels"] = metrics_json(own)
+                text += "\n" + own_labels_markdown(own, n_own)
     else:
         text = (f"No GT object in the {len(val_scenes)} {cfg.split} scene(s) ({', '.join(scene_ids[:5])}"
                 f"{', ...' if len(scene_ids) > 5 else ''}): AP is undefined, so only the GT-free statistics below "

@@ -26,3 +26,17 @@ def test_summary_mean_spread_and_ordering():
     assert "| Stage 1 | 16.7 ± 11.5 | 33.3 ± 23.1 | n/a |" in md and "2 of 3 seed(s)" in md and "seed-3" in md
     assert "Stage 1 + 2 + 3 on 2 of 3, Stage 1 + 2 + 3 >= lift-only on 3 of 3" in md
     assert "| 1 | 10.0 | 30.0 | 20.0 | 10.0 |" in md  # per seed: Stage 1, 1 + 2, 1 + 2 + 3, lift-only AP
+
+
+def test_own_label_rows_are_summarized_with_their_check():
+    pts = [_point(0, 0.1, 0.2, 0.3, 0.25), _point(1, 0.1, 0.3, 0.2, 0.1)]
+    for p, (lab, s2, s3) in zip(pts, ((0.2, 0.25, 0.3), (0.3, 0.35, 0.25))):
+        p.rows.update({"own_lift_only": {"AP": lab, "AP50": None, "AP25": None},
+                       "own_stage2": {"AP": s2, "AP50": None, "AP25": None},
+                       "own_stage3": {"AP": s3, "AP50": None, "AP25": None}})
+    s = summarize(pts)
+    assert s["refines_own_labels"] == {"0": True, "1": False}
+    assert abs(s["rows"]["own_stage3"]["AP"]["mean"] - 0.275) < 1e-12
+    md = markdown(s)
+    assert "| Their training labels (tracked, lifted) | 25.0 ± 7.1 | n/a | n/a | 20.0 / 30.0 |" in md
+    assert "its own training labels (AP, train scenes) on 1 of 2 seed(s)" in md

@@ -31,6 +31,8 @@ def test_names_and_queue_commands_use_explicit_values():
     assert [c[3:] for c in cmds] == [["exp", "run", "--queue", "-S", "tau_iou=0.5", "-n", "tau_iou-0.5"],
                                      ["exp", "run", "--queue", "-S", "tau_iou=0.9", "-n", "tau_iou-0.9"]]
     assert queue_commands("tau_dorm", [2], params_file="p2.yaml")[0][7] == "p2.yaml:tau_dorm=2"
+    assert queue_commands("seed", [1], extra=["eval.own_labels=true"])[0][3:] == [
+        "exp", "run", "--queue", "-S", "seed=1", "-S", "eval.own_labels=true", "-n", "seed-1"]
 
 
 def test_collect_from_captured_payload():

@@ -286,3 +286,33 @@ def test_ap_on_the_scenes_with_gt_statistics_on_all(tmp_path, dataset):
     free = json.loads((out / "eval" / "gt_free.json").read_text())
     assert free["scenes"] == 2 and free["scenes_with_gt"] == 1
     assert "1 val scene(s)" in (out / "eval" / "ablation.md").read_text()
+
+
+def test_own_labels_scores_the_train_scenes(tmp_path, dataset):
+    """eval.own_labels: the train scene's tracked labels and the Stage 1 + 2 / 1 + 2 + 3 models against its GT."""
+    out = tmp_path / "metrics"
+    r = _run(_params(tmp_path, own_labels=True), dataset, out)
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "eval.json").read_text())
+    assert list(m["own_labels"]) == ["lift_only", "stage2", "stage3"]
+    assert m["own_labels"]["lift_only"]["AP"] == 1.0  # perfect tracks of the train scene
+    for row in ("stage2", "stage3"):
+        assert 0.0 <= m["own_labels"][row]["AP"] <= 1.0
+    table = (out / "eval" / "ablation.md").read_text()
+    assert "own training labels (train scenes, uses GT)" in table and "1 train scene(s)" in table
+    # the val rows do not change with it
+    out2 = tmp_path / "off"
+    assert _run(_params(tmp_path), dataset, out2).exit_code == 0
+    m2 = json.loads((out2 / "eval.json").read_text())
+    assert "own_labels" not in m2 and all(m2[k] == m[k] for k in ("lift_only", "stage1", "stage2", "stage3"))
+
+
+def test_own_labels_without_train_tracks_is_named(tmp_path, dataset):
+    import shutil
+
+    tracks = tmp_path / "tracks"
+    shutil.copytree(dataset["tracks"], tracks)
+    (tracks / "scene_a.h5").unlink()
+    r = _run(_params(tmp_path, own_labels=True), {**dataset, "tracks": tracks}, tmp_path / "metrics")
+    assert r.exit_code != 0 and "scene_a" in r.output and "sam2_track.split: all" in r.output
+    assert not (tmp_path / "metrics" / "eval.json").exists()
