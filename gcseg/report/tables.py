@@ -276,6 +276,11 @@ def load_study(path: Path) -> dict[str, Any]:
     return data
 
 
+# the train-scene rows of gcseg.study (eval.own_labels): the labels Stages 2 and 3 trained on, and those models
+OWN_TITLES = {"own_lift_only": "their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
+              "own_stage3": "Stage 1 + 2 + 3"}
+
+
 def study_html(study: Mapping[str, Any]) -> str:
     """Mean +- sample standard deviation (%) of each ablation row over the study's seeds, the per-seed values in
     a tooltip, and for how many seeds the paper's ordering held."""
@@ -290,13 +295,17 @@ def study_html(study: Mapping[str, Any]) -> str:
                 continue
             values = ", ".join(pct(v) for v in s.get("values", []))
             cells.append(f'<td title="per seed: {esc(values)}">{pct(s.get("mean"))} &plusmn; {pct(s.get("std"))}</td>')
-        body.append(f'<tr data-row="{esc(r)}"><th scope="row">{esc(ROW_TITLES.get(r, r))}</th>{"".join(cells)}</tr>')
+        title = ROW_TITLES.get(r) or (f"Train scenes: {OWN_TITLES[r]}" if r in OWN_TITLES else r)
+        body.append(f'<tr data-row="{esc(r)}"><th scope="row">{esc(title)}</th>{"".join(cells)}</tr>')
     order = study.get("ordering_holds") or {}
     held = sum(bool(v) for v in order.values())
     seeds = ", ".join(str(s) for s in study["seeds"])
     failed = study.get("failed") or []
+    own = study.get("refines_own_labels") or {}
+    own_note = (f" On the train scenes Stage 1 + 2 + 3 &ge; the tracked labels it trained on (AP) for "
+                f"{sum(bool(v) for v in own.values())} of {len(own)} seed(s)." if own else "")
     note = (f'<p class="note">Seeds {esc(seeds)}; Stage 1 &lt; Stage 1 + 2 &lt; Stage 1 + 2 + 3 &ge; lift-only (AP) '
-            f"held for {held} of {len(order)} seed(s)." + (f" Failed or missing: {esc(', '.join(failed))}." if failed
-                                                          else "") + "</p>")
+            f"held for {held} of {len(order)} seed(s).{own_note}" + (f" Failed or missing: {esc(', '.join(failed))}."
+                                                                   if failed else "") + "</p>")
     return (f'<table class="ablation study"><thead><tr><th>Method</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>" + note)

@@ -54,6 +54,9 @@ def test_report_with_every_input(built):
     assert re.search(r'<tr data-row="stage1"><th scope="row">Stage 1</th><td title="per seed: 12.0, 13.0, 14.0">'
                      r'13\.0 &plusmn; 1\.0</td>', study)
     assert "held for 3 of 3 seed(s)" in study
+    # the train-scene rows (eval.own_labels) with their titles and their own check
+    assert '<tr data-row="own_stage3"><th scope="row">Train scenes: Stage 1 + 2 + 3</th>' in study
+    assert "the tracked labels it trained on (AP) for 2 of 3 seed(s)" in study
     # the diagnostics block is not an ablation row: its own table, each row with its source, and the coverage
     assert '<tr data-row="diagnostics">' not in html
     diag = html[html.index('<table class="ablation diagnostics">'):]
