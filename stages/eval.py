@@ -97,6 +97,22 @@ def read_tracks(track_path: Path, val: Any) -> dict[str, Any]:
     return {"lift_only": lift_only_predictions(art["labels"], art["shares"], art["votes"]), "diagnostics": diag}
 
 
+def eval_scene(sid: str, cloud: Any, superpoints: Path | None) -> Any:
+    """The ValScene eval scores: GT from the cloud (or none: GT-free statistics only), and the superpoints stage's
+    ids of its reference cloud when given (superpoint models predict on them)."""
+    from dataclasses import replace
+
+    from gcseg.eval.ablation import val_scene_from_cloud
+    from gcseg.eval.gt_free import unlabelled_scene
+
+    val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
+    if superpoints is not None:
+        from gcseg.superpoints import REFERENCE, read_superpoints
+
+        val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
+    return val
+
+
 OWN_ROWS: tuple[str, ...] = ("lift_only", "stage2", "stage3")  # the tracked labels and the models trained on them
 
 
@@ -104,14 +120,11 @@ def own_label_results(p: Params, scenes: Path, tracks: Path, superpoints: Path |
                       score: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """AP of the tracked labels of the train scenes (what Stages 2 and 3 trained on) and of the Stage 1 + 2 and
     1 + 2 + 3 models on those scenes, against their GT. Returns (results by row, number of scenes with GT)."""
-    from dataclasses import replace
-
     from tqdm import tqdm
 
-    from gcseg.eval.ablation import evaluate_rows, model_predictions, val_scene_from_cloud
+    from gcseg.eval.ablation import evaluate_rows, model_predictions
     from gcseg.eval.gt_free import has_gt
     from gcseg.readers import open_scene
-    from gcseg.superpoints import REFERENCE, read_superpoints
 
     ids = split_scenes(p.data.source, scenes, "train")
     files = scene_files(tracks, ids, "tracked labels", split="train",
@@ -122,9 +135,7 @@ def own_label_results(p: Params, scenes: Path, tracks: Path, superpoints: Path |
         cloud = open_scene(p.data.source, scenes, sid).reference()
         if cloud is None or cloud.instance is None:
             continue
-        val = val_scene_from_cloud(sid, cloud)
-        if superpoints is not None:
-            val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
+        val = eval_scene(sid, cloud, superpoints)
         if not has_gt(val):
             continue
         own.append(val)
@@ -197,14 +208,14 @@ def main(
     from gcseg.atomic import write_text
     from gcseg.errors import InputError
     from gcseg.eval.ablation import (ROW_TITLES, ROWS, ablation_markdown, evaluate_rows, metrics_json,
-                                     model_predictions, val_scene_from_cloud, write_pr_csvs)
+                                     model_predictions, write_pr_csvs)
     from gcseg.eval.by_size import by_size_markdown, found_by_size, views_by_size, views_markdown
     from gcseg.eval.diagnostics import (DIAGNOSTIC_ROWS, DIAGNOSTIC_TITLES, POLICY_ROWS, diagnostics_markdown,
                                         evaluate_diagnostics, setting_text)
     from gcseg.eval.classes import subsets_for, valid_labels_for
     from gcseg.eval.folders import read_label_list
     from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
-                                    tracked_diagnostic_rows, unlabelled_scene, write_empty_pr_csvs)
+                                    tracked_diagnostic_rows, write_empty_pr_csvs)
     from gcseg.models.mask_model import load_model
     from gcseg.readers import open_scene
     from gcseg.determinism import configure_torch
@@ -237,13 +248,7 @@ def main(
         if cloud is None:
             raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
                              fix="give the scene a mesh, reference.ply or frames to fuse")
-        val = val_scene_from_cloud(sid, cloud) if cloud.instance is not None else unlabelled_scene(sid, cloud)
-        if superpoints is not None:
-            from dataclasses import replace
-
-            from gcseg.superpoints import REFERENCE, read_superpoints
-
-            val = replace(val, superpoint=read_superpoints(superpoints / f"{sid}.h5", REFERENCE, cloud.coord))
+        val = eval_scene(sid, cloud, superpoints)
         val_scenes.append(val)
         tracked = read_tracks(track_files[sid], val)
         rows["lift_only"][sid] = tracked["lift_only"]

@@ -135,7 +135,13 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
         raise InputError("empty point cloud: nothing to segment", fix="check the depth/mask inputs of this scene")
     if not np.isfinite(coord).all():
         raise InputError("point coordinates contain NaN or inf", fix="drop invalid depth before lifting")
-    obj_logits, mask_logits, to_point = scene_logits(model, coord, color, superpoint)
+    return point_masks(model, *scene_logits(model, coord, color, superpoint), min_points=min_points)
+
+
+def point_masks(model: MaskModel, obj_logits: torch.Tensor, mask_logits: torch.Tensor, to_point: torch.Tensor, *,
+                min_points: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """predict_points' masks and scores from the model's raw output (`scene_logits`): score (model.cfg.score),
+    NMS (model.cfg.nms_iou), masks under `min_points` points dropped, the rest sorted and expanded to points."""
     weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
     binary, score = masks_and_scores(obj_logits, mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
