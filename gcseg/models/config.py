@@ -34,8 +34,9 @@ class ModelConfig(BaseModel):
     # inference only: keys per scene and level at test time (None = every voxel of the level, as Mask3D evaluates;
     # an int caps it with a seeded random subsample, as in training, to bound memory on very large scenes)
     test_attn_voxels: int | None = Field(None, gt=0)
-    # inference only: attention runs over chunks of queries, each chunk's attention weights under this many MB
-    # (None = all queries at once). Queries attend independently, so the result is the same; memory is bounded
+    # inference only: attention runs over chunks of queries, each chunk's attention weights and its masks pooled onto
+    # the voxels under this many MB (None = all queries at once). Queries attend independently, so the result is the
+    # same; memory is bounded
     test_attn_mb: float | None = Field(None, gt=0)
     # learned (spec) | fps (Segment3D/Mask3D non-parametric queries) | superpoint (OneFormer3D: seeded at superpoints)
     queries: Literal["learned", "fps", "superpoint"] = "learned"

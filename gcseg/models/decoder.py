@@ -13,7 +13,8 @@ subsample of at most ``max_attn_voxels`` voxels of its level per scene (Mask3D s
 level the same way); the subsample is drawn from a per-scene seed so that a scene gets the same draw wherever (which
 rank, which batch) it is processed. In eval mode every voxel is a key (Mask3D at evaluation), or at most
 ``test_attn_voxels`` drawn the same way. Then the attention runs over chunks of queries sized so that one chunk's
-attention matrix stays under ``test_attn_mb`` (queries attend independently: the same result, bounded memory).
+attention matrix and its previous masks pooled onto the fine voxels (for the attention mask) stay under
+``test_attn_mb`` (queries attend independently: the same result, bounded memory).
 """
 
 from __future__ import annotations
@@ -263,12 +264,13 @@ class MaskDecoder(nn.Module):
     def num_layers(self) -> int:
         return self.num_decoders * len(self.hlevels)
 
-    def query_chunk(self, batch: int, keys: int) -> int | None:
+    def query_chunk(self, batch: int, keys: int, fine: int = 0) -> int | None:
         """Queries per attention call: in eval mode as many as keep one call's attention weights (batch x heads x
-        chunk x keys float32) under test_attn_mb; None = all at once (training: gradients need them anyway)."""
+        chunk x keys float32) plus its previous masks pooled onto a scene's `fine` voxels (chunk x fine float32, the
+        attention mask's source) under test_attn_mb; None = all at once (training: gradients need them anyway)."""
         if self.training or self.test_attn_mb is None:
             return None
-        per_query = 4 * batch * self.num_heads * max(keys, 1)
+        per_query = 4 * (batch * self.num_heads * max(keys, 1) + fine)
         return max(1, int(self.test_attn_mb * 2**20 // per_query))
 
     def _head(self, q: Tensor, mask_feats: list[Tensor], seed_sp: list[Tensor] | None,
@@ -388,7 +390,7 @@ class MaskDecoder(nn.Module):
                     pos[b, : len(r)] = self.pos_enc(norm01(lcoord[r]))
                 prev = preds[-1].masks
                 nq = q.shape[1]
-                chunk = self.query_chunk(nb, smax) or nq
+                chunk = self.query_chunk(nb, smax, max(len(r) for r in rows)) or nq
                 outs = []
                 for s in range(0, nq, chunk):
                     e = min(s + chunk, nq)

@@ -72,6 +72,9 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=1)
     bn_recompute_batches: int = Field(16, ge=0)
     val_samples: int = Field(8, ge=1)
+    # final weights = init + wise_ft x (trained - init), before the BatchNorm recompute (WiSE-FT, Wortsman et al.,
+    # CVPR 2022: weight-space ensemble of a fine-tuned model and its init); 1.0 = the trained weights. Needs an init
+    wise_ft: float = Field(1.0, gt=0, le=1)
 
 
 class Stage3TrainConfig(TrainConfig):

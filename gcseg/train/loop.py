@@ -164,12 +164,19 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     sp_files = [Path(superpoints) / f.name for f in files] if model_cfg.mask_on == "superpoint" else []
     fp = fingerprint(model_cfg, cfg, seed, files + [f for f in sp_files if f.is_file()], world_size, init_path)
 
+    if cfg.wise_ft != 1.0 and init_checkpoint is None:
+        raise ConfigError(f"wise_ft {cfg.wise_ft} interpolates towards the init weights, but there is no init",
+                          fix="set wise_ft: 1.0 for a stage trained from scratch (Stage 1)")
+
     torch.manual_seed(seed)
     model = build_model(model_cfg)
+    init_state: dict[str, torch.Tensor] | None = None
     if init_checkpoint is not None:
         ck = read_checkpoint(init_checkpoint)
         check_architecture(ck["config"], model_cfg, init_checkpoint)
         load_state_strict_into(model, ck["model"], init_checkpoint)
+        if cfg.wise_ft != 1.0:
+            init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     dev = torch.device(device)
     model.to(dev)
     if world_size > 1:
@@ -242,8 +249,11 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         # every val_every epochs, and always after the last one: the final model is checked whatever
         # `epochs` (e.g. `-S stage2_train.epochs=48` with val_every 28) or a time budget makes the last epoch
         if val_fn is not None and cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or done):
-            # validate a copy with recomputed BN statistics (what model.pt would be now); collective under DDP
+            # validate a copy with wise_ft applied and BN statistics recomputed (what model.pt would be now);
+            # collective under DDP
             snap = copy.deepcopy(model)
+            if init_state is not None:
+                wise_ft_(snap, init_state, cfg.wise_ft)
             if cfg.bn_recompute_batches:
                 recompute_bn_stats(snap, ds, cfg, model_cfg, seed, epoch + 1, world_size, rank, dev)
             if rank == 0:
@@ -266,14 +276,26 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     if bn_done is not None and bn_done[0] == done_epochs:  # validated after the last epoch: same result
         model.load_state_dict(bn_done[1])
         net.eval()
-    elif cfg.bn_recompute_batches:
-        recompute_bn_stats(net, ds, cfg, model_cfg, seed, done_epochs, world_size, rank, dev)
+    else:
+        if init_state is not None:
+            wise_ft_(model, init_state, cfg.wise_ft)
+        if cfg.bn_recompute_batches:
+            recompute_bn_stats(net, ds, cfg, model_cfg, seed, done_epochs, world_size, rank, dev)
     metrics.close()
     model_path = out_dir / "model.pt"
     if rank == 0:
         write_bytes(model_path, _serialize_final(model, model_cfg, done_epochs))
     ddp.barrier()
     return TrainResult(model_path, done_epochs, resumed_from, history)
+
+
+@torch.no_grad()
+def wise_ft_(model: torch.nn.Module, init_state: dict[str, torch.Tensor], alpha: float) -> None:
+    """In place: every floating-point weight and buffer = init + alpha x (current - init) (WiSE-FT). Integer
+    buffers (BatchNorm's batch counts) keep the trained values."""
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            v.copy_(torch.lerp(init_state[k].to(v.device, v.dtype), v, alpha))
 
 
 @torch.no_grad()

@@ -127,3 +127,15 @@ def test_eval_attention_in_query_chunks_matches_all_at_once():
         for ma, mb in zip(pa.masks, pb.masks):
             torch.testing.assert_close(mb, ma, rtol=1e-5, atol=1e-5)
     assert tiny.train().query_chunk(2, smax) is None
+
+
+def test_query_chunk_bounds_attention_weights_and_pooled_masks():
+    """One chunk's attention weights (batch x heads x keys per query) and its masks pooled onto a scene's fine
+    voxels (the attention mask's source: fine voxels per query) together stay under test_attn_mb."""
+    dec = _decoder(num_queries=7, test_attn_mb=1.0).eval()
+    heads = dec.num_heads
+    assert dec.query_chunk(2, 1000) == 2**20 // (4 * 2 * heads * 1000)
+    # a coarse level has few keys but the pooling reads every fine voxel: the chunk shrinks with them
+    assert dec.query_chunk(1, 100, 200_000) == 2**20 // (4 * (heads * 100 + 200_000))
+    assert dec.query_chunk(1, 100, 200_000) < dec.query_chunk(1, 100)
+    assert dec.query_chunk(1, 10, 10**9) == 1  # at least one query per call
