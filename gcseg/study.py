@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from gcseg.atomic import write_text
+from gcseg.report.inputs import OWN_TITLES
 from gcseg.sweep import FIGURES, ROWS, SweepPoint, run_sweep
 
 TITLES = {"stage1": "Stage 1", "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3",
           "lift_only": "Stage 2 tracked labels, lifted (no 3D model)"}
 # the same on the train scenes: the labels Stages 2 and 3 trained on, and those models (stages/eval.py own_labels)
 OWN_ROWS = ("own_lift_only", "own_stage2", "own_stage3")
-OWN_TITLES = {"own_lift_only": "Their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
-              "own_stage3": "Stage 1 + 2 + 3"}
 EXTRA_SETTINGS = ("eval.own_labels=true",)
 
 

@@ -23,6 +23,9 @@ ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)",
                               "maskclustering": "MaskClustering (training-free, keyframe proposals)",
                               "sai3d_keyframes": "SAI3D (training-free, keyframe proposals)",
                               "sai3d_tracked": "SAI3D (training-free, Stage 2 tracked masks)"}
+# the train-room rows `make study` adds with eval.own_labels (gcseg.study; the report's study table)
+OWN_TITLES: dict[str, str] = {"own_lift_only": "Their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
+                              "own_stage3": "Stage 1 + 2 + 3"}
 # metrics/eval.json's diagnostics block (gcseg.eval.diagnostics): GT ceiling and perfect identity (use the GT),
 # then the no-policy tracking row (the policy ablation)
 DIAGNOSTIC_ORDER: tuple[str, ...] = ("ceiling", "perfect_identity", "no_policy")

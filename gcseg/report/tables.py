@@ -14,7 +14,8 @@ import yaml
 
 from gcseg.errors import ArtifactError
 from gcseg.report.curves import FIGURES, Sweep
-from gcseg.report.inputs import DIAGNOSTIC_ORDER, DIAGNOSTIC_TITLES, ROW_TITLES, ROWS, finite, load_json
+from gcseg.report.inputs import (DIAGNOSTIC_ORDER, DIAGNOSTIC_TITLES, OWN_TITLES, ROW_TITLES, ROWS, finite,
+                                 load_json)
 
 EVAL_FIX = "run `dvc repro eval` (writes metrics/eval.json)"
 DIAGNOSTICS = "diagnostics"  # metrics/eval.json's block of diagnostics (gcseg.eval.diagnostics), not a row
@@ -277,10 +278,6 @@ def load_study(path: Path) -> dict[str, Any]:
 
 
 # the train-scene rows of gcseg.study (eval.own_labels): the labels Stages 2 and 3 trained on, and those models
-OWN_TITLES = {"own_lift_only": "their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
-              "own_stage3": "Stage 1 + 2 + 3"}
-
-
 def study_html(study: Mapping[str, Any]) -> str:
     """Mean +- sample standard deviation (%) of each ablation row over the study's seeds, the per-seed values in
     a tooltip, and for how many seeds the paper's ordering held."""
