@@ -27,7 +27,8 @@ from gcseg.train.toy import tiny_model_config
 a = json.loads(sys.argv[1])
 files = [Path(f) for f in a["files"]]
 res = train(TrainConfig(**a["cfg"]), files, a["out"], model_cfg=tiny_model_config(**a["model"]),
-            seed=0, progress=False, val_fn=labels_ap_fn(files, 2, superpoints=a["sp"]), superpoints=a["sp"])
+            seed=0, progress=False, val_fn=labels_ap_fn(files, 2, superpoints=a["sp"]), superpoints=a["sp"],
+            init_checkpoint=a["init"])
 if torch.distributed.get_rank() == 0:
     Path(a["out"], "history.json").write_text(json.dumps(res.history))
 torch.distributed.destroy_process_group()
@@ -50,17 +51,21 @@ def test_two_gloo_ranks_match_single_process(tmp_path, kind):
     files = write_box_samples(tmp_path / "labels", scenes=2, samples_per_scene=2, seed=2, n_boxes=3,
                               points_per_box=100, floor_points=80)
     torch.set_num_threads(1)
-    model, cfg, sp = MODEL, CFG, None
-    if kind == "superpoint":  # the pipeline's default kind of model
+    model, cfg, sp, init = MODEL, CFG, None, None
+    if kind == "superpoint":  # the pipeline's default kind of model, fine-tuned as Stage 3 is (init + wise_ft)
         model = {**MODEL, "queries": "superpoint", "mask_on": "superpoint", "nms_iou": 0.5}
         cfg = {**CFG, "loss": {"matcher": "seeded", "seeded_topk": 0}}
         sp = write_superpoints_for(files, tmp_path / "sp")
+        init = str(train(TrainConfig(**{**cfg, "epochs": 1, "val_every": 0}), files, tmp_path / "init",
+                         model_cfg=tiny_model_config(**model), seed=1, progress=False, superpoints=sp).model_path)
+        cfg = {**cfg, "wise_ft": 0.5}
     single = train(TrainConfig(**cfg), files, tmp_path / "single", model_cfg=tiny_model_config(**model), seed=0,
-                   progress=False, val_fn=labels_ap_fn(files, 2, superpoints=sp), superpoints=sp)
+                   progress=False, val_fn=labels_ap_fn(files, 2, superpoints=sp), superpoints=sp,
+                   init_checkpoint=init)
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     arg = json.dumps({"cfg": cfg, "model": model, "files": [str(f) for f in files], "out": str(tmp_path / "ddp"),
-                      "sp": sp})
+                      "sp": sp, "init": init})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(script), arg], env=env, cwd=ROOT, capture_output=True, timeout=400)
