@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from gcseg.atomic import write_text
+from gcseg.eval.ablation import ROW_TITLES
 from gcseg.report.inputs import OWN_TITLES
 from gcseg.sweep import FIGURES, ROWS, SweepPoint, run_sweep
 
-TITLES = {"stage1": "Stage 1", "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3",
-          "lift_only": "Stage 2 tracked labels, lifted (no 3D model)"}
 # the same on the train scenes: the labels Stages 2 and 3 trained on, and those models (stages/eval.py own_labels)
 OWN_ROWS = ("own_lift_only", "own_stage2", "own_stage3")
 EXTRA_SETTINGS = ("eval.own_labels=true",)
@@ -70,7 +69,7 @@ def markdown(summary: dict[str, Any]) -> str:
         for f in FIGURES:
             s = summary["rows"][r].get(f)
             cells.append("n/a" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}")
-        lines.append(f"| {TITLES[r]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ROW_TITLES[r]} | " + " | ".join(cells) + " |")
     seeds = ", ".join(str(s) for s in summary["seeds"])
     held = summary["ordering_holds"]
     lines += ["", f"Mean ± sample standard deviation over seeds {seeds} (values in %, val split).",
@@ -81,10 +80,11 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"Apart: Stage 1 < Stage 1 + 2 < Stage 1 + 2 + 3 on {sum(paper.values())} of {len(paper)}, "
                      f"Stage 1 + 2 + 3 >= lift-only on {sum(refines.values())} of {len(refines)}.")
     # AP per seed, for the rows every seed has (a row's values follow the order of summary["seeds"])
-    per_seed = {r: summary["rows"][r]["AP"]["values"] for r in ("stage1", "stage2", "stage3", "lift_only")
-                if len(summary["rows"].get(r, {}).get("AP", {}).get("values", [])) == len(summary["seeds"])}
+    per_seed = {r: vals for r in ("stage1", "stage2", "stage3", "lift_only")
+                if (vals := summary["rows"].get(r, {}).get("AP", {}).get("values", []))
+                and len(vals) == len(summary["seeds"])}
     if per_seed and len(summary["seeds"]) > 1:
-        lines += ["", "| Seed | " + " | ".join(f"{TITLES[r]} AP" for r in per_seed) + " |",
+        lines += ["", "| Seed | " + " | ".join(f"{ROW_TITLES[r]} AP" for r in per_seed) + " |",
                   "|---|" + "---:|" * len(per_seed)]
         for i, seed in enumerate(summary["seeds"]):
             lines.append(f"| {seed} | " + " | ".join(f"{100 * v[i]:.1f}" for v in per_seed.values()) + " |")

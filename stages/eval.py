@@ -146,8 +146,9 @@ def own_label_results(p: Params, scenes: Path, tracks: Path, superpoints: Path |
 
 
 def own_labels_markdown(results: dict[str, Any], num_scenes: int) -> str:
-    titles = {"lift_only": "Stage 2 tracked labels, lifted (what Stages 2 and 3 trained on)",
-              "stage2": "Stage 1 + 2", "stage3": "Stage 1 + 2 + 3"}
+    from gcseg.eval.ablation import ROW_TITLES
+
+    titles = {**ROW_TITLES, "lift_only": "Stage 2 tracked labels, lifted (what Stages 2 and 3 trained on)"}
     lines = ["## The models against their own training labels (train scenes, uses GT)", "",
              "| Method | AP | AP50 | AP25 |", "|---|---:|---:|---:|"]
     for name, r in results.items():

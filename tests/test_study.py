@@ -40,3 +40,11 @@ def test_own_label_rows_are_summarized_with_their_check():
     md = markdown(s)
     assert "| Their training labels (tracked, lifted) | 25.0 ± 7.1 | n/a | n/a | 20.0 / 30.0 |" in md
     assert "its own training labels (AP, train scenes) on 1 of 2 seed(s)" in md
+
+
+def test_no_finished_seed_gives_an_empty_summary_not_a_crash():
+    """--collect-only on a commit with no experiments (they stay under the commit they were queued on)."""
+    s = summarize([SweepPoint(0, "seed-0", "missing", {})])
+    assert s["seeds"] == [] and s["failed"] == ["seed-0"] and s["rows"] == {}
+    md = markdown(s)
+    assert "held for 0 of 0 seed(s)" in md and "Failed or missing experiments: seed-0." in md

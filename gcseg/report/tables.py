@@ -277,7 +277,6 @@ def load_study(path: Path) -> dict[str, Any]:
     return data
 
 
-# the train-scene rows of gcseg.study (eval.own_labels): the labels Stages 2 and 3 trained on, and those models
 def study_html(study: Mapping[str, Any]) -> str:
     """Mean +- sample standard deviation (%) of each ablation row over the study's seeds, the per-seed values in
     a tooltip, and for how many seeds the paper's ordering held."""
