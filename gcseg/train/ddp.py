@@ -13,6 +13,7 @@ float rounding) because
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -95,13 +96,23 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+# Rank 0 alone validates (val_fn) and writes the model while the others wait in the next collective: NCCL's
+# default 10-minute timeout would kill a run whose validation on a large val split takes longer.
+DIST_TIMEOUT = timedelta(hours=2)
+
+
+def process_group_backend(cuda: bool) -> str:
+    """gloo on CPU; with CUDA, nccl for CUDA tensors and gloo for the CPU ones (the loss sums and the time-budget
+    flag are CPU tensors, which NCCL cannot reduce)."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
 def init_from_env() -> tuple[int, int]:
     """Initialise the process group from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT) if
     WORLD_SIZE > 1 and no group exists yet; gloo on CPU, nccl with CUDA. Returns (rank, world_size)."""
     ws = int(os.environ.get("WORLD_SIZE", "1"))
     if ws > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        dist.init_process_group(process_group_backend(torch.cuda.is_available()), timeout=DIST_TIMEOUT)
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return world()

@@ -89,3 +89,24 @@ def test_two_gloo_ranks_match_single_process(tmp_path, kind):
             torch.testing.assert_close(a[h:2 * h], b[h:2 * h], atol=2 * CFG["lr"] * 4, rtol=0, msg=k)
             a, b = torch.cat([a[:h], a[2 * h:]]), torch.cat([b[:h], b[2 * h:]])
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=k)
+
+
+def test_a_cuda_process_group_reduces_cpu_tensors_with_gloo(monkeypatch):
+    """The loss sums and the time-budget flag are CPU tensors: with CUDA the group needs gloo beside nccl, and a
+    long rank-0 validation must not hit NCCL's 10-minute default timeout (process group creation recorded, not
+    run: there is no GPU here)."""
+    from datetime import timedelta
+
+    from gcseg.train import ddp
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(ddp.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(ddp.dist, "init_process_group", lambda backend, timeout: calls.append((backend, timeout)))
+    monkeypatch.setattr(ddp.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ddp.torch.cuda, "set_device", lambda i: calls.append(("device", i)))
+    ddp.init_from_env()
+    assert calls[0][0] == "cpu:gloo,cuda:nccl" and calls[0][1] >= timedelta(hours=1)
+    assert calls[1] == ("device", 1)
+    assert ddp.process_group_backend(False) == "gloo"
