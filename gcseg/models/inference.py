@@ -51,13 +51,14 @@ def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor, *, sco
     of the mask thresholded a little higher and lower: near 1 for a mask with a sharp border."""
     binary = mask_logits > 0
     objectness = obj_logits.softmax(-1)[:, 0]
+    w = torch.ones(mask_logits.shape[1], dtype=mask_logits.dtype, device=mask_logits.device) if weight is None \
+        else weight.to(mask_logits)
     if score == "mask3d":
-        heat = mask_logits.sigmoid()
-        inside = (heat * binary).sum(1) / (binary.sum(1) + 1e-6)
+        # mean over the mask's points (Mask3D scores point masks): a superpoint counts by its points
+        heat = mask_logits.sigmoid() * w
+        inside = (heat * binary).sum(1) / ((binary.to(w.dtype) * w).sum(1) + 1e-6)
         return binary, objectness * inside
     if score == "stability":
-        w = torch.ones(mask_logits.shape[1], dtype=mask_logits.dtype, device=mask_logits.device) if weight is None \
-            else weight.to(mask_logits)
         high = ((mask_logits > offset).to(w.dtype) * w).sum(1)
         low = ((mask_logits > -offset).to(w.dtype) * w).sum(1)
         return binary, objectness * high / low.clamp_min(1e-6)

@@ -51,6 +51,31 @@ def test_foreign_or_missing_checkpoint_is_an_artifact_error(tmp_path):
         load_model(tmp_path / "nothing.pt")
 
 
+class _RunsCode:
+    """A pickle that calls a function when unpickled (what a hostile .pt file can do)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_touch, (str(self.marker),))
+
+
+def _touch(path):
+    open(path, "w").close()
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(tiny, tmp_path):
+    cfg, model = tiny
+    save_checkpoint(tmp_path / "ok.pt", model, cfg, epoch=1)
+    ckpt = torch.load(tmp_path / "ok.pt", weights_only=True)
+    ckpt["payload"] = _RunsCode(tmp_path / "ran")
+    torch.save(ckpt, tmp_path / "hostile.pt")
+    with pytest.raises(ArtifactError, match="not a readable torch checkpoint"):
+        load_model(tmp_path / "hostile.pt")
+    assert not (tmp_path / "ran").exists()
+
+
 def test_predict_points_contract(tiny):
     _, model = tiny
     s = box_scene(np.random.default_rng(0), n_boxes=3, points_per_box=150, floor_points=200)
@@ -75,6 +100,10 @@ def test_mask_scores_mask3d_and_stability():
     # point-weighted: the element above +1 holds 10 points, the others 1
     _, sw = masks_and_scores(obj, logits, score="stability", weight=torch.tensor([1.0, 10.0, 1.0, 1.0]))
     assert sw[1].item() == pytest.approx(0.5 * 10 / 13)
+    # mask3d over superpoints: the mean sigmoid over the mask's points, each superpoint counted by its points
+    _, mw = masks_and_scores(obj, logits, weight=torch.tensor([1.0, 10.0, 1.0, 1.0]))
+    sig = torch.sigmoid(torch.tensor([0.5, 2.0, 0.2]))
+    assert mw[1].item() == pytest.approx(0.5 * float(sig[0] + 10 * sig[1] + sig[2]) / 12)
     with pytest.raises(ValueError, match="unknown mask score"):
         masks_and_scores(obj, logits, score="iou")
 
