@@ -99,7 +99,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ArtifactError("model checkpoint not found", path=path, fix="run the training stage that writes it")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # tensors and plain values only: a checkpoint a user downloads must not run code when it is read
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: torch raises many types
         raise ArtifactError(f"not a readable torch checkpoint ({type(exc).__name__}: {exc})", path=path,
                             fix="rerun the training stage that writes it") from exc
