@@ -35,11 +35,12 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
     for r in (*ROWS, *OWN_ROWS):
         figs = {}
         for f in FIGURES:
-            vals = [p.rows[r][f] for p in ok if r in p.rows and p.rows[r].get(f) is not None]
-            if vals:
-                a = np.asarray(vals, np.float64)
+            have = [p for p in ok if r in p.rows and p.rows[r].get(f) is not None]
+            if have:
+                a = np.asarray([p.rows[r][f] for p in have], np.float64)
                 figs[f] = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-                           "min": float(a.min()), "max": float(a.max()), "values": [float(v) for v in a]}
+                           "min": float(a.min()), "max": float(a.max()), "values": [float(v) for v in a],
+                           "seeds": [p.value for p in have]}  # whose values (a seed may lack a row)
         if figs:
             rows[r] = figs
     order: dict[str, bool] = {}
@@ -58,6 +59,15 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
     return {"seeds": [p.value for p in ok], "failed": [p.name for p in points if p.status != "success"],
             "rows": rows, "ordering_holds": order, "paper_order_holds": paper, "refines_labels": refines,
             "refines_own_labels": own}
+
+
+def per_seed_text(fig: dict[str, Any], seeds: Sequence[Any]) -> str:
+    """A figure's values in %: "a / b / c" in the order of `seeds` when every seed has one, else each named by
+    its seed (summaries written before the per-figure seeds were recorded had every seed)."""
+    vals, own = fig.get("values", []), fig.get("seeds")
+    if own is not None and list(own) != list(seeds):
+        return ", ".join(f"seed {s}: {100 * v:.1f}" for s, v in zip(own, vals, strict=True))
+    return " / ".join(f"{100 * v:.1f}" for v in vals)
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -96,7 +106,7 @@ def markdown(summary: dict[str, Any]) -> str:
             s = summary["rows"][r]
             cells = ["n/a" if s.get(f) is None else f"{100 * s[f]['mean']:.1f} ± {100 * s[f]['std']:.1f}"
                      for f in FIGURES]
-            per = " / ".join(f"{100 * v:.1f}" for v in s.get("AP", {}).get("values", []))
+            per = per_seed_text(s.get("AP", {}), summary["seeds"])
             lines.append(f"| {OWN_TITLES[r]} | " + " | ".join(cells) + f" | {per} |")
         own = summary.get("refines_own_labels") or {}
         if own:

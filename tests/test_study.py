@@ -40,6 +40,11 @@ def test_own_label_rows_are_summarized_with_their_check():
     md = markdown(s)
     assert "| Their training labels (tracked, lifted) | 25.0 ± 7.1 | n/a | n/a | 20.0 / 30.0 |" in md
     assert "its own training labels (AP, train scenes) on 1 of 2 seed(s)" in md
+    # a seed without the own-label rows: the others' values keep their seeds
+    del pts[0].rows["own_stage3"]
+    s = summarize(pts)
+    assert s["rows"]["own_stage3"]["AP"]["seeds"] == [1]
+    assert "| 25.0 ± 0.0 | n/a | n/a | seed 1: 25.0 |" in markdown(s)
 
 
 def test_no_finished_seed_gives_an_empty_summary_not_a_crash():

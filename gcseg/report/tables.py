@@ -289,8 +289,10 @@ def study_html(study: Mapping[str, Any]) -> str:
             if not isinstance(s, dict):
                 cells.append("<td>n/a</td>")
                 continue
-            values = ", ".join(pct(v) for v in s.get("values", []))
-            cells.append(f'<td title="per seed: {esc(values)}">{pct(s.get("mean"))} &plusmn; {pct(s.get("std"))}</td>')
+            vals, who = s.get("values", []), s.get("seeds")  # whose values (older summaries: none recorded)
+            values = "per seed: " + ", ".join(pct(v) for v in vals) if who is None else \
+                ", ".join(f"seed {w}: {pct(v)}" for w, v in zip(who, vals, strict=True))
+            cells.append(f'<td title="{esc(values)}">{pct(s.get("mean"))} &plusmn; {pct(s.get("std"))}</td>')
         title = ROW_TITLES.get(r) or (f"Train scenes: {OWN_TITLES[r]}" if r in OWN_TITLES else r)
         body.append(f'<tr data-row="{esc(r)}"><th scope="row">{esc(title)}</th>{"".join(cells)}</tr>')
     order = study.get("ordering_holds") or {}

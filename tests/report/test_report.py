@@ -51,7 +51,7 @@ def test_report_with_every_input(built):
     assert "tau_iou" in html and "# fixture params" in html  # the run's params
     # make study's mean +- spread per row, the per-seed values in a tooltip, the ordering count
     study = html[html.index('<table class="ablation study">'):]
-    assert re.search(r'<tr data-row="stage1"><th scope="row">Stage 1</th><td title="per seed: 12.0, 13.0, 14.0">'
+    assert re.search(r'<tr data-row="stage1"><th scope="row">Stage 1</th><td title="seed 0: 12.0, seed 1: 13.0, seed 2: 14.0">'
                      r'13\.0 &plusmn; 1\.0</td>', study)
     assert "held for 3 of 3 seed(s)" in study
     # the train-scene rows (eval.own_labels) with their titles and their own check
