@@ -60,6 +60,17 @@ def write_instance_ply(path: str | Path, coord: np.ndarray, instance: np.ndarray
     write_ply(path, coord, instance_palette(instance), instance=instance)
 
 
+def _color_u8(rgb: np.ndarray) -> np.ndarray:
+    """uint8 colours: integers as stored; floats in [0, 1] (Open3D, PCL) scaled by 255, larger floats taken as
+    0..255; floats are rounded and clipped (nan -> 0), not truncated to near-black."""
+    if not np.issubdtype(rgb.dtype, np.floating):
+        return rgb.astype(np.uint8)
+    rgb = np.nan_to_num(rgb.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if rgb.size and rgb.max() <= 1.0:
+        rgb = rgb * 255.0
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
 def read_ply(path: str | Path, *, faces: bool = False) -> dict[str, np.ndarray]:
     """Read the ``vertex`` element: ``coord`` float32 (N, 3), ``color`` uint8 (N, 3) if red/green/blue exist,
     and every other vertex property by name (e.g. ``instance``, ``label``, ``alpha``). With ``faces=True`` also
@@ -85,9 +96,14 @@ def read_ply(path: str | Path, *, faces: bool = False) -> dict[str, np.ndarray]:
     if not all(a in names for a in _COORD):
         raise InputError(f"PLY vertex element lacks x, y, z (has {list(names)})", path=path,
                          fix="give a point cloud or mesh PLY with vertex positions")
-    out: dict[str, np.ndarray] = {"coord": np.stack([np.asarray(v[a], dtype=np.float32) for a in _COORD], axis=1)}
+    coord = np.stack([np.asarray(v[a], dtype=np.float32) for a in _COORD], axis=1)
+    bad = int((~np.isfinite(coord).all(axis=1)).sum())
+    if bad:  # caught here, naming the file, not after minutes of tracking
+        raise InputError(f"{bad} of {len(coord)} vertices have non-finite coordinates (nan/inf)", path=path,
+                         fix="remove or repair those vertices (e.g. drop points without valid depth) and re-export")
+    out: dict[str, np.ndarray] = {"coord": coord}
     if all(c in names for c in _COLOR):
-        out["color"] = np.stack([np.asarray(v[c]).astype(np.uint8) for c in _COLOR], axis=1)
+        out["color"] = _color_u8(np.stack([np.asarray(v[c]) for c in _COLOR], axis=1))
     for name in names:
         if name not in _COORD + _COLOR:
             out[name] = np.asarray(v[name]).copy()

@@ -5,6 +5,7 @@ Every problem with the user's files becomes an InputError naming the file and th
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -97,10 +98,17 @@ def read_matrix(path: Path, shape: tuple[int, int] = (4, 4)) -> np.ndarray:
     if not path.is_file():
         raise InputError("matrix file is missing", path=path, fix="re-export the scene (poses and intrinsics)")
     try:
-        m = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # numpy warns (with a source line) on an empty file: we raise instead
+            warnings.simplefilter("ignore", UserWarning)
+            m = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise InputError(f"not a text matrix ({exc})", path=path,
                          fix=f"write {shape[0]} rows of {shape[1]} numbers separated by spaces") from exc
+    if m.size == 0:  # empty, blank or only comments
+        what = "pose file" if path.parent.name == "pose" else "matrix file"
+        raise InputError(f"{what} is empty (expected a {shape[0]}x{shape[1]} matrix)", path=path,
+                         fix=f"write {shape[0]} rows of {shape[1]} numbers (re-export the scene's poses and "
+                             "intrinsics)")
     if m.size == shape[0] * shape[1]:
         m = m.reshape(shape)
     if m.shape != shape:
@@ -117,11 +125,17 @@ def check_intrinsics(k: np.ndarray, path: Path) -> np.ndarray:
     return k
 
 
-def check_size(arr: np.ndarray, expected_hw: tuple[int, int], path: Path, what: str) -> None:
+def check_size(arr: np.ndarray, expected_hw: tuple[int, int], path: Path, what: str,
+               reference: Path | None = None) -> None:
+    """`arr` must have the size the scene took from its first depth frame (`reference`). Either of the two may
+    be the odd one (a first frame of the wrong size makes every later frame differ), so name both."""
     if arr.shape[:2] != tuple(expected_hw):
+        first = f"{reference.parent.name}/{reference.name}" if reference is not None else "the first depth frame"
         raise InputError(f"{what} is {arr.shape[1]}x{arr.shape[0]} but the scene's first depth frame is "
-                         f"{expected_hw[1]}x{expected_hw[0]}", path=path,
-                         fix="all depth frames of a scene must have one size: re-export this frame")
+                         f"{expected_hw[1]}x{expected_hw[0]} ({first})", path=path,
+                         fix=f"all depth frames of a scene must have one size: re-export whichever of "
+                             f"{path.parent.name}/{path.name} and {first} has the wrong size (or delete that frame's "
+                             "colour, depth and pose)")
 
 
 T = TypeVar("T")

@@ -65,15 +65,17 @@ def load_intrinsics(intr_dir: Path, depth_hw: tuple[int, int], color_hw: tuple[i
 def make_frame_loader(*, stems: list[str], color_paths: list[Path], depth_paths: list[Path],
                       pose_of: Callable[[int], np.ndarray], pose_path_of: Callable[[int], Path],
                       intrinsics: np.ndarray | Callable[[int], np.ndarray], depth_hw: tuple[int, int], depth_scale: float = 1000.0,
-                      instance_paths: list[Path] | None = None, part_paths: list[Path] | None = None
-                      ) -> Callable[[int], Frame]:
+                      instance_paths: list[Path] | None = None, part_paths: list[Path] | None = None,
+                      depth_ref: Path | None = None) -> Callable[[int], Frame]:
     """The per-frame loader every reader shares: decode, validate size and pose, resize colour to depth size.
-    `intrinsics`: one K for all frames, or a function of the frame position (ScanNet++ has K per frame)."""
+    `intrinsics`: one K for all frames, or a function of the frame position (ScanNet++ has K per frame).
+    `depth_ref`: the depth image `depth_hw` was read from (default: the first of `depth_paths`)."""
+    ref = depth_ref if depth_ref is not None else (depth_paths[0] if depth_paths else None)
 
     def load(i: int) -> Frame:
         pose = check_pose(pose_of(i), path=pose_path_of(i))
         depth = _io.read_depth_png(depth_paths[i], depth_scale)
-        _io.check_size(depth, depth_hw, depth_paths[i], "depth frame")
+        _io.check_size(depth, depth_hw, depth_paths[i], "depth frame", reference=ref)
         color = _io.read_image(color_paths[i], mode="RGB")
         color = _io.resize_color(color, depth_hw)
         inst = part = None
@@ -165,7 +167,7 @@ def open_posed_rgbd(root: str | Path, *, scene_id: str | None = None, source: st
         stems=sel(stems), color_paths=sel([color[s] for s in stems]), depth_paths=sel([depth[s] for s in stems]),
         pose_of=(lambda i: cached[i]) if cached is not None else (lambda i: _io.read_matrix(pose_sel[i])),
         pose_path_of=lambda i: pose_sel[i], intrinsics=k, depth_hw=depth_hw, depth_scale=depth_scale,
-        instance_paths=sel(inst_paths), part_paths=sel(part_paths))
+        instance_paths=sel(inst_paths), part_paths=sel(part_paths), depth_ref=depth[stems[0]])
     scene = Scene(scene_id=scene_id or root.name, num_frames=len(idx), image_size=depth_hw, load_frame=loader,
                   source=source, root=str(root))
     ref = root / "reference.ply"

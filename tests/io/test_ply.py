@@ -77,3 +77,35 @@ def test_instance_ply_palette(tmp_path):
     assert len({tuple(c) for c in pal}) > 190  # ids are told apart
     assert not np.any(np.all(pal == VOID_COLOR, axis=1))  # an instance never looks void
     np.testing.assert_array_equal(instance_palette(np.array([5, 7])), pal[[4, 6]])  # fixed per id
+
+
+def _vertex_ply(path, **fields: np.ndarray):
+    from plyfile import PlyData, PlyElement
+
+    n = len(next(iter(fields.values())))
+    rec = np.empty(n, dtype=[(k, v.dtype.str) for k, v in fields.items()])
+    for k, v in fields.items():
+        rec[k] = v
+    PlyData([PlyElement.describe(rec, "vertex")], text=False).write(str(path))
+    return path
+
+
+def test_nonfinite_vertices_are_rejected_with_their_count(tmp_path):
+    x = np.array([0.0, np.nan, 1.0, np.inf, 2.0], np.float32)
+    path = _vertex_ply(tmp_path / "reference.ply", x=x, y=np.zeros(5, np.float32), z=np.zeros(5, np.float32))
+    with pytest.raises(InputError, match="2 of 5 vertices have non-finite coordinates") as e:
+        read_ply(path)
+    assert "reference.ply" in str(e.value) and "remove or repair" in e.value.fix
+
+
+def test_float_colours_are_scaled_not_truncated(tmp_path):
+    xyz = {a: np.zeros(3, np.float32) for a in "xyz"}
+    unit = _vertex_ply(tmp_path / "unit.ply", **xyz, red=np.array([0.0, 0.5, 1.0], np.float32),
+                       green=np.array([0.2, 1.0, 0.0], np.float32), blue=np.array([1.0, 1.0, 1.0], np.float32))
+    np.testing.assert_array_equal(read_ply(unit)["color"], [[0, 51, 255], [128, 255, 255], [255, 0, 255]])
+    wide = _vertex_ply(tmp_path / "wide.ply", **xyz, red=np.array([0.4, 127.6, 300.0], np.float64),
+                       green=np.array([-3.0, 2.0, 255.0], np.float64), blue=np.array([np.nan, 1.0, 254.5], np.float64))
+    np.testing.assert_array_equal(read_ply(wide)["color"], [[0, 0, 0], [128, 2, 1], [255, 255, 254]])
+    ints = _vertex_ply(tmp_path / "ints.ply", **xyz, red=np.array([0, 1, 255], np.uint8),
+                       green=np.array([1, 1, 1], np.uint8), blue=np.array([0, 0, 1], np.uint8))
+    np.testing.assert_array_equal(read_ply(ints)["color"], [[0, 1, 0], [1, 1, 0], [255, 1, 1]])  # not scaled

@@ -167,3 +167,29 @@ def test_missing_folder_and_extras(posed_scene, tmp_path):
     (folder / "instance" / "10.png").unlink()
     with pytest.raises(InputError, match="instance/ has no image for frame '10'"):
         open_posed_rgbd(folder)
+
+
+def test_odd_first_depth_frame_names_both_frames(posed_scene):
+    """The expected size comes from frame 0: when frame 0 is the odd one, the error must not blame frame 1."""
+    folder = posed_scene()
+    Image.fromarray(np.full((H + 2, W), 1000, np.uint16)).save(folder / "depth" / "0.png")
+    scene = open_posed_rgbd(folder)
+    with pytest.raises(InputError) as e:
+        scene.frame(1)
+    msg = _err(e)
+    assert f"is {W}x{H} but the scene's first depth frame is {W}x{H + 2} (depth/0.png)" in msg
+    assert "depth/1.png and depth/0.png" in e.value.fix and "this frame" not in e.value.fix
+
+
+@pytest.mark.parametrize("content", ["", "  \n\t\n", "# no numbers\n"])
+def test_empty_pose_file_is_one_error_without_numpy_warning(posed_scene, content):
+    import warnings
+
+    folder = posed_scene()
+    (folder / "pose" / "1.txt").write_text(content)
+    scene = open_posed_rgbd(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Empty input file" UserWarning would fail here
+        with pytest.raises(InputError, match="pose file is empty") as e:
+            scene.frame(1)
+    assert "pose/1.txt" in _err(e)
