@@ -24,11 +24,20 @@ def _check_writable(parent: Path) -> None:
                          fix="choose another output path or fix its permissions")
 
 
-def check_output(path: str | Path) -> None:
+def check_output(path: str | Path, *, folder: bool | None = None, what: str = "output") -> None:
     """Fail before any work if `path` (a file or folder a stage will write) could not be created: its nearest
-    existing ancestor must be a writable folder. Creates nothing, so a failing stage leaves nothing behind."""
+    existing ancestor must be a writable folder. `folder`: True = `path` must be (or become) a folder, False = a
+    file, None = either; `what` names it in the error (e.g. "--out"). Creates nothing, so a failing stage leaves
+    nothing behind."""
     path = Path(path).absolute()
     if path.exists():
+        # caught now, not as a NotADirectoryError traceback after all the work
+        if folder is True and not path.is_dir():
+            raise InputError(f"{what} is a file, not a folder", path=path,
+                             fix="give a folder for the outputs (new or existing) or move that file away")
+        if folder is False and path.is_dir():
+            raise InputError(f"{what} is a folder, not a file", path=path,
+                             fix="give a file name for the output or move that folder away")
         if path.is_dir() and not os.access(path, os.W_OK):
             raise InputError("output folder is not writable", path=path,
                              fix="choose another output path or fix its permissions")

@@ -9,12 +9,16 @@ Output, in one folder (several scenes may share it, as in the ScanNet benchmark)
   <scene>_instances.ply           points coloured by instance (overlaps given to the higher score;
                                   property ``instance``: 1..M in score order, 0 = no instance)
   <scene>_summary.json            scene id, source, point count, and per mask its file, score and size
+
+A scene's files are written as one set (staged in a hidden folder inside the output folder, then moved into place
+with <scene>.txt last), so an interrupted run leaves no partial set.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,22 +44,29 @@ class ScanInput:
     cloud: PointCloud
 
 
-def detect_source(path: Path) -> str:
-    """Which reader handles `path` (``auto``). Raises InputError naming what is supported."""
+def detect_source(path: Path, *, supported: str = SUPPORTED) -> str:
+    """Which reader handles `path` (``auto``). Raises InputError naming what is supported: `supported`, the
+    inputs of the calling command (gcseg segment reads no bare point clouds)."""
     if path.is_file():
         if path.suffix.lower() == ".ply":
             return "ply"
         raise InputError(f"unsupported file type '{path.suffix or path.name}'", path=path,
-                         fix=f"give {SUPPORTED}")
+                         fix=f"give {supported}")
     if not path.exists():
-        raise InputError("input not found", path=path, fix=f"give {SUPPORTED}")
+        raise InputError("input not found", path=path, fix=f"give {supported}")
     if any(path.glob("*_vh_clean_2.ply")):
         return "scannet"
     if (path / "scans" / "mesh_aligned_0.05.ply").is_file():
         return "scannetpp"
-    if (path / "color").is_dir() and (path / "depth").is_dir():
+    has_color, has_depth = (path / "color").is_dir(), (path / "depth").is_dir()
+    if has_color and has_depth:
         return "posed_rgbd"
-    raise InputError("folder is not a scan gcseg can read", path=path, fix=f"give {SUPPORTED}")
+    if has_color != has_depth:  # half a posed RGB-D folder: say which half is missing
+        missing, present = ("depth", "color") if has_color else ("color", "depth")
+        raise InputError(f"folder has {present}/ but no {missing}/ subfolder", path=path,
+                         fix=f"export the {missing} frames into {missing}/ (a posed RGB-D scan needs color/, "
+                             "depth/, pose/ and intrinsic/, ScanNet exported layout)")
+    raise InputError("folder is not a scan gcseg can read", path=path, fix=f"give {supported}")
 
 
 def mesh_path(scene_dir: Path, source: str) -> Path:
@@ -158,19 +169,45 @@ def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0) -> tu
 
 
 def write_prediction(out: str | Path, scan: ScanInput, masks: np.ndarray, scores: np.ndarray, *,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the benchmark files, the instance PLY and the summary JSON for one scene; returns the summary."""
+                     extra: dict[str, Any] | None = None,
+                     extra_files: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Write the benchmark files, the instance PLY and the summary JSON for one scene (plus whatever
+    `extra_files(folder)` writes into the folder it is given); returns the summary.
+
+    The scene's files are written as a set: staged in a hidden folder inside `out`, then moved into place with
+    ``<scene>.txt`` (the index the benchmark reads) last, so an interruption leaves the earlier set or none."""
+    import shutil
+    import tempfile
+
+    from gcseg.atomic import check_output
+
+    out = Path(out)
+    check_output(out, folder=True)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=f".{scan.scene_id}.", suffix=".tmp"))
+    try:
+        summary = _write_scene_files(stage, scan, masks, scores, extra)
+        if extra_files is not None:
+            extra_files(stage)
+        _publish(stage, out, scan.scene_id)
+    finally:  # also on KeyboardInterrupt: no hidden folder of masks left behind
+        shutil.rmtree(stage, ignore_errors=True)
+    return summary
+
+
+def _write_scene_files(folder: Path, scan: ScanInput, masks: np.ndarray, scores: np.ndarray,
+                       extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The benchmark files, the instance PLY and the summary of one scene, written into `folder`."""
     from gcseg.atomic import write_text
     from gcseg.eval.benchmark_io import write_predictions
     from gcseg.io.ply import write_instance_ply
     from gcseg.pseudolabel.resolve import assign_points
 
-    out = Path(out)
     sid = scan.scene_id
-    scene_file = write_predictions(out, sid, masks, scores)  # label id 1: one class-agnostic class
+    scene_file = write_predictions(folder, sid, masks, scores)  # label id 1: one class-agnostic class
     files = [line.split()[0] for line in scene_file.read_text().splitlines() if line.strip()]
     labels, _ = assign_points(masks, scores)
-    write_instance_ply(out / f"{sid}_instances.ply", scan.cloud.coord, labels + 1)
+    write_instance_ply(folder / f"{sid}_instances.ply", scan.cloud.coord, labels + 1)
     summary: dict[str, Any] = {
         "scene_id": sid,
         "source": scan.source,
@@ -181,15 +218,34 @@ def write_prediction(out: str | Path, scan: ScanInput, masks: np.ndarray, scores
         "masks": [{"file": f, "score": round(float(s), 6), "num_points": int(m.sum())}
                   for f, s, m in zip(files, scores, masks, strict=True)],
     }
-    write_text(out / f"{sid}_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text(folder / f"{sid}_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _publish(stage: Path, out: Path, scene_id: str) -> None:
+    """Move every staged file to the same place under `out`, ``<scene>.txt`` last; then drop the scene's masks
+    of an earlier, larger prediction (no longer listed)."""
+    import os
+
+    from gcseg.eval.benchmark_io import MASK_FOLDER, remove_stale_masks
+
+    index = stage / f"{scene_id}.txt"
+    files = sorted(p for p in stage.rglob("*") if p.is_file() and p != index)
+    for src in [*files, index]:
+        dst = out / src.relative_to(stage)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    remove_stale_masks(out, scene_id, {p.name for p in files if p.parent.name == MASK_FOLDER})
 
 
 def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
                  tau_conf: float = 0.0, scene_id: str | None = None) -> dict[str, Any]:
     """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary."""
+    from gcseg.atomic import check_output
+
     if not 0.0 <= tau_conf < 1.0:
         raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
+    check_output(out, folder=True, what="--out")  # an existing file there: fail now, not after predicting
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
     model, _cfg = load_checkpoint(checkpoint)
     masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf)

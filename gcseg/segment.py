@@ -65,7 +65,7 @@ def open_scan(path: str | Path, *, source: str = "auto", scene_id: str | None = 
     if source not in FRAME_SOURCES:
         raise InputError(f"unknown source {source!r} for segment", fix=f"use one of {', '.join(FRAME_SOURCES)}")
     if source == "auto":
-        source = detect_source(path)  # InputError for a missing path or an unreadable folder
+        source = detect_source(path, supported=NEEDS_FRAMES)  # InputError: missing path, unreadable folder
     if source == "ply":
         raise InputError("a point cloud has no frames to track", path=path,
                          fix=f"give {NEEDS_FRAMES}; a bare point cloud needs a trained model: `gcseg predict "

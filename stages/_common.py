@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+import gcseg
 from gcseg.errors import ConfigError, GcsegError
 
 T = TypeVar("T", bound=BaseModel)
@@ -147,13 +149,32 @@ def clean_shard_temporaries(folder: str | Path, names: list[str]) -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# gcseg's own code: its warnings are messages to the user, shown as one line without a source line
+_OWN_CODE = tuple(str(Path(m).resolve().parent) + os.sep for m in (__file__, gcseg.__file__ or ""))
+
+
+def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
+    """A `warnings.showwarning` that prints gcseg's and the stages' warnings as ``warning: <message>`` on stderr
+    and leaves other libraries' warnings to `default`."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if not str(Path(filename).resolve()).startswith(_OWN_CODE):
+            return default(message, category, filename, lineno, file, line)
+        typer.echo("warning: " + " ".join(str(message).split()), err=True)
+
+    return show
+
+
 def user_errors(fn: F) -> F:
-    """Report GcsegError (bad input, params, artifacts) as one line and exit 2."""
+    """Report GcsegError (bad input, params, artifacts) as one line and exit 2; gcseg's warnings as one line."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():  # restores showwarning afterwards (tests call commands in-process)
+                warnings.showwarning = _show_warning(warnings.showwarning)
+                return fn(*args, **kwargs)
         except GcsegError as exc:
             typer.echo("error: " + " ".join(str(exc).split()), err=True)  # one line, even if a library's was not
             raise typer.Exit(code=2) from None

@@ -33,7 +33,7 @@ def main(
     labels: Annotated[Path, typer.Option("--labels", help="sam_keyframes output folder (<scene>.h5).")],
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
-    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process files i, i+n, ...")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process files i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
 ) -> None:
     """Superpoints of every Stage 1 keyframe cloud."""
     from tqdm import tqdm

@@ -8,8 +8,10 @@ agree. No DVC needed. Defaults are the pipeline's: the typed params sections of 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -55,8 +57,48 @@ def default_of(key: str) -> Any:
     return value
 
 
+def _field(key: str) -> Any:
+    """The pydantic FieldInfo of a dotted params key, or None if `key` names no field of a section."""
+    model: Any = SegmentParams
+    *parents, last = key.split(".")
+    for part in parents:
+        model = getattr(model, "model_fields", {}).get(part)
+        model = None if model is None else model.annotation
+    fields = getattr(model, "model_fields", {})
+    return fields.get(last)
+
+
+def _num(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def allowed_range(key: str) -> str | None:
+    """The range pydantic enforces on a params key (its Field's ge/gt/le/lt), e.g. "in [0, 1)" or ">= 1"; None
+    if it has none."""
+    import annotated_types as at
+
+    info = _field(key)
+    lo = hi = None
+    for c in [] if info is None else info.metadata:
+        if isinstance(c, at.Ge):
+            lo = ("[", ">=", c.ge)
+        elif isinstance(c, at.Gt):
+            lo = ("(", ">", c.gt)
+        elif isinstance(c, at.Le):
+            hi = ("]", "<=", c.le)
+        elif isinstance(c, at.Lt):
+            hi = (")", "<", c.lt)
+    if lo and hi:
+        return f"in {lo[0]}{_num(lo[2])}, {_num(hi[2])}{hi[0]}"
+    if lo or hi:
+        bound = lo or hi
+        return f"{bound[1]} {_num(bound[2])}"
+    return None
+
+
 def _help(text: str, key: str) -> str:
-    return f"{text} Default {default_of(key)} (params key {key})."
+    rng = allowed_range(key)
+    return f"{text} Default {default_of(key)}{', ' + rng if rng else ''} (params key {key})."
 
 
 def resolve_params(params: Path | None, overrides: dict[str, Any]) -> SegmentParams:
@@ -80,8 +122,10 @@ def resolve_params(params: Path | None, overrides: dict[str, Any]) -> SegmentPar
         loc = ".".join(str(x) for x in err["loc"])
         option = next((o for o, k in OPTION_KEYS.items() if k == loc), None)
         name = f"--{option.replace('_', '-')}" if option else loc
-        raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})",
-                          fix=f"see `gcseg segment --help` for {name}'s range") from exc
+        rng = allowed_range(loc)
+        fix = (f"give {name} a value {rng}" if rng else f"see `gcseg segment --help` for {name}" if option
+               else f"check {name} in the --params file")
+        raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})", fix=fix) from exc
 
 
 def build_policy(p: SegmentParams, hw: tuple[int, int]) -> Any:
@@ -104,6 +148,46 @@ def build_policy(p: SegmentParams, hw: tuple[int, int]) -> Any:
     return TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, **kwargs)
 
 
+# The library's fixes for these errors speak the pipeline's language (`dvc add`, `dvc exp run -S ...`); segment
+# gives its own options instead. backend -> (segment's fix, a phrase of the error message it applies to)
+SAM_FIX = ("download the official SAM weights (sam_vit_b_01ec64.pth for vit_b: "
+           "https://github.com/facebookresearch/segment-anything#model-checkpoints) and pass --sam-checkpoint PATH "
+           "(with --sam-model-type to match), or use the weight-free proposer: --proposer rgbd")
+SAM2_FIX = ("download sam2.1_hiera_tiny.pt (https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+            "sam2.1_hiera_tiny.pt) and pass --sam2-checkpoint PATH (with --sam2-config to match), or track "
+            "without weights: --tracker reprojection")
+PROPOSER_FIXES = {"sam": (SAM_FIX, "checkpoint"),
+                  "gt_sim": ("use --proposer rgbd: gt_sim simulates proposals from GT instance maps, which only "
+                             "synthetic scans have", "GT instance map")}
+TRACKER_FIXES = {"sam2": (SAM2_FIX, "checkpoint")}
+_PIPELINE_WORDS = ("dvc ", "sam_keyframes.", "sam2_track.")
+
+
+@contextlib.contextmanager
+def own_fix(hint: tuple[str, str] | None) -> Iterator[None]:
+    """`hint` = (fix, phrase): a library error whose message contains `phrase` and whose fix names params keys or
+    dvc is re-raised as the same class with the same message and path, and segment's `fix`."""
+    from gcseg.errors import GcsegError
+
+    try:
+        yield
+    except GcsegError as exc:
+        pipeline_fix = any(w in (exc.fix or "") for w in _PIPELINE_WORDS)
+        if hint is None or hint[1] not in exc.message or not pipeline_fix:
+            raise
+        raise type(exc)(exc.message, path=exc.path, fix=hint[0]) from exc
+
+
+def with_own_fix(proposer: Callable[[Any], Any], hint: tuple[str, str] | None) -> Callable[[Any], Any]:
+    """`proposer` whose errors at first use (gt_sim on a scan without GT) get segment's fix (`own_fix`)."""
+
+    def propose(frame: Any) -> Any:
+        with own_fix(hint):
+            return proposer(frame)
+
+    return propose
+
+
 PROPOSERS = "|".join(get_args(SamKeyframesSection.model_fields["backend"].annotation))
 TRACKERS = "|".join(get_args(Sam2TrackSection.model_fields["backend"].annotation))
 
@@ -117,7 +201,9 @@ def main(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="A trained model.pt (e.g. "
                           "data/models/stage3/model.pt): its prediction replaces the training-free instances.")] = None,
     params: Annotated[Path | None, typer.Option("--params", help="Read the thresholds and the sam_keyframes / "
-                      "sam2_track sections from this params.yaml instead of the defaults.")] = None,
+                      "sam2_track sections from this params.yaml instead of the defaults. Not tau_conf: its 0.6 "
+                      "there picks Stage 3's pseudo-labels, while --tau-conf keeps every mask by default (see "
+                      "--tau-conf).")] = None,
     source: Annotated[str, typer.Option("--source", help="auto | posed_rgbd | scannet | scannetpp.")] = "auto",
     scene_id: Annotated[str | None, typer.Option("--scene-id", help="Name of the outputs (default: folder name).")] = None,
     proposer: Annotated[str | None, typer.Option("--proposer", help=_help(f"Keyframe mask proposer: {PROPOSERS}.",
@@ -146,7 +232,9 @@ def main(
         "Smallest instance in points.", "sam2_track.lift.min_points"))] = None,
     seed: Annotated[int | None, typer.Option("--seed", help=_help("Random seed.", "seed"))] = None,
     tau_conf: Annotated[float, typer.Option("--tau-conf", help="With --checkpoint: keep masks with score > "
-                                                               "tau-conf (as gcseg predict).")] = 0.0,
+                    "tau-conf (as gcseg predict), in [0, 1). The default keeps every mask, ranked by score, as the "
+                    "benchmark's AP wants; --params does not set it (params.yaml's tau_conf, 0.6, selects Stage "
+                    "3's pseudo-labels, a different use).")] = 0.0,
 ) -> None:
     """Instances of one scan without training (add --checkpoint for the trained model's prediction)."""
     from gcseg.atomic import check_output
@@ -159,7 +247,7 @@ def main(
     p = resolve_params(params, overrides)  # options checked before any work
     if not 0.0 <= tau_conf < 1.0:
         raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
-    check_output(out)
+    check_output(out, folder=True, what="--out")  # an existing file there: fail now, not after tracking
     import numpy as np
 
     from gcseg.eval.gt_free import agreement
@@ -178,10 +266,13 @@ def main(
     sid = _safe_scene_id(scene.scene_id, Path(input))
     model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None  # before minutes of tracking
     sk, cfg = p.sam_keyframes, p.sam2_track
-    propagator = build_propagator_from(cfg, p.seed)  # checks a SAM2 checkpoint up front
+    with own_fix(TRACKER_FIXES.get(cfg.backend)):
+        propagator = build_propagator_from(cfg, p.seed)  # checks a SAM2 checkpoint up front
     s = scene_seed(p.seed, sid)  # as the sam2_track stage seeds this scene: the same labels
     np.random.seed(s)
-    proposer = build_proposer(sk.backend, backend_options(sk), seed=p.seed if sk.backend == "sam" else s)
+    with own_fix(PROPOSER_FIXES.get(sk.backend)):
+        proposer = build_proposer(sk.backend, backend_options(sk), seed=p.seed if sk.backend == "sam" else s)
+    proposer = with_own_fix(proposer, PROPOSER_FIXES.get(sk.backend))
     hw = scene.image_size
     settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,
                              min_area=sk.min_area_px(hw), lift=LiftConfig(**cfg.lift.model_dump()),
@@ -206,10 +297,13 @@ def main(
                      training_free={"num_masks": int(len(seg.masks)), "labelled_points": int((free_labels >= 0).sum())},
                      agreement_with_training_free=None if a is None else round(a, 6))
     scan = ScanInput(scene_id=sid, source=scene.source, cloud=seg.cloud)
-    summary = write_prediction(out, scan, masks, scores, extra=extra)
     labels = assign_points(masks, scores)[0] if len(masks) else np.full(len(seg.cloud), -1)
-    preview_png(out / f"{sid}_preview.png", seg.cloud, labels + 1, scene_up(scene),
-                title=f"{sid}: {summary['num_masks']} instances ({'model' if model is not None else 'training-free'})")
+    title = f"{sid}: {len(masks)} instances ({'model' if model is not None else 'training-free'})"
+
+    def preview(folder: Path) -> None:  # staged with the other files: the scene's outputs appear as one set
+        preview_png(folder / f"{sid}_preview.png", seg.cloud, labels + 1, scene_up(scene), title=title)
+
+    summary = write_prediction(out, scan, masks, scores, extra=extra, extra_files=preview)
     typer.echo(f"{sid}: {summary['num_masks']} instances on {summary['num_points']} points "
                f"({summary['labelled_points']} labelled), {scene.num_frames} frames, "
                f"{time.perf_counter() - t0:.0f} s -> {out}")

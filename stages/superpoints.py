@@ -58,7 +58,7 @@ def main(
     scenes: Annotated[Path, typer.Option("--scenes", help="Data root holding the scenes (data.root).")],
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
-    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ...")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
 ) -> None:
     """Superpoints of every scene's reference cloud (segs.json or graph-based oversegmentation)."""
     from tqdm import tqdm

@@ -222,3 +222,103 @@ def test_predict_real_hololens_capture(tmp_path, tiny_checkpoint):
     assert summary["source"] == "posed_rgbd" and summary["scene_id"] == "hololens_000"
     assert summary["num_points"] > 10_000
     _check_outputs(out, "hololens_000", summary["num_points"])
+
+
+# ---------------------------------------------------------------- output folder and writing one set
+
+def test_detect_source_names_the_missing_subfolder(tmp_path):
+    only_color = tmp_path / "a"
+    (only_color / "color").mkdir(parents=True)
+    with pytest.raises(InputError, match="has color/ but no depth/ subfolder") as e:
+        detect_source(only_color)
+    assert str(only_color) in str(e.value) and "depth/" in e.value.fix
+    only_depth = tmp_path / "b"
+    (only_depth / "depth").mkdir(parents=True)
+    with pytest.raises(InputError, match="has depth/ but no color/ subfolder"):
+        detect_source(only_depth)
+
+
+def test_check_output_folder_or_file(tmp_path):
+    from gcseg.atomic import check_output
+
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("keep me")
+    check_output(a_file)  # either is fine by default
+    check_output(tmp_path, folder=True)
+    check_output(tmp_path / "new" / "dir", folder=True)  # to be created
+    with pytest.raises(InputError, match="--out is a file, not a folder") as e:
+        check_output(a_file, folder=True, what="--out")
+    assert str(a_file) in str(e.value) and e.value.fix
+    with pytest.raises(InputError, match="output is a folder, not a file"):
+        check_output(tmp_path, folder=False)
+    assert a_file.read_text() == "keep me"
+
+
+def test_out_is_a_file_fails_before_the_model_loads(tmp_path):
+    from stages.predict import app
+
+    out = tmp_path / "predictions"
+    out.write_text("not a folder")
+    res = CliRunner().invoke(app, ["--input", str(_cloud_ply(tmp_path / "room.ply")), "--checkpoint",
+                                   str(tmp_path / "missing.pt"), "--out", str(out)])
+    assert res.exit_code == 2 and res.output.startswith("error: ") and "Traceback" not in res.output
+    assert "--out is a file, not a folder" in res.output and "checkpoint" not in res.output  # checked first
+    assert out.read_text() == "not a folder"
+
+
+def _scan_and_masks(k: int, n: int = 30):
+    from gcseg.predict import ScanInput
+    from gcseg.scene import PointCloud
+
+    coord = np.random.default_rng(0).random((n, 3)).astype(np.float32)
+    masks = np.zeros((k, n), bool)
+    for i in range(k):
+        masks[i, i * 3:(i + 1) * 3] = True
+    scores = np.linspace(0.9, 0.5, k).astype(np.float32)
+    return ScanInput(scene_id="room", source="ply", cloud=PointCloud(coord=coord, color=None)), masks, scores
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_write_prediction_publishes_one_set_index_last(tmp_path, monkeypatch):
+    import os
+
+    from gcseg.eval.benchmark_io import write_predictions
+    from gcseg.predict import write_prediction
+
+    out = tmp_path / "out"
+    write_prediction(out, *_scan_and_masks(5))
+    moved: list[Path] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (moved.append(Path(b)), real_replace(a, b))[1])
+    scan, masks, scores = _scan_and_masks(2)
+    write_prediction(out, scan, masks, scores, extra_files=lambda d: (d / "room_extra.txt").write_text("x"))
+    monkeypatch.undo()
+    published = [p for p in moved if p.parent in (out, out / "predicted_masks")]
+    assert published[-1] == out / "room.txt"  # the index the benchmark reads comes last
+    assert sorted(p.name for p in published) == ["room.txt", "room_000.txt", "room_001.txt", "room_extra.txt",
+                                                 "room_instances.ply", "room_summary.json"]
+    files = _files(out)
+    assert sorted(files) == ["predicted_masks/room_000.txt", "predicted_masks/room_001.txt", "room.txt",
+                             "room_extra.txt", "room_instances.ply", "room_summary.json"]  # stale masks gone
+    write_predictions(tmp_path / "direct", "room", masks, scores)  # same bytes as the benchmark writer's
+    assert {k: v for k, v in files.items() if k.startswith(("room.txt", "predicted_masks"))} == _files(
+        tmp_path / "direct")
+
+
+def test_interrupted_write_keeps_the_earlier_set(tmp_path):
+    from gcseg.predict import write_prediction
+
+    out = tmp_path / "out"
+    write_prediction(out, *_scan_and_masks(5))
+    before = _files(out)
+
+    def interrupted(folder: Path) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the new masks, PLY and summary were written
+
+    with pytest.raises(KeyboardInterrupt):
+        write_prediction(out, *_scan_and_masks(2), extra_files=interrupted)
+    assert _files(out) == before  # nothing of the new set, and no staging folder left
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []

@@ -124,6 +124,7 @@ def test_writes_the_predict_outputs_and_a_preview(segmented):
     assert np.allclose(conf, scores, atol=1e-6)
     with Image.open(out / "hololens_000_preview.png") as im:
         assert im.width > 500 and im.height > 200
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # the preview was staged with the set
 
 
 def test_labels_are_the_sam2_track_stages(segmented, tmp_path):
@@ -239,3 +240,77 @@ def test_inputs_without_frames(tmp_path):
         open_scan(ply)
     r = _run("--input", ply, "--out", tmp_path / "out")
     assert r.exit_code == 2 and "no frames to track" in r.output and not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- hints in segment's own terms
+
+def test_help_shows_ranges_and_the_error_states_them():
+    from stages.segment import _help, allowed_range
+
+    assert _help("IoU.", "tau_iou") == "IoU. Default 0.7, in [0, 1) (params key tau_iou)."
+    assert allowed_range("tau_contain") == "in [0, 1]" and allowed_range("sam2_track.keyframe_stride") == ">= 1"
+    assert allowed_range("seed") is None and allowed_range("sam2_track.no_such_key") is None
+    with pytest.raises(ConfigError) as e:
+        resolve_params(None, {"tau_iou": 1.5})
+    assert e.value.fix == "give --tau-iou a value in [0, 1)"
+    r = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
+    assert "Default 0.7, in [0, 1) (params key tau_iou)" in r.output
+    assert "--params does not set it" in " ".join(r.output.replace("│", " ").split())
+
+
+def test_out_is_a_file(tmp_path):
+    out = tmp_path / "segments"
+    out.write_text("not a folder")
+    r = _run("--input", tmp_path / "no_scan", "--out", out)
+    assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
+    assert "--out is a file, not a folder" in r.output and out.read_text() == "not a folder"
+
+
+def test_inputs_say_what_segment_reads(tmp_path):
+    from gcseg.segment import NEEDS_FRAMES, open_scan
+
+    for path in (tmp_path / "nothing", tmp_path / "mesh.obj"):
+        if path.suffix:
+            path.write_text("v 0 0 0\n")
+        with pytest.raises(InputError) as e:
+            open_scan(path)
+        assert NEEDS_FRAMES in e.value.fix and "point-cloud" not in e.value.fix
+
+
+@pytest.mark.parametrize(("extra", "expect", "fix"), [
+    (("--proposer", "gt_sim"), "no GT instance map", "--proposer rgbd"),
+    (("--proposer", "sam", "--sam-checkpoint", "nowhere/sam.pth"), "SAM checkpoint not found",
+     "--sam-checkpoint PATH"),
+    (("--tracker", "sam2", "--sam2-checkpoint", "nowhere/sam2.pt"), "SAM2 checkpoint not found",
+     "--tracker reprojection"),
+])
+def test_backend_errors_give_segments_options(hololens_scans, tmp_path, extra, expect, fix):
+    """The library's fixes name params keys and `dvc` commands; segment's name its own options."""
+    scan = hololens_scans(6) / "hololens_000"
+    r = _run("--input", scan, "--out", tmp_path / "out", *extra)
+    assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
+    assert expect in r.output and " Fix: " in r.output
+    hint = r.output.split(" Fix: ")[1]  # the message is the library's, kept
+    assert fix in hint and "dvc" not in r.output and "sam_keyframes." not in hint and "sam2_track." not in hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_nonfinite_reference_ply_is_named(hololens_scans, tmp_path):
+    from gcseg.io.ply import write_ply
+
+    def nan_reference(s: Path) -> None:
+        coord = np.zeros((4, 3), np.float32)
+        coord[2, 0] = np.nan
+        write_ply(s / "reference.ply", coord)
+
+    _bad(hololens_scans, tmp_path, nan_reference, expect="reference.ply: 1 of 4 vertices have non-finite")
+
+
+def test_scannet_layout_with_a_lost_pose_warns_in_one_line(capture_layouts, tmp_path):
+    _, scene = capture_layouts("scannet", 6)
+    (scene / "pose" / "2.txt").write_text("-inf -inf -inf -inf\n" * 4)
+    r = _run("--input", scene, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    warning = [line for line in r.output.splitlines() if "non-finite poses" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "skipped 1 of 6 frames" in warning[0]
+    assert "UserWarning" not in r.output and "warnings.warn" not in r.output

@@ -16,6 +16,7 @@ other than 0/1 (stricter than the script, which takes any non-zero as 1).
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import re
@@ -84,6 +85,16 @@ def _mask_bytes(mask: np.ndarray) -> bytes:
     return out.tobytes()
 
 
+def remove_stale_masks(pred_dir: str | Path, scene_id: str, keep: set[str]) -> None:
+    """Delete ``predicted_masks/<scene>_NNN.txt`` files not in `keep`: masks of an earlier, larger prediction of
+    this scene would otherwise linger in the folder."""
+    mask_dir = Path(pred_dir) / MASK_FOLDER
+    pattern = re.compile(re.escape(scene_id) + r"_\d+\.txt")
+    for stale in sorted(mask_dir.glob(f"{glob.escape(scene_id)}_*.txt")):
+        if pattern.fullmatch(stale.name) and stale.name not in keep:
+            stale.unlink()
+
+
 def write_predictions(pred_dir: str | Path, scene_id: str, masks: np.ndarray | sparse.spmatrix,
                       scores: Sequence[float] | np.ndarray, label_id: int = 1) -> Path:
     """Write ``<pred_dir>/<scene>.txt`` and its masks ``predicted_masks/<scene>_NNN.txt``; returns the scene file.
@@ -113,11 +124,7 @@ def write_predictions(pred_dir: str | Path, scene_id: str, masks: np.ndarray | s
         names.add(name)
         write_bytes(mask_dir / name, _mask_bytes(row))
         lines.append(f"{MASK_FOLDER}/{name} {int(label_id)} {scores[k]:.6f}\n")
-    # Masks of an earlier, larger prediction of this scene would linger in the folder: remove them.
-    pattern = re.compile(re.escape(scene_id) + r"_\d+\.txt")
-    for stale in sorted(mask_dir.glob(f"{scene_id}_*.txt")):
-        if pattern.fullmatch(stale.name) and stale.name not in names:
-            stale.unlink()
+    remove_stale_masks(pred_dir, scene_id, names)
     scene_file = pred_dir / f"{scene_id}.txt"
     write_text(scene_file, "".join(lines))
     return scene_file
@@ -210,4 +217,4 @@ def read_ignore(path: str | Path, num_vertices: int) -> np.ndarray:
 
 
 __all__ = ["MASK_FOLDER", "list_scenes", "read_gt", "read_ignore", "read_mask", "read_predictions",
-           "write_gt", "write_predictions"]
+           "remove_stale_masks", "write_gt", "write_predictions"]

@@ -122,3 +122,14 @@ def test_ignore_file(tmp_path):
     assert read_ignore(tmp_path / "s.txt", 5).tolist() == [False, True, True, False, True]
     with pytest.raises(InputError, match="out of range"):
         read_ignore(tmp_path / "s.txt", 3)
+
+
+def test_remove_stale_masks_only_touches_that_scenes_numbered_masks(tmp_path):
+    from gcseg.eval.benchmark_io import remove_stale_masks
+
+    write_predictions(tmp_path, "a", np.eye(3, 10, dtype=bool), [0.3, 0.2, 0.1])
+    write_predictions(tmp_path, "a_b", np.eye(2, 10, dtype=bool), [0.3, 0.2])  # a_b_000.txt also matches a_*.txt
+    (tmp_path / "predicted_masks" / "a_notes.txt").write_text("mine")
+    remove_stale_masks(tmp_path, "a", {"a_000.txt"})
+    assert sorted(p.name for p in (tmp_path / "predicted_masks").iterdir()) == [
+        "a_000.txt", "a_b_000.txt", "a_b_001.txt", "a_notes.txt"]
