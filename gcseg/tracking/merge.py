@@ -16,7 +16,9 @@ Pairs with ``joined >= min_joined`` and ``joined >= ratio * separated`` are merg
 group maps to its smallest id, so ids stay those the policy gave and are never reused). Distinct neighbours
 that the proposer occasionally merges (a chair tucked under a table) are separated at most keyframes and stay
 apart. The merge is an alias map applied to the lifted votes (:meth:`gcseg.lifting.VoteAccumulator.relabel`),
-the stored id maps and the consistency meters, which is exact: each frame gave a point one vote, for one id.
+the stored id maps and the consistency meters, which is exact: each frame gave a point one vote, for one id, and
+the meters keep per-frame pixel counts (instance areas, instance/id intersections, id areas) and decide coverage
+after the merge (:meth:`gcseg.tracking.consistency.ConsistencyMeter.relabel`).
 """
 
 from __future__ import annotations

@@ -130,6 +130,60 @@ def test_consistency_meter_relabel():
     assert meter.summary()["ids_per_instance"] == 1 and meter.summary()["consistency"] == 1.0
 
 
+
+def gt_frame(inst: np.ndarray, index: int = 0) -> Frame:
+    return Frame(index=index, color=np.zeros((*inst.shape, 3), np.uint8), depth=np.ones(inst.shape, np.float32),
+                 intrinsics=np.eye(3), pose=np.eye(4), instance=inst)
+
+
+@pytest.mark.parametrize("alias", [{2: 3}, {3: 2}])
+def test_consistency_meter_relabel_covers_an_object_split_over_merged_tracks(alias):
+    """A 10 px object, 4 px under track 2 and 4 px under track 3: neither covers it (40 %, IoU 0.4); once the
+    tracks are merged the merged id holds 8 px of it and covers it, as in a meter fed the merged maps."""
+    inst = np.zeros((H, W), np.int32)
+    inst[0, :10] = 5
+    ids = np.zeros((H, W), np.int32)
+    ids[0, :4], ids[0, 4:8] = 2, 3
+    ids[5:9, 5:9] = 3  # track 3 also elsewhere: its area counts in the IoU
+    meter, merged = ConsistencyMeter(), ConsistencyMeter()
+    for i in range(3):
+        meter.add(gt_frame(inst, i), ids)
+        merged.add(gt_frame(inst, i), relabel_id_map(ids, alias))
+    before = meter.summary()
+    assert before["coverage"] == 0.0 and before["consistency"] == 0.0
+    meter.relabel(alias)
+    assert meter.summary() == merged.summary()
+    assert meter.summary()["coverage"] == 1.0 and meter.summary()["consistency"] == 1.0
+    assert meter.covers() == merged.covers() == {5: [alias.get(2, 2)] * 3}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_relabelled_meter_equals_meter_of_relabelled_maps(seed):
+    """Random small frames, labels and merge groups (and namespaced frames, never relabelled): relabelling the
+    meter gives the figures and covering ids of a meter fed the relabelled id maps."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        h, w = (int(x) for x in rng.integers(2, 8, 2))
+        n_gt, n_lab = int(rng.integers(1, 5)), int(rng.integers(2, 8))
+        iou = float(rng.choice([0.3, 0.5, 0.7]))
+        groups = rng.integers(1, n_lab + 1, n_lab)  # label l joins the group of label groups[l - 1]
+        alias = {}
+        for lab in range(1, n_lab + 1):
+            members = [m for m in range(1, n_lab + 1) if groups[m - 1] == groups[lab - 1]]
+            if lab != min(members):
+                alias[lab] = min(members)
+        meter, merged = (ConsistencyMeter(iou_thresh=iou, min_visible_frac=0.05) for _ in range(2))
+        for i in range(int(rng.integers(1, 6))):
+            frame = gt_frame(rng.integers(0, n_gt + 1, (h, w)).astype(np.int32), i)
+            ids = rng.integers(0, n_lab + 1, (h, w)).astype(np.int32)
+            namespace = i if rng.random() < 0.2 else None
+            meter.add(frame, ids, namespace=namespace)
+            merged.add(frame, ids if namespace is not None else relabel_id_map(ids, alias), namespace=namespace)
+        meter.relabel(alias)
+        assert meter.summary() == merged.summary() and meter.covers() == merged.covers()
+        assert meter.per_instance() == merged.per_instance()
+
+
 class Merge:  # the fields track_and_lift reads (sam2_track.merge)
     min_joined, ratio, union_cover, separate_share = 2, 1.0, 0.8, 0.1
 

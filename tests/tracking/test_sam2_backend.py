@@ -99,7 +99,7 @@ def test_object_that_leaves_and_reenters_keeps_its_id_through_sam2():
     res = track_scene(scene, gt_proposer, prop, policy, keyframe_stride=2, tau_contain=0.8, on_keyframe=[on_keyframe])
     assert res.stats["objects_created"] == 4 and res.stats["revived_terminated"] >= 1
     assert removed and all(policy.tracks[i].revivals >= 1 for i in set(removed))
-    cov = meter._covers
+    cov = meter.covers()
     assert all(len(ids_of(c)) == 1 for c in cov.values())  # one id per object over the whole scan
     assert cov[4][0] is not None and cov[4][-1] == cov[4][0]  # box 4 before leaving and after returning
     assert set(prop._state["obj_ids"]) == set(policy.live_ids())

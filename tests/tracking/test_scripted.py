@@ -32,7 +32,7 @@ def covers(scene: Scene, res: TrackResult) -> dict[int, list[int | None]]:
     meter = ConsistencyMeter()
     for i in range(scene.num_frames):
         meter.add(scene.frame(i), res.id_maps[i])
-    return {g: list(c) for g, c in meter._covers.items()}
+    return meter.covers()
 
 
 def ids_of(cov: list[int | None]) -> set[int]:
