@@ -161,10 +161,13 @@ def _chunked_unions(flat_m: np.ndarray, flat_p: np.ndarray, *selections: np.ndar
 
 
 def _hungarian(iou: np.ndarray, thresh: float) -> list[tuple[int, int, float]]:
-    """(row, col, iou) of the maximum-IoU one-to-one assignment, pairs with IoU > thresh only."""
+    """(row, col, iou) of the maximum-IoU one-to-one assignment among the pairs with IoU > thresh.
+
+    Pairs at or under `thresh` weigh 0 in the assignment: left in, two weak pairs whose IoUs add up to more than
+    one strong pair would take its row and column, and the strong match would be lost when they are dropped."""
     if iou.size == 0:
         return []
-    rows, cols = linear_sum_assignment(-iou)
+    rows, cols = linear_sum_assignment(-np.where(iou > thresh, iou, 0.0))
     return [(r, c, float(iou[r, c])) for r, c in zip(rows.tolist(), cols.tolist()) if iou[r, c] > thresh]
 
 

@@ -373,3 +373,21 @@ def test_recondition_iou_keeps_the_propagated_mask_for_weak_matches():
     assert s.matches == {1: 0} and s.condition == {} and np.array_equal(s.masks[1], LEFT)
     s = pol.step(2, {1: LEFT}, props(LEFT))
     assert s.condition.keys() == {1}
+
+
+def test_matching_keeps_a_strong_pair_that_two_weak_pairs_outweigh():
+    """Hungarian assignment over the pairs above tau_iou only: IoU 0.75 beats 0.30 + 0.50 (neither above 0.7)."""
+    from gcseg.tracking.policy import _hungarian
+
+    iou = np.array([[0.75, 0.30], [0.50, 0.0]])
+    assert _hungarian(iou, 0.7) == [(0, 0, 0.75)]
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # the total IoU of the kept pairs is the best over assignments of eligible pairs
+        m = rng.random((3, 4))
+        got = _hungarian(m, 0.5)
+        assert all(v > 0.5 for _, _, v in got)
+        import itertools
+
+        best = max(sum(m[r, c] for r, c in zip(rows, cols) if m[r, c] > 0.5)
+                   for rows in [range(3)] for cols in itertools.permutations(range(4), 3))
+        assert sum(v for _, _, v in got) == pytest.approx(best)
