@@ -343,8 +343,8 @@ class VoteAccumulator:
 
     def result(self, *, min_share: float = LiftConfig.min_share, min_points: int = LiftConfig.min_points,
                fine_share: float | None = LiftConfig.fine_share) -> np.ndarray:
-        """Instance id per reference point, int32 (N,): the id with most votes (ties: smaller id) if its share of
-        the point's votes is >= min_share, else -1; ids that end up on fewer than min_points points -> -1.
+        """Instance id per reference point, int32 (N,): the instance id (not background) with most votes (ties:
+        smaller id) if its share of the point's votes, background votes included, is >= min_share, else -1; ids that end up on fewer than min_points points -> -1.
         fine_share: a point with ids holding >= fine_share of its votes takes the one of them voted on the fewest
         points (ties: smaller id) instead: where a proposal holds an object with its small items in some views
         and the items have masks of their own in others, the items keep their ids."""
@@ -353,12 +353,17 @@ class VoteAccumulator:
         if point.size == 0:
             return out
         total = np.bincount(point, weights=count, minlength=self.num_points)
-        order = np.lexsort((ids, -count, point))  # per point: most votes first, then smaller id
-        p_sorted = point[order]
-        first = order[np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])]
-        bp, bid, bc = point[first], ids[first], count[first]
-        win = (bid > 0) & (bc >= min_share * total[bp] - 1e-9)
-        out[bp[win]] = bid[win].astype(np.int32)
+        # the candidate is the best instance id: background (0) counts in the total but never wins, so a point
+        # with one vote for an object and one for background takes the object at min_share 0.5 (it lost the tie)
+        real = ids > 0
+        rp, rid, rc = point[real], ids[real], count[real]
+        if rp.size:
+            order = np.lexsort((rid, -rc, rp))  # per point: most votes first, then smaller id
+            p_sorted = rp[order]
+            first = order[np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])]
+            bp, bid, bc = rp[first], rid[first], rc[first]
+            win = bc >= min_share * total[bp] - 1e-9
+            out[bp[win]] = bid[win].astype(np.int32)
         if fine_share is not None:
             real = ids > 0
             uid, inv = np.unique(ids[real], return_inverse=True)

@@ -78,6 +78,23 @@ def test_conflicting_votes_resolve_by_majority():
         (0, 5): 3, (0, 7): 2, (1, 0): 1, (1, 7): 2, (1, 9): 2}
 
 
+def test_background_counts_in_the_share_but_never_wins_a_tie():
+    ref = np.array([[0, 0, 2.0]], np.float32)
+    depth = np.zeros((H, W))
+    depth[11, 15] = 2.0
+    acc = VoteAccumulator(ref, association="pixel", voxel=None)
+    for v in (0, 4):  # one frame sees no mask there, one sees object 4: share 0.5
+        ids = np.zeros((H, W), np.int32)
+        ids[11, 15] = v
+        acc.add(_frame(depth), ids)
+    assert acc.result(min_share=0.5, min_points=1).tolist() == [4]
+    assert acc.result(min_share=0.51, min_points=1).tolist() == [-1]
+    ids = np.zeros((H, W), np.int32)
+    acc.add(_frame(depth), ids)  # background 2 : 1 -> share 1/3; a lower min_share lets the object win
+    assert acc.result(min_share=0.5, min_points=1).tolist() == [-1]
+    assert acc.result(min_share=0.3, min_points=1).tolist() == [4]
+
+
 def test_background_votes_option():
     ref = np.array([[0, 0, 2.0]], np.float32)
     depth = np.zeros((H, W))
