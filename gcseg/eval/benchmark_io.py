@@ -114,6 +114,9 @@ def write_predictions(pred_dir: str | Path, scene_id: str, masks: np.ndarray | s
         raise InputError(f"scene {scene_id}: confidence of mask {int(np.flatnonzero(bad)[0])} is "
                          f"{scores[bad][0]}", fix="give every mask a finite confidence")
     width = max(3, len(str(max(m.shape[0] - 1, 0))))
+    # the old index goes first: a run killed while the masks below are rewritten leaves a missing scene (an
+    # error when read), not the old confidences listing new masks under their reused names
+    (pred_dir / f"{scene_id}.txt").unlink(missing_ok=True)
     mask_dir = pred_dir / MASK_FOLDER
     mask_dir.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -187,7 +190,7 @@ def read_predictions(pred_dir: str | Path, scene_id: str, num_vertices: int
         try:
             int(float(label))
             conf = float(conf_text)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # int(float("inf")): OverflowError
             raise InputError(f"{where}: label id / confidence not numeric ({line!r})", path=scene_file,
                              fix="write one line per mask: <relative mask path> <label id> <confidence> (ScanNet benchmark format)") from exc
         if not math.isfinite(conf):

@@ -48,8 +48,9 @@ def unlabelled_scene(scene_id: str, cloud: PointCloud) -> ValScene:
 
 
 def has_gt(scene: ValScene) -> bool:
-    """True if the scene has at least one GT object (AP is defined on it)."""
-    return bool((np.asarray(scene.gt_ids) > 0).any())
+    """True if the scene has at least one GT object (AP is defined on it): an id >= 1000 (label * 1000 +
+    instance; ids under 1000 are void, as in gcseg.eval.ap)."""
+    return bool((np.asarray(scene.gt_ids) >= 1000).any())
 
 
 def instance_labels(pred: RowPrediction, num_points: int, min_points: int) -> np.ndarray:

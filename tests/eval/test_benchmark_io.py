@@ -84,6 +84,7 @@ def _scene(tmp_path, line: str, mask: bytes | None = b"1\n0\n1\n"):
     ("/abs/predicted_masks/s_000.txt 1 0.5", b"1\n0\n1\n", r"must be relative"),
     ("../outside.txt 1 0.5", b"1\n0\n1\n", r"outside the prediction folder"),
     ("predicted_masks/s_000.txt 1 high", b"1\n0\n1\n", r"not numeric"),
+    ("predicted_masks/s_000.txt inf 0.5", b"1\n0\n1\n", r"not numeric"),  # int(inf): OverflowError
 ])
 def test_prediction_errors_name_the_file(tmp_path, line, mask, message):
     pred = tmp_path / "pred"
@@ -133,3 +134,22 @@ def test_remove_stale_masks_only_touches_that_scenes_numbered_masks(tmp_path):
     remove_stale_masks(tmp_path, "a", {"a_000.txt"})
     assert sorted(p.name for p in (tmp_path / "predicted_masks").iterdir()) == [
         "a_000.txt", "a_b_000.txt", "a_b_001.txt", "a_notes.txt"]
+
+
+def test_a_rewrite_drops_the_old_index_before_the_masks(tmp_path, monkeypatch):
+    """Killed while rewriting the masks: the scene reads as missing, not as old confidences over new masks."""
+    import gcseg.eval.benchmark_io as bio
+
+    write_predictions(tmp_path, "s", np.array([[1, 0, 1], [0, 1, 0]], bool), [0.9, 0.1])
+    calls = []
+
+    def dying_write(path, data):
+        calls.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bio, "write_bytes", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_predictions(tmp_path, "s", np.array([[0, 1, 1]], bool), [0.5])
+    assert calls and not (tmp_path / "s.txt").exists()
+    with pytest.raises(InputError):
+        read_predictions(tmp_path, "s", 3)

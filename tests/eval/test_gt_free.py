@@ -3,6 +3,8 @@ summary over scenes and its Markdown."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,5 @@ def test_unlabelled_scene():
     cloud = PointCloud(coord=np.zeros((5, 3), np.float32))
     s = unlabelled_scene("x", cloud)
     assert s.gt_ids.tolist() == [0] * 5 and s.color.shape == (5, 3) and not has_gt(s)
+    # ids under 1000 are void (label * 1000 + instance): no object AP would count
+    assert not has_gt(replace(s, gt_ids=np.array([0, 3, 999, 0, 0]))) and has_gt(replace(s, gt_ids=np.array([0, 1001, 0, 0, 0])))
