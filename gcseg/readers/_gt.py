@@ -59,3 +59,37 @@ def vertex_gt(seg_indices: np.ndarray, groups: list[dict[str, Any]], class_of_la
         inst[members] = int(g.get("objectId", g.get("id"))) + 1
         sem[members] = cls
     return inst, sem
+
+
+def vertex_gt_smallest(seg_indices: np.ndarray, groups: list[dict[str, Any]],
+                       roles: list[tuple[bool, int] | None], max_labels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(instance int32, segment int32) per vertex by the ScanNet++ toolkit's rule for shared segments
+    (scannetpp `semantic/transforms/mesh.py`, GetLabelsOnVertices, single-label GT): each vertex records the first
+    `max_labels` (the toolkit's 3) taking-part groups that cover it, in segGroups order, and keeps the smallest of
+    them (the fewest vertices recorded for that group); on equal sizes the earlier group in segGroups wins.
+
+    roles[i] for groups[i]: None = takes no part (the toolkit's ignore label: not a benchmark class); else
+    (is_instance, class id). A taking-part group that is not an instance (e.g. a wall, when the semantic class list
+    is known) still wins the vertices where it is smallest, and leaves them void. instance = objectId + 1 (0 = none);
+    segment = class id of the kept instance (0 = none)."""
+    n = seg_indices.shape[0]
+    slot_inst = np.zeros((n, max_labels), np.int32)
+    slot_sem = np.zeros((n, max_labels), np.int32)
+    slot_size = np.full((n, max_labels), np.inf)
+    used = np.zeros(n, np.int64)
+    for g, role in zip(groups, roles):
+        if role is None:
+            continue
+        idx = np.flatnonzero(np.isin(seg_indices, np.asarray(g["segments"], dtype=np.int64)) & (used < max_labels))
+        if idx.size == 0:
+            continue
+        pos = used[idx]
+        is_instance, cls = role
+        if is_instance:
+            slot_inst[idx, pos] = int(g.get("objectId", g.get("id"))) + 1
+            slot_sem[idx, pos] = cls
+        slot_size[idx, pos] = idx.size
+        used[idx] += 1
+    best = np.argmin(slot_size, axis=1)  # first minimum: the earlier group; vertices without a group: slot 0 (void)
+    rows = np.arange(n)
+    return slot_inst[rows, best], slot_sem[rows, best]
