@@ -95,13 +95,16 @@ def segment_scene(scene: Scene, proposer: Callable[[Frame], Proposals], propagat
                   policy: TrackingPolicy, settings: TrackSettings | None = None, *,
                   progress: bool = False) -> Segmentation:
     """Track `scene`, lift the tracked ids onto its points and score each instance as the lift-only row
-    does (its points' vote shares, discounted where few views voted: gcseg.eval.ablation.lift_only_predictions)."""
+    does (its points' vote shares, discounted where few views voted: gcseg.eval.ablation.lift_only_predictions).
+    An rgbd proposer without an up of its own gets the scene's (gcseg.proposals.factory.for_scene), as the
+    stages give it."""
     from gcseg.eval.ablation import lift_only_predictions
+    from gcseg.proposals.factory import for_scene
     from gcseg.tracking.run import track_and_lift
 
     settings = settings or TrackSettings()
     result, cloud, labels, shares, votes, _ = track_and_lift(
-        scene, proposer, propagator, policy, keyframe_stride=settings.keyframe_stride,
+        scene, for_scene(proposer, scene), propagator, policy, keyframe_stride=settings.keyframe_stride,
         tau_contain=settings.tau_contain, min_area=settings.min_area, lift=settings.lift, merge=settings.merge,
         save_every=max(1, scene.num_frames),  # the id maps are voted as they stream; none is kept
         progress=progress)

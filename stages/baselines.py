@@ -108,7 +108,7 @@ def main(
     from gcseg.atomic import check_output
     from gcseg.baselines.artifact import write_baselines
     from gcseg.baselines.run import keyframe_views, run_scene, track_cloud, tracked_views
-    from gcseg.proposals.factory import build_proposer
+    from gcseg.proposals.factory import build_proposer, for_scene
     from gcseg.readers import open_scene
     from gcseg.tracking.run import keyframe_indices
 
@@ -128,7 +128,7 @@ def main(
         np.random.seed(s)
         scene = open_scene(p.data.source, scenes, sid)
         coord = track_cloud(track_files[sid])
-        proposer = shared or build_proposer(sk.backend, backend_options(sk), seed=s)
+        proposer = for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=s), scene)  # rgbd: up
         keyframes = keyframe_indices(scene.num_frames, p.sam2_track.keyframe_stride)
 
         def superpoint_ids(sid: str = sid, coord: np.ndarray = coord) -> np.ndarray:

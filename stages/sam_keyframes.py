@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
@@ -41,6 +41,13 @@ class ClassicalSection(Section):
     max_masks: int = Field(80, ge=1)
     min_persistence: float = Field(0.02, ge=0)
     compactness_ref: float = Field(0.25, gt=0, le=1)
+
+    @field_validator("median_px")
+    @classmethod
+    def _odd_median(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"median_px must be odd (a centred median window), got {v}: e.g. 3; 1 = no filter")
+        return v
 
 
 def _rgbd_section() -> type[Section]:
@@ -145,10 +152,11 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 6) if values else 0.0
 
 
-def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple[int, int, int]], p: Params
-                      ) -> dict[str, Any]:
+def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple[int, int, int]], p: Params,
+                      note: str | None = None) -> dict[str, Any]:
     """Masks per keyframe before/after the containment filter, and GT coverage on val scenes.
-    `val`: scene -> (GT instances, matched by a proposal, matched after the filter)."""
+    `val`: scene -> (GT instances, matched by a proposal, matched after the filter); `note`: why the coverage
+    is empty (e.g. no val scenes), written as coverage_val.note when given."""
     stats = [s for sid in sorted(summaries) for s in summaries[sid]["stats"]]
     gt = sum(v[0] for v in val.values())
     points = sum(s["points"] for s in stats)
@@ -172,6 +180,7 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple
             # fraction of GT instances matched by some mask; None when the val scenes have no GT
             "proposals": round(sum(v[1] for v in val.values()) / gt, 6) if gt else None,
             "after_containment": round(sum(v[2] for v in val.values()) / gt, 6) if gt else None,
+            **({"note": note} if note else {}),
         },
         "per_scene": {sid: {"keyframes": len(summaries[sid]["keyframes"]),
                             "instances": sum(k["instances"] for k in summaries[sid]["stats"])}
@@ -195,7 +204,7 @@ def main(
 
     from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
-    from gcseg.proposals.factory import build_proposer
+    from gcseg.proposals.factory import build_proposer, for_scene
     from gcseg.io.samples import is_finished
     from gcseg.proposals.pipeline import SCHEMA, read_summary, run_sam_keyframes, scene_coverage
     from gcseg.readers import list_scenes, open_scene
@@ -217,7 +226,8 @@ def main(
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
     for sid in tqdm(todo, desc=f"sam_keyframes {rank}/{world}", unit="scene", disable=None):
         scene = open_scene(p.data.source, scenes, sid)
-        proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
+        proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg),
+                                                      seed=scene_seed(p.seed, sid)), scene)  # rgbd: its up
         hw = scene.image_size
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
@@ -234,20 +244,29 @@ def main(
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
     val: dict[str, tuple[int, int, int]] = {}
-    for sid in sorted(list_scenes(p.data.source, scenes, "val")) if cfg.coverage_val else []:
+    val_ids: list[str] = []
+    note = None
+    if cfg.coverage_val:
+        try:
+            val_ids = sorted(list_scenes(p.data.source, scenes, "val"))
+        except InputError:  # e.g. synth.num_val: 0; the metrics are still written, without coverage
+            note = "no val scenes: coverage not measured"
+            typer.echo(f"note: {note} (sam_keyframes.coverage_val)", err=True)
+    for sid in val_ids:
         if sid in summaries:  # processed: its keyframe stats hold the coverage counts
             st = summaries[sid]["stats"]
             val[sid] = (sum(k["gt_instances"] for k in st), sum(k["gt_hits_proposals"] for k in st),
                         sum(k["gt_hits_kept"] for k in st))
         else:  # a val scene Stage 1 does not train on: propose on its keyframes, write nothing
-            proposer = shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid))
             scene = open_scene(p.data.source, scenes, sid)
+            proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg),
+                                                          seed=scene_seed(p.seed, sid)), scene)
             hw = scene.image_size
             val[sid] = scene_coverage(scene, proposer, stride=cfg.keyframe_stride,
                                       min_valid_depth=cfg.min_valid_depth, tau_contain=p.tau_contain,
                                       min_area=cfg.min_area_px(hw), coverage_min_area=cfg.coverage_min_area_px(hw),
                                       coverage_iou=cfg.coverage_iou)
-    write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p), indent=2, sort_keys=True) + "\n")
+    write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p, note=note), indent=2, sort_keys=True) + "\n")
     typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
 
 

@@ -253,7 +253,7 @@ def main(
     from gcseg.eval.gt_free import agreement
     from gcseg.predict import (ScanInput, _safe_scene_id, check_cloud, load_checkpoint, predict_masks,
                                write_prediction)
-    from gcseg.proposals.factory import build_proposer
+    from gcseg.proposals.factory import build_proposer, for_scene
     from gcseg.pseudolabel.resolve import assign_points
     from gcseg.segment import TrackSettings, open_scan, preview_png, segment_scene
     from gcseg.tracking.run import LiftConfig
@@ -272,6 +272,7 @@ def main(
     np.random.seed(s)
     with own_fix(PROPOSER_FIXES.get(sk.backend)):
         proposer = build_proposer(sk.backend, backend_options(sk), seed=p.seed if sk.backend == "sam" else s)
+    proposer = for_scene(proposer, scene)  # rgbd: the scene's world up, as the sam2_track stage gives it
     proposer = with_own_fix(proposer, PROPOSER_FIXES.get(sk.backend))
     hw = scene.image_size
     settings = TrackSettings(keyframe_stride=cfg.keyframe_stride, tau_contain=p.tau_contain,

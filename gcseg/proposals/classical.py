@@ -75,6 +75,9 @@ class ClassicalConfig:
                                   fix="e.g. 0.00026 (20 px at 320x240)")
         if min(self.w_color, self.w_depth, self.w_crease) < 0:
             raise ConfigError("classical cue weights must be >= 0", fix="e.g. w_color: 1.0")
+        if not (isinstance(self.median_px, (int, np.integer)) and self.median_px >= 1 and self.median_px % 2 == 1):
+            raise ConfigError(f"classical.median_px must be an odd number of pixels >= 1 (a centred median window), "
+                              f"got {self.median_px!r}", fix="e.g. 3; 1 = no median filter")
 
 
 

@@ -1,13 +1,15 @@
-"""Backend registry: `build_proposer("classical" | "sam" | "gt_sim", options)`."""
+"""Backend registry: `build_proposer("rgbd" | "classical" | "sam" | "gt_sim", options)`, and `for_scene`, which
+gives a proposer what it needs to know about the scene it runs on (rgbd: the world up)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from gcseg.errors import ConfigError
 from gcseg.proposals.base import MaskProposer
 
 BACKENDS = ("rgbd", "classical", "sam", "gt_sim")
+P = TypeVar("P")
 
 
 def build_proposer(backend: str, cfg: Any = None, *, seed: int = 0) -> MaskProposer:
@@ -31,3 +33,16 @@ def build_proposer(backend: str, cfg: Any = None, *, seed: int = 0) -> MaskPropo
 
         return GtSimProposer(cfg, seed=seed)
     raise ConfigError(f"unknown proposal backend {backend!r}", fix=f"use one of {list(BACKENDS)}")
+
+
+def for_scene(proposer: P, scene: Any) -> P:
+    """`proposer` set up for `scene` (a gcseg.scene.Scene) before it runs on the scene's frames: a backend with a
+    `for_scene(up)` method (rgbd) gets the scene's world up from its poses (gcseg.upright.proposer_up; a camera
+    pitched steeply down cannot tell it alone); every other backend (or object), and an rgbd proposer that
+    already has an up (given by its caller, or bound before), is returned as it is."""
+    bind = getattr(proposer, "for_scene", None)
+    if bind is None or getattr(proposer, "up", None) is not None:
+        return proposer
+    from gcseg.upright import proposer_up
+
+    return bind(proposer_up(scene))

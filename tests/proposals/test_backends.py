@@ -42,6 +42,15 @@ def test_classical_handles_missing_depth(frame):
     assert build_proposer("classical", {})(f0).masks.shape[1:] == frame.hw  # colour alone still works
 
 
+def test_classical_median_px_must_be_odd(frame):
+    """An even window has no centre (its reshape used to fail on every frame): a ConfigError up front."""
+    for bad in (0, 2, 4):
+        with pytest.raises(ConfigError, match="median_px must be an odd"):
+            build_proposer("classical", {"median_px": bad})
+    for ok in (1, 5):
+        assert build_proposer("classical", {"median_px": ok})(frame).masks.shape[1:] == frame.hw
+
+
 def test_classical_bad_options():
     with pytest.raises(ConfigError, match="unknown classical option"):
         build_proposer("classical", {"scale": 3})

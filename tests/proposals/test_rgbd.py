@@ -14,9 +14,11 @@ from gcseg.scene import Frame
 H, W = 120, 160
 
 
-def _render_room(h: int = H, w: int = W, up_axis: str = "z") -> Frame:
-    """A 4 x 3.5 m room with a table carrying a cup, a bottle and a box, a chair, seen from 1.5 m height.
-    `up_axis` "y": the same frame with the world rotated so that +y is up (as the HoloLens capture)."""
+def _render_room(h: int = H, w: int = W, up_axis: str = "z", eye: tuple[float, float, float] = (-0.2, -1.6, 1.5),
+                 target: tuple[float, float, float] = (0.1, 0.2, 0.6)) -> Frame:
+    """A 4 x 3.5 m room with a table carrying a cup, a bottle and a box, a chair, seen from `eye` (by default
+    1.5 m high, looking 26 degrees down). `up_axis` "y": the same frame with the world rotated so that +y is up
+    (as the HoloLens capture)."""
     from gcseg.synth.camera import intrinsics, look_at
     from gcseg.synth.catalogue import Builder, Context, _build_item, build_furniture
     from gcseg.synth.layout import Room, _room_shell
@@ -39,7 +41,7 @@ def _render_room(h: int = H, w: int = W, up_axis: str = "z") -> Frame:
         _build_item(ctx, kind, dims, (x, 0.05, 0.75), 0.0, obj.instance)
     packed = pack(ctx.primitives)
     k = intrinsics(h, w, 65.0)
-    pose = look_at(np.array([-0.2, -1.6, 1.5]), np.array([0.1, 0.2, 0.6]))
+    pose = look_at(np.array(eye, float), np.array(target, float))
     r = render_frame(packed, room, 6, k, pose, h, w)
     depth = r.depth.astype(np.float32) * (1 + 0.002 * np.random.default_rng(0).standard_normal((h, w)))
     depth = np.round(depth * 1000) / 1000
@@ -171,3 +173,65 @@ def test_bad_options():
         build_proposer("rgbd", {"scale": 3})
     with pytest.raises(ConfigError, match="median_px"):
         RgbdConfig(median_px=0)
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def test_scene_up_fixes_a_camera_pitched_steeply_down():
+    """Looking 65 degrees down at the table (a hand-held scan of a table top): the frame alone takes the world
+    axis nearest the camera's up, the horizontal y (the floor and the table top become walls, objects are lost);
+    the scene's up (RgbdProposer.for_scene) starts it at z, refined to the horizontal surfaces as before."""
+    frame = _render_room(eye=(0.0, -0.6, 1.7), target=(0.0, 0.0, 0.4))
+    forward = frame.pose[:3, 2]
+    assert 60 <= np.degrees(np.arcsin(-forward[2])) <= 70
+    inst = frame.instance
+    ids = [int(i) for i in np.unique(inst) if i > 0 and (inst == i).sum() >= 30]
+
+    def run(proposer: RgbdProposer) -> tuple[np.ndarray, int]:
+        view, _ = proposer.segment(frame)
+        props = proposer(frame)
+        kept = props.masks[containment_filter(props.masks, props.scores, 0.8)]
+        return view.up_world, sum(_best(kept, inst == i)[1] >= 0.6 for i in ids)
+
+    alone_up, alone_hits = run(RgbdProposer())
+    scene_up, scene_hits = run(RgbdProposer().for_scene([0.0, 0.0, 1.0]))
+    assert _angle(alone_up, np.array([0.0, 1.0, 0.0])) < 5  # what the frame alone gets: horizontal
+    assert _angle(scene_up, np.array([0.0, 0.0, 1.0])) < 2  # with the scene's up: the real up
+    assert len(ids) >= 5 and scene_hits >= len(ids) - 1 and scene_hits > alone_hits + 1, (alone_hits, scene_hits)
+    # the default view (26 degrees down): the scene's up changes nothing, byte for byte
+    default = _render_room()
+    a, b = RgbdProposer()(default), RgbdProposer(up=(0, 0, 2))(default)
+    assert a.masks.tobytes() == b.masks.tobytes() and a.scores.tobytes() == b.scores.tobytes()
+
+
+def test_for_scene_binds_the_up_from_the_scene_poses():
+    """gcseg.proposals.factory.for_scene: rgbd gets the scene's up from its poses (cameras pitched 65 degrees
+    down over a 90 degree sweep: z, where the mean camera up would be the horizontal x); other backends are
+    returned as they are."""
+    from gcseg.proposals.factory import for_scene
+    from gcseg.scene import Scene
+    from gcseg.synth.camera import look_at
+
+    poses = []
+    for h in np.radians(np.linspace(-45, 45, 10)):
+        d = np.array([np.cos(h) * np.cos(np.radians(65)), np.sin(h) * np.cos(np.radians(65)), -np.sin(np.radians(65))])
+        poses.append(look_at(np.array([0.0, 0.0, 1.5]), np.array([0.0, 0.0, 1.5]) + d))
+
+    def load(i: int) -> Frame:
+        return Frame(index=i, color=np.zeros((8, 8, 3), np.uint8), depth=np.ones((8, 8), np.float32),
+                     intrinsics=np.array([[8.0, 0, 4], [0, 8, 4], [0, 0, 1]]), pose=poses[i])
+
+    scene = Scene("pitched", len(poses), (8, 8), load)
+    base = RgbdProposer()
+    bound = for_scene(base, scene)
+    assert isinstance(bound, RgbdProposer) and bound is not base and base.up is None
+    np.testing.assert_array_equal(bound.up, [0.0, 0.0, 1.0])
+    assert for_scene(bound, scene) is bound  # bound once; an up given by the caller is kept too
+    classical = build_proposer("classical", {})
+    assert for_scene(classical, scene) is classical
+    assert RgbdProposer(up=[0, 3, 4]).up.tolist() == [0.0, 0.6, 0.8]
+    for bad in ([0, 0, 0], [0, 0, np.nan], [0, 1]):
+        with pytest.raises(ConfigError, match="scene up"):
+            RgbdProposer(up=bad)

@@ -106,6 +106,7 @@ def test_missing_checkpoint_fails_before_any_output(scenes: Path, tmp_path: Path
     ({"backend": "maskrcnn"}, "classical"),
     ({"keyframe_stride": 0}, "keyframe_stride"),
     ({"classical": {"scale": 3}}, "scale"),
+    ({"classical": {"median_px": 4}}, "median_px must be odd"),
     ({"rgbd": {"median_px": 0}}, "median_px"),
     ({"rgbd": {"scale": 3}}, "scale"),
 ])
@@ -142,3 +143,41 @@ def test_section_defaults_match_the_library_configs():
         stage = section().model_dump()
         assert set(stage) == set(lib), section
         assert {k: v for k, v in stage.items() if lib[k] != v} == {}, section
+
+
+def test_coverage_val_without_val_scenes_still_writes_the_metrics(tmp_path: Path):
+    """synth.num_val: 0 is allowed: with coverage_val on, the metrics are written with an empty coverage and a
+    note saying why (the val split used to raise at the very end, after all the work)."""
+    from gcseg.synth.writer import write_dataset
+
+    root = tmp_path / "scenes"
+    write_dataset(root, num_scenes=1, num_val=0, seed=0, progress=False, num_frames=3, height=60, width=80,
+                  depth_noise=0.002, hole_fraction=0.02)
+    res = invoke(params_file(tmp_path, coverage_val=True, backend="gt_sim"), root, tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "no val scenes" in res.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["scenes"] == 1 and m["keyframes"] == 2
+    assert m["coverage_val"] == {"scenes": 0, "gt_instances": 0, "min_area_frac": 0.042, "iou": 0.5,
+                                 "proposals": None, "after_containment": None,
+                                 "note": "no val scenes: coverage not measured"}
+
+
+def test_rgbd_proposer_gets_each_scenes_up(scenes: Path, tmp_path: Path, monkeypatch):
+    """The stage binds the scene's world up (gcseg.upright.proposer_up) to the rgbd proposer of every scene it
+    proposes on: the processed train scene and the val scene it only measures."""
+    import numpy as np
+
+    from gcseg.proposals.rgbd import RgbdProposer
+
+    seen: list[list[float]] = []
+    bind = RgbdProposer.for_scene
+
+    def spy(self: RgbdProposer, up):
+        seen.append(np.asarray(up).tolist())
+        return bind(self, up)
+
+    monkeypatch.setattr(RgbdProposer, "for_scene", spy)
+    res = invoke(params_file(tmp_path), scenes, tmp_path)
+    assert res.exit_code == 0, res.output
+    assert seen == [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]  # synth_000 (train), synth_001 (val coverage)

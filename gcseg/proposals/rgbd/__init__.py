@@ -17,11 +17,14 @@ Modules, in the order they run:
   zone, split at depth and colour edges, seeded at the band), everything else assembled into whole objects.
 * proposer: scored masks of objects and parts.
 
-World up is never assumed to be a particular axis: it is the world axis nearest the camera's up (-y of the OpenCV
-camera in the world; within 45 degrees for handheld and head-mounted captures), refined to the mean normal of
-the horizontal surfaces within up_refine_deg of it, so z-up (ScanNet, the synthetic scenes) and y-up (the
-HoloLens capture) worlds, and worlds slightly off gravity, all work (tests/proposals/test_rgbd.py renders the
-same view in both conventions).
+World up is never assumed to be a particular axis. It starts from the scene's up when the proposer has one
+(`RgbdProposer.for_scene(up)`; the stages and `gcseg segment` bind gcseg.upright.proposer_up of the scene's poses
+through gcseg.proposals.factory.for_scene), else from the world axis nearest the camera's up (-y of the OpenCV
+camera in the world; within 45 degrees for handheld and head-mounted captures, which a camera pitched more than
+~45 degrees down breaks: one frame alone cannot tell), and is refined to the mean normal of the horizontal
+surfaces within up_refine_deg of it, so z-up (ScanNet, the synthetic scenes) and y-up (the HoloLens capture)
+worlds, and worlds slightly off gravity, all work (tests/proposals/test_rgbd.py renders the same view in both
+conventions, and one pitched 65 degrees down).
 
 Measured (synthetic default, 320x240, 70 frames, depth noise 0.002, holes 0.02, keyframes every 5th frame,
 containment 0.8, GT >= 80 px, masks >= 20 px; seed 0 scenes 0-3 tuned on): see the commit history and

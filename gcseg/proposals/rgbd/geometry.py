@@ -181,20 +181,25 @@ def surface_normals(points: np.ndarray, valid: np.ndarray, cont_h: np.ndarray, c
     return n, ok
 
 
-def world_up(pose: np.ndarray, normals: np.ndarray, ok: np.ndarray, weight: np.ndarray, cfg: RgbdConfig
-             ) -> np.ndarray:
-    """World up (unit, world coordinates). The camera's up (-y of OpenCV axes) in the world is usually within
-    45 degrees of gravity: take the world axis closest to it (ScanNet and the synthetic scenes are z-up, the
-    HoloLens capture y-up), then refine it to the area-weighted mean of the normals of horizontal surfaces
-    (floor, table tops) within up_refine_deg of it, so a world frame not aligned with gravity still works. Falls
-    back to the camera's up when no axis is within 45 degrees and no horizontal surface is seen."""
+def world_up(pose: np.ndarray, normals: np.ndarray, ok: np.ndarray, weight: np.ndarray, cfg: RgbdConfig,
+             scene_up: np.ndarray | None = None) -> np.ndarray:
+    """World up (unit, world coordinates). The starting axis: `scene_up` when given (decided once per scene from
+    its poses, gcseg.upright.proposer_up: one frame alone cannot tell a camera pitched steeply down from one
+    looking ahead), else this frame's rule: the camera's up (-y of OpenCV axes) in the world is usually within 45
+    degrees of gravity, so take the world axis closest to it (ScanNet and the synthetic scenes are z-up, the
+    HoloLens capture y-up), or the camera's up itself when no axis is within 45 degrees. Either start is then
+    refined to the area-weighted mean of the normals of horizontal surfaces (floor, table tops) within
+    up_refine_deg of it, so a world frame not aligned with gravity still works."""
     r = pose[:3, :3]
-    cam_up = -r[:, 1]
-    k = int(np.argmax(np.abs(cam_up)))
-    up = cam_up.copy()
-    if abs(cam_up[k]) >= np.cos(np.radians(45.0)):
-        up = np.zeros(3)
-        up[k] = np.sign(cam_up[k])
+    if scene_up is not None:
+        up = np.asarray(scene_up, np.float64) / float(np.linalg.norm(scene_up))
+    else:
+        cam_up = -r[:, 1]
+        k = int(np.argmax(np.abs(cam_up)))
+        up = cam_up.copy()
+        if abs(cam_up[k]) >= np.cos(np.radians(45.0)):
+            up = np.zeros(3)
+            up[k] = np.sign(cam_up[k])
     nw = normals[ok] @ r.T  # world-frame normals
     wt = weight[ok]
     for deg in (cfg.up_refine_deg, cfg.up_refine_deg / 2):
@@ -207,8 +212,9 @@ def world_up(pose: np.ndarray, normals: np.ndarray, ok: np.ndarray, weight: np.n
     return up
 
 
-def prepare(frame: Frame, cfg: RgbdConfig) -> View | None:
-    """Check the frame and compute its geometry at the working resolution; None when no depth is valid."""
+def prepare(frame: Frame, cfg: RgbdConfig, scene_up: np.ndarray | None = None) -> View | None:
+    """Check the frame and compute its geometry at the working resolution; None when no depth is valid.
+    `scene_up`: the scene's world up (world coordinates) that `world_up` starts from; None = the frame's own."""
     depth, color = check_frame(frame)
     out_hw = depth.shape
     if not (depth > 0).any():
@@ -241,7 +247,7 @@ def prepare(frame: Frame, cfg: RgbdConfig) -> View | None:
     facing = np.where(normal_ok, np.abs((normals * ray).sum(-1)), 1.0)
     area = (z / f) ** 2 / np.maximum(facing, 0.2)
     pose = np.asarray(frame.pose, np.float64)
-    up_world = world_up(pose, normals, normal_ok & valid, area, cfg)
+    up_world = world_up(pose, normals, normal_ok & valid, area, cfg, scene_up)
     up = pose[:3, :3].T @ up_world
     world = points @ pose[:3, :3].T + pose[:3, 3]
     height = world @ up_world

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from gcseg.errors import ConfigError
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.rgbd.config import RgbdConfig
 from gcseg.proposals.rgbd.geometry import View, prepare, resample_index
@@ -58,18 +59,38 @@ def colour_parts(objs: Objects, view: View, cfg: RgbdConfig) -> np.ndarray:
     return components(h * w, a, b, same, lab >= 0).reshape(h, w)
 
 
+def check_up(up: Any) -> np.ndarray | None:
+    """A scene's up vector as a unit float64 (3,) array; None stays None. Anything else is a ConfigError."""
+    if up is None:
+        return None
+    v = np.asarray(up, np.float64)
+    norm = float(np.linalg.norm(v)) if v.shape == (3,) else 0.0
+    if v.shape != (3,) or not np.isfinite(v).all() or norm < 1e-9:
+        raise ConfigError(f"the rgbd proposer's scene up must be a finite non-zero 3-vector, got {up!r}",
+                          fix="pass gcseg.upright.proposer_up(scene), or None for each frame's own up")
+    return v / norm
+
+
 class RgbdProposer:
     """Weight-free RGB-D masks of whole objects and their parts (see the package docstring)."""
 
     name = "rgbd"
 
-    def __init__(self, cfg: RgbdConfig | Any = None, seed: int = 0):
+    def __init__(self, cfg: RgbdConfig | Any = None, seed: int = 0, *, up: Any = None):
         self.cfg = RgbdConfig.from_mapping(cfg)
         self.seed = seed  # deterministic algorithm; kept for a uniform constructor
+        self.up = check_up(up)
+
+    def for_scene(self, up: Any) -> "RgbdProposer":
+        """This proposer for one scene whose world up (world coordinates, e.g. gcseg.upright.proposer_up of the
+        scene) is `up`: every frame's up starts from it instead of from the frame's own camera (which a camera
+        pitched steeply down gets wrong), refined to the frame's horizontal surfaces as before. None = each
+        frame's own rule. A new proposer; this one is unchanged."""
+        return RgbdProposer(self.cfg, self.seed, up=up)
 
     def segment(self, frame: Frame) -> tuple[View, Objects] | None:
         """The intermediate result (working resolution): view and objects; None without valid depth."""
-        view = prepare(frame, self.cfg)
+        view = prepare(frame, self.cfg, self.up)
         if view is None:
             return None
         room = find_room(view, self.cfg)
