@@ -106,7 +106,9 @@ def relabel_min_points(id_map: np.ndarray, point_ids: np.ndarray, min_points: in
 def process_keyframe(frame: Frame, proposer: MaskProposer, *, tau_contain: float, min_area: int, min_points: int,
                      voxel_size: float = 0.0, coverage_min_area: int = 500, coverage_iou: float = 0.5
                      ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, KeyframeStats]:
-    """One keyframe -> (sample {coord, color, instance, score, frame}, id map uint16, scores, stats)."""
+    """One keyframe -> (sample {coord, color, instance, score, frame}, id map uint16, scores, stats). With
+    `voxel_size` > 0 the lifted points are downsampled (one per voxel) first; min_points, the instance ids, the
+    scores and the id map then count only the points that are stored."""
     props = proposer(frame)
     if props.masks.shape[1:] != frame.hw:
         raise InputError(f"proposer {getattr(proposer, 'name', '?')} returned masks of size {props.masks.shape[1:]} "
@@ -115,11 +117,11 @@ def process_keyframe(frame: Frame, proposer: MaskProposer, *, tau_contain: float
     masks, scores = props.masks[kept], props.scores[kept]
     id_map = masks_to_id_map(masks, order=np.arange(len(kept)))  # kept is area-descending: small on top
     coord, color, point_ids = lift_frame(frame, id_map)
+    if voxel_size > 0 and len(coord):  # before min_points: every listed instance has min_points stored points
+        sel = voxel_downsample(coord, voxel_size)
+        coord, color, point_ids = coord[sel], color[sel], point_ids[sel]
     old_ids, labels, new_map = relabel_min_points(id_map, point_ids, min_points)
     inst_scores = scores[old_ids - 1].astype(np.float32) if len(old_ids) else np.zeros((0,), np.float32)
-    if voxel_size > 0 and len(coord):
-        sel = voxel_downsample(coord, voxel_size)
-        coord, color, labels = coord[sel], color[sel], labels[sel]
     stats = KeyframeStats(frame=int(frame.index), proposals=len(props), kept=len(kept), instances=len(old_ids),
                           points=int(len(coord)), labelled_points=int((labels >= 0).sum()))
     if frame.instance is not None:

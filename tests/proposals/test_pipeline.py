@@ -13,7 +13,8 @@ from gcseg.errors import InputError
 from gcseg.io.samples import is_finished, read_point_samples
 from gcseg.proposals.base import Proposals
 from gcseg.proposals.factory import build_proposer
-from gcseg.proposals.pipeline import SCHEMA, read_summary, relabel_min_points, run_sam_keyframes
+from gcseg.proposals.pipeline import (SCHEMA, process_keyframe, read_summary, relabel_min_points,
+                                     run_sam_keyframes)
 from gcseg.io.h5 import read_h5
 from gcseg.scene import Frame, Scene
 
@@ -61,6 +62,30 @@ def test_min_points_drops_small_instances():
     keep, labels, new_map = relabel_min_points(id_map, np.array([1, 1, 2, 3, 3, 3, -1]), min_points=2)
     assert keep.tolist() == [1, 3] and labels.tolist() == [0, 0, -1, 1, 1, 1, -1]
     assert new_map.tolist() == [[1, 1, 0], [2, 2, 2]]
+
+
+def test_min_points_counts_the_points_left_after_voxel_downsampling():
+    """With voxel_size > 0 the points are downsampled before min_points: the red box (360 pixels, 30 points at
+    10 cm voxels) is under min_points 40 and dropped everywhere (instances, scores, id map); the others keep
+    at least min_points stored points each."""
+    frame = make_frame()
+
+    def gt_boxes(f: Frame) -> Proposals:
+        return Proposals(np.stack([f.instance == i for i in (1, 2, 3)]), np.array([0.9, 0.8, 0.7], np.float32))
+
+    kw = dict(tau_contain=0.8, min_area=20, min_points=40)
+    full, full_map, full_scores, full_stats = process_keyframe(frame, gt_boxes, **kw)
+    assert full_stats.instances == 3 and sorted(full_scores.tolist()) == pytest.approx([0.7, 0.8, 0.9])
+    sample, id_map, scores, stats = process_keyframe(frame, gt_boxes, voxel_size=0.1, **kw)
+    labels = sample["instance"]
+    assert stats.instances == len(scores) == len(sample["score"]) == 2
+    assert sorted(scores.tolist()) == pytest.approx([0.7, 0.8])  # the red box (score 0.9) is gone
+    counts = np.bincount(labels[labels >= 0], minlength=2)
+    assert counts.tolist() and (counts >= 40).all() and len(counts) == 2
+    assert stats.points == len(labels) < len(full["instance"]) and stats.labelled_points == int(counts.sum())
+    assert set(np.unique(id_map).tolist()) == {0, 1, 2} and not id_map[frame.instance == 1].any()
+    for v in (1, 2):  # the id map and the points agree: id v is the points labelled v - 1
+        assert np.unique(frame.instance[id_map == v]).size == 1
 
 
 def test_identical_inputs_give_identical_bytes(tmp_path: Path):
