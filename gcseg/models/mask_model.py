@@ -9,6 +9,7 @@ Checkpoint (`torch.save` of a dict, written atomically, byte-deterministic for i
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +79,26 @@ def build_model(cfg: ModelConfig) -> MaskModel:
     return MaskModel(cfg)
 
 
+def _canonical(obj: Any) -> Any:
+    """A copy of a tree of containers with fresh containers and interned strings (tensors and numbers as they are).
+
+    Why: pickle writes an object seen twice as a back-reference, so the bytes depend on which equal strings and
+    containers happen to be one object. A resumed run's history and optimizer state come from unpickling, a fresh
+    run's from literals: the same values, other sharing, other bytes (a DVC out must not depend on a resume)."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if type(obj) is dict:  # exact types: subclasses (OrderedDict, named tuples) pickle as themselves
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_canonical(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(_canonical(v) for v in obj)
+    return obj
+
+
 def _tensor_tree_bytes(obj: dict[str, Any]) -> bytes:
     buf = io.BytesIO()  # saving to a buffer: the zip's record names never depend on a temp file name
-    torch.save(obj, buf)
+    torch.save(_canonical(obj), buf)
     return buf.getvalue()
 
 

@@ -1,5 +1,5 @@
 """Kill-and-resume: a SIGKILLed training run resumes from its last checkpoint and ends with the same model.pt
-bytes as an uninterrupted run; metrics are replayed; a changed config does not resume a stale checkpoint."""
+and checkpoint bytes as an uninterrupted run; metrics are replayed; a changed config does not resume a stale checkpoint."""
 
 import json
 import os
@@ -70,6 +70,8 @@ def test_sigkill_then_resume_gives_identical_model(data):
     res = _run(files, out, d / "killed_metrics")
     assert res.resumed_from >= done >= 1
     assert (out / "model.pt").read_bytes() == ref.model_path.read_bytes()
+    # the checkpoint too (a DVC out): the resumed history and optimizer state pickle as a fresh run's
+    assert ckpt.read_bytes() == (ref.model_path.parent / "checkpoints" / "last.pt").read_bytes()
     assert [h["train/loss"] for h in res.history] == [h["train/loss"] for h in ref.history]
     m = json.loads((d / "killed_metrics" / "metrics.json").read_text())
     assert m["step"] == EPOCHS - 1 and m["train"]["loss"] == ref.history[-1]["train/loss"]
