@@ -5,11 +5,19 @@ Stage 1+2 < Stage 1+2+3, and Stage 1+2+3 >= the lift-only row) held for every se
 the models against the tracked labels they trained on, on the train scenes (`-S eval.own_labels=true`).
 
     python -m gcseg.study --seeds 0 1 2 --out metrics/study     # -> seeds.json, seeds.md
+
+A variant of the default over the same seeds, paired with the plain study (`--set`, repeatable; its
+experiments are named ``seed-N-v<hash of the settings>``): the same rows, plus each row's change per seed against
+the plain study's experiment of that seed (run first; its seeds are reused, not rerun), and on how many seeds it
+is higher, the test this project applies before it calls a change a gain.
+
+    python -m gcseg.study --seeds 0 1 2 --set stage2_train.lr=0.002 --out metrics/study/lr2
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +33,43 @@ from gcseg.sweep import FIGURES, ROWS, SweepPoint, run_sweep
 # the same on the train scenes: the labels Stages 2 and 3 trained on, and those models (stages/eval.py own_labels)
 OWN_ROWS = ("own_lift_only", "own_stage2", "own_stage3")
 EXTRA_SETTINGS = ("eval.own_labels=true",)
+
+
+def variant_suffix(settings: Sequence[str]) -> str:
+    """``-v<8 hex>`` naming a set of ``key=value`` settings (order-free); "" for none (the plain study)."""
+    if not settings:
+        return ""
+    return "-v" + hashlib.sha256("\n".join(sorted(settings)).encode()).hexdigest()[:8]
+
+
+def check_settings(settings: Sequence[str]) -> list[str]:
+    """`settings` stripped; ValueError naming the first that is not ``dotted.key=value``."""
+    out = []
+    for st in settings:
+        key, eq, value = st.strip().partition("=")
+        if not eq or not key or not value or any(c.isspace() for c in key):
+            raise ValueError(f"--set {st!r}: expected KEY=VALUE with a params.yaml key, e.g. stage2_train.lr=0.002")
+        out.append(f"{key}={value}")
+    return out
+
+
+def paired(variant: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Per row and figure: the variant's change against the base study on each seed both have, its mean and on
+    how many seeds it is higher. {row: {fig: {"seeds", "changes", "mean", "higher", "n"}}}."""
+    out: dict[str, Any] = {}
+    for r, figs in variant["rows"].items():
+        for f, v in figs.items():
+            b = base["rows"].get(r, {}).get(f)
+            if b is None:
+                continue
+            bv = dict(zip(b.get("seeds", base["seeds"]), b["values"]))
+            pairs = [(sd, x - bv[sd]) for sd, x in zip(v.get("seeds", variant["seeds"]), v["values"]) if sd in bv]
+            if pairs:
+                ch = [c for _, c in pairs]
+                out.setdefault(r, {})[f] = {"seeds": [sd for sd, _ in pairs], "changes": ch,
+                                            "mean": float(np.mean(ch)), "higher": int(sum(c > 0 for c in ch)),
+                                            "n": len(ch)}
+    return out
 
 
 def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
@@ -112,6 +157,24 @@ def markdown(summary: dict[str, Any]) -> str:
         if own:
             lines.append(f"\nStage 1 + 2 + 3 >= its own training labels (AP, train scenes) on {sum(own.values())} of "
                          f"{len(own)} seed(s).")
+    if summary.get("settings"):
+        lines[:0] = ["Settings: " + ", ".join(f"`{st}`" for st in summary["settings"]) + " (over the default).", ""]
+    pair = summary.get("paired") or {}
+    if pair:
+        lines += ["", "Against the plain study (`make study`), seed by seed (change in AP points; everything else equal):",
+                  "", "| Method | AP change per seed | mean | higher on |", "|---|---|---:|---:|"]
+        for r in (*("stage1", "stage2", "stage3", "lift_only"), *OWN_ROWS):
+            p = pair.get(r, {}).get("AP")
+            if p is None:
+                continue
+            title = ROW_TITLES[r] if r in ROW_TITLES else f"{OWN_TITLES[r]}, train scenes"
+            if not any(p["changes"]):  # an upstream row the settings do not reach: the same experiment outputs
+                lines.append(f"| {title} | the same on every seed | 0 | - |")
+                continue
+            per = ", ".join(f"{100 * c:+.1f} (seed {sd})" for sd, c in zip(p["seeds"], p["changes"]))
+            lines.append(f"| {title} | {per} | {100 * p['mean']:+.1f} | {p['higher']} of {p['n']} |")
+        lines.append("\nCall a change a gain only where it is higher on every seed and by more than a retrained row "
+                     "moves alone (on the default 3-5 AP: docs/model_study.md round 4).")
     if summary["failed"]:
         lines.append(f"Failed or missing experiments: {', '.join(summary['failed'])}.")
     return "\n".join(lines) + "\n"
@@ -120,17 +183,34 @@ def markdown(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", type=Path, default=Path("metrics/study"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output folder (default metrics/study; with --set, metrics/study/variant-<hash>)")
     ap.add_argument("--collect-only", action="store_true", help="do not run; summarize finished experiments")
     ap.add_argument("--rerun", action="store_true", help="run the seeds' experiments again")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="a variant: this params.yaml setting in every seed's experiment (repeatable); the summary "
+                         "pairs it with the plain study's experiments of the same seeds")
     args = ap.parse_args(argv)
-    points = run_sweep("seed", args.seeds, run=not args.collect_only, rerun=args.rerun, extra=EXTRA_SETTINGS)
+    try:
+        settings = check_settings(args.settings)
+    except ValueError as exc:
+        ap.error(str(exc))
+    suffix = variant_suffix(settings)
+    out = args.out or Path("metrics/study") / (f"variant{suffix}" if settings else "")
+    points = run_sweep("seed", args.seeds, run=not args.collect_only, rerun=args.rerun,
+                       extra=(*EXTRA_SETTINGS, *settings), suffix=suffix)
     summary = summarize(points)
+    if settings:
+        summary["settings"] = settings
+        base = summarize(run_sweep("seed", args.seeds, run=False, extra=EXTRA_SETTINGS))
+        summary["paired"] = paired(summary, base)
+        if not summary["paired"]:
+            print("note: no finished experiment of the plain study for these seeds (`make study`): nothing to pair")
     text = markdown(summary)
-    write_text(args.out / "seeds.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_text(args.out / "seeds.md", text)
+    write_text(out / "seeds.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text(out / "seeds.md", text)
     print(text.rstrip("\n"))
-    print(f"-> {args.out}/seeds.json, {args.out}/seeds.md")
+    print(f"-> {out}/seeds.json, {out}/seeds.md")
     return 0 if summary["seeds"] else 1
 
 

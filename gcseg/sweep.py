@@ -48,9 +48,22 @@ def format_value(value: float | int) -> str:
     return repr(float(value))
 
 
-def experiment_name(key: str, value: float | int) -> str:
-    """``tau_iou-0.6``: a valid Git ref component, one per (key, value)."""
-    return f"{key}-{format_value(value)}"
+def experiment_name(key: str, value: float | int, suffix: str = "") -> str:
+    """``tau_iou-0.6``: a valid Git ref component, one per (key, value); `suffix` tells apart the same sweep under
+    further settings (gcseg.study --set)."""
+    return f"{key}-{format_value(value)}{suffix}"
+
+
+def setting_holds(params: Any, setting: str) -> bool:
+    """Whether a parsed params file holds a ``dotted.key=value`` setting (the value read as YAML, as DVC's -S
+    does; numbers compared as numbers)."""
+    import yaml
+
+    key, _, raw = setting.partition("=")
+    want, got = yaml.safe_load(raw), _dig(params, key.split("."))
+    if _num(want) is not None and _num(got) is not None:
+        return abs(float(want) - float(got)) <= 1e-12 * max(1.0, abs(float(want)))
+    return bool(want == got)
 
 
 @dataclass(frozen=True)
@@ -109,14 +122,16 @@ def experiments_by_name(payload: Any) -> dict[str, dict[str, Any]]:
 
 
 def collect(payload: Any, key: str, values: Sequence[float | int], *, params_file: str = "params.yaml",
-            eval_metrics: str = EVAL_METRICS, track_metrics: str = TRACK_METRICS) -> list[SweepPoint]:
-    """The sweep's experiments (by name ``<key>-<value>``) out of a parsed ``dvc exp show --json`` payload.
+            eval_metrics: str = EVAL_METRICS, track_metrics: str = TRACK_METRICS, suffix: str = "",
+            settings: Sequence[str] = ()) -> list[SweepPoint]:
+    """The sweep's experiments (by name ``<key>-<value><suffix>``) out of a parsed ``dvc exp show --json`` payload.
 
-    An experiment whose params do not hold `key` = value (renamed by hand) counts as missing."""
+    An experiment whose params do not hold `key` = value, or one of `settings` (``dotted.key=value``), counts as
+    missing (renamed by hand, or run under other settings)."""
     exps = experiments_by_name(payload)
     points = []
     for v in values:
-        name = experiment_name(key, v)
+        name = experiment_name(key, v, suffix)
         exp = exps.get(name)
         if exp is None:
             points.append(SweepPoint(value=v, name=name, status="missing"))
@@ -124,6 +139,10 @@ def collect(payload: Any, key: str, values: Sequence[float | int], *, params_fil
         data = exp["data"]
         got = _dig(data, ("params", params_file, "data", key))
         if got is not None and _num(got) is not None and abs(float(got) - float(v)) > 1e-12:
+            points.append(SweepPoint(value=v, name=name, status="missing"))
+            continue
+        params = _dig(data, ("params", params_file, "data"))
+        if settings and not all(setting_holds(params, st) for st in settings):
             points.append(SweepPoint(value=v, name=name, status="missing"))
             continue
         ev = _metrics_file(data, eval_metrics) or {}
@@ -264,25 +283,25 @@ def exp_show(cwd: Path, rev: str | None = None) -> Any:
 
 
 def queue_commands(key: str, values: Sequence[float | int], *, params_file: str = "params.yaml",
-                   extra: Sequence[str] = ()) -> list[list[str]]:
+                   extra: Sequence[str] = (), suffix: str = "") -> list[list[str]]:
     """``dvc exp run --queue -S <key>=<v> [-S <extra> ...] -n <key>-<v>`` per value (explicit values: never DVC's
     range()); `extra` are further ``key=value`` settings every experiment gets."""
     prefix = "" if params_file == "params.yaml" else f"{params_file}:"
     more = [x for e in extra for x in ("-S", f"{prefix}{e}")]
     return [[*dvc_command(), "exp", "run", "--queue", "-S", f"{prefix}{key}={format_value(v)}", *more,
-             "-n", experiment_name(key, v)] for v in values]
+             "-n", experiment_name(key, v, suffix)] for v in values]
 
 
 def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".", run: bool = True,
               rerun: bool = False, jobs: int = 1, params_file: str = "params.yaml", extra: Sequence[str] = (),
-              echo: Any = print) -> list[SweepPoint]:
+              echo: Any = print, suffix: str = "") -> list[SweepPoint]:
     """Queue the missing experiments, run the queue (``dvc exp run --run-all -j jobs``, blocks until every
     queued experiment finished) and collect. run=False: collect only. rerun: remove this sweep's finished
     experiments first (``dvc exp remove``) so that they run again. The experiments are queued on the commit
     checked out at the start and collected from that commit, also when a commit lands while they run (DVC files
     experiments under the commit they were queued on; a new HEAD has none)."""
     cwd = Path(cwd)
-    names = [experiment_name(key, v) for v in values]
+    names = [experiment_name(key, v, suffix) for v in values]
     baseline = None
     if run:
         baseline = head_commit(cwd)
@@ -296,10 +315,10 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
         reuse = [n for n in names if existing.get(n, {}).get("state") == "success"]
         if reuse:
             echo(f"reusing finished experiment(s) {', '.join(reuse)} (--rerun to run them again)")
-        stale = [experiment_name(key, v) for v in todo if experiment_name(key, v) in existing]
+        stale = [experiment_name(key, v, suffix) for v in todo if experiment_name(key, v, suffix) in existing]
         if stale:  # failed or interrupted runs of an earlier sweep: their names must be free to queue again
             _run([*dvc_command(), "exp", "remove", *stale], cwd)
-        for cmd in queue_commands(key, todo, params_file=params_file, extra=extra):
+        for cmd in queue_commands(key, todo, params_file=params_file, extra=extra, suffix=suffix):
             echo("queue: dvc " + " ".join(cmd[3:]))
             _run(cmd, cwd)
         if todo:
@@ -309,4 +328,4 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
         if baseline and now != baseline:
             echo(f"note: HEAD moved from {baseline[:7]} to {(now or '?')[:7]} while the experiments ran; collecting "
                  f"those of {baseline[:7]}")
-    return collect(exp_show(cwd, baseline), key, values, params_file=params_file)
+    return collect(exp_show(cwd, baseline), key, values, params_file=params_file, suffix=suffix, settings=extra)

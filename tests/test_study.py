@@ -1,6 +1,8 @@
 """gcseg.study: mean and spread per ablation row over seeds, and the ordering check."""
 
-from gcseg.study import markdown, summarize
+import pytest
+
+from gcseg.study import check_settings, main, markdown, paired, summarize, variant_suffix
 from gcseg.sweep import SweepPoint
 
 
@@ -53,3 +55,35 @@ def test_no_finished_seed_gives_an_empty_summary_not_a_crash():
     assert s["seeds"] == [] and s["failed"] == ["seed-0"] and s["rows"] == {}
     md = markdown(s)
     assert "held for 0 of 0 seed(s)" in md and "Failed or missing experiments: seed-0." in md
+
+
+def test_variant_names_and_settings():
+    assert variant_suffix([]) == ""
+    a = variant_suffix(["stage2_train.lr=0.002", "tau_iou=0.6"])
+    assert a == variant_suffix(["tau_iou=0.6", "stage2_train.lr=0.002"]) and a.startswith("-v") and len(a) == 10
+    assert a != variant_suffix(["tau_iou=0.6"])
+    assert check_settings([" tau_iou=0.6 "]) == ["tau_iou=0.6"]
+    for bad in ("tau_iou", "=0.6", "tau_iou=", "stage2 train.lr=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            check_settings([bad])
+
+
+def test_bad_setting_exits_2_before_running_anything(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--collect-only", "--set", "tau_iou"])
+    assert exc.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_variant_is_paired_seed_by_seed_with_the_plain_study():
+    base = summarize([_point(0, 0.1, 0.2, 0.3, 0.25), _point(1, 0.1, 0.3, 0.2, 0.1), _point(2, 0.3, 0.4, 0.5, 0.2)])
+    var = summarize([_point(0, 0.1, 0.25, 0.28, 0.25), _point(2, 0.3, 0.43, 0.55, 0.2)])  # seed 1 failed
+    p = paired(var, base)
+    s2 = p["stage2"]["AP"]
+    assert s2["seeds"] == [0, 2] and s2["higher"] == 2 and s2["n"] == 2
+    assert s2["changes"] == pytest.approx([0.05, 0.03]) and s2["mean"] == pytest.approx(0.04)
+    assert p["stage3"]["AP"]["higher"] == 1 and p["stage3"]["AP"]["changes"] == pytest.approx([-0.02, 0.05])
+    var["settings"], var["paired"] = ["stage2_train.lr=0.002"], p
+    text = markdown(var)
+    assert text.startswith("Settings: `stage2_train.lr=0.002`")
+    assert "| Stage 1 + 2 | +5.0 (seed 0), +3.0 (seed 2) | +4.0 | 2 of 2 |" in text
+    assert "| Stage 1 | the same on every seed | 0 | - |" in text  # upstream of the setting: the same outputs

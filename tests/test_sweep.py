@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gcseg.sweep import (collect, experiment_name, experiments_by_name, format_value, plot_sweep,
-                         queue_commands, sweep_markdown, write_report)
+                         queue_commands, setting_holds, sweep_markdown, write_report)
 from gcseg.errors import ArtifactError
 from stages.sweep import app, stage_models, validate_sweep
 
@@ -33,6 +33,17 @@ def test_names_and_queue_commands_use_explicit_values():
     assert queue_commands("tau_dorm", [2], params_file="p2.yaml")[0][7] == "p2.yaml:tau_dorm=2"
     assert queue_commands("seed", [1], extra=["eval.own_labels=true"])[0][3:] == [
         "exp", "run", "--queue", "-S", "seed=1", "-S", "eval.own_labels=true", "-n", "seed-1"]
+    assert queue_commands("seed", [1], suffix="-vab")[0][-1] == "seed-1-vab" == experiment_name("seed", 1, "-vab")
+
+
+def test_collect_checks_the_further_settings():
+    """An experiment of the right name run under other settings is not the sweep's point (gcseg.study --set)."""
+    assert setting_holds({"eval": {"split": "val"}, "tau_iou": 0.9}, "eval.split=val")
+    assert setting_holds({"a": {"lr": 0.002}}, "a.lr=2.0e-3") and not setting_holds({"a": {"lr": 0.001}}, "a.lr=0.002")
+    assert not setting_holds({"a": {}}, "a.lr=0.002") and setting_holds({"a": {"on": True}}, "a.on=true")
+    assert collect(PAYLOAD, "tau_iou", [0.9], settings=["eval.split=val"])[0].status == "success"
+    assert collect(PAYLOAD, "tau_iou", [0.9], settings=["eval.split=train"])[0].status == "missing"
+    assert collect(PAYLOAD, "tau_iou", [0.9], suffix="-v1")[0].status == "missing"  # no such name
 
 
 def test_collect_from_captured_payload():
