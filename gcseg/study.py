@@ -49,6 +49,8 @@ def check_settings(settings: Sequence[str]) -> list[str]:
         key, eq, value = st.strip().partition("=")
         if not eq or not key or not value or any(c.isspace() for c in key):
             raise ValueError(f"--set {st!r}: expected KEY=VALUE with a params.yaml key, e.g. stage2_train.lr=0.002")
+        if key in ("seed", *(e.partition("=")[0] for e in EXTRA_SETTINGS)):
+            raise ValueError(f"--set {st!r}: the study sets {key} itself (use --seeds for the seeds)")
         out.append(f"{key}={value}")
     return out
 

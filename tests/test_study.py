@@ -66,6 +66,8 @@ def test_variant_names_and_settings():
     for bad in ("tau_iou", "=0.6", "tau_iou=", "stage2 train.lr=1"):
         with pytest.raises(ValueError, match="KEY=VALUE"):
             check_settings([bad])
+    with pytest.raises(ValueError, match="--seeds"):
+        check_settings(["seed=3"])
 
 
 def test_bad_setting_exits_2_before_running_anything(capsys):
