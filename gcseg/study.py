@@ -183,10 +183,13 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = argparse.ArgumentParser(
+        prog="python -m gcseg.study",
+        description="The whole default for several seeds as DVC experiments (`make study`), summarised as mean and "
+                    "spread per ablation row; with --set, a variant paired seed by seed with the plain study.")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="output folder (default metrics/study; with --set, metrics/study/variant-<hash>)")
+                    help="output folder (default metrics/study; with --set, metrics/study/variant-v<hash>)")
     ap.add_argument("--collect-only", action="store_true", help="do not run; summarize finished experiments")
     ap.add_argument("--rerun", action="store_true", help="run the seeds' experiments again")
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
