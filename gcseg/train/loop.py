@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gcseg.atomic import clean_stale_temporaries, write_bytes
+from gcseg.atomic import clean_stale_temporaries
 from gcseg.errors import ArtifactError, ConfigError
 from gcseg.models.loss import set_criterion
 from gcseg.models.mask_model import (MaskModel, ModelConfig, build_model, check_architecture, load_state_strict_into,
@@ -114,15 +113,6 @@ class _Metrics:
     def close(self) -> None:
         if self.live is not None:
             self.live.end()
-
-
-def _serialize_final(model: torch.nn.Module, model_cfg: ModelConfig, epoch: int) -> bytes:
-    m = model.module if hasattr(model, "module") else model
-    obj = {"schema_version": 1, "config": model_cfg.model_dump(mode="json"),
-           "model": {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}, "epoch": int(epoch)}
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
 
 
 def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, model_cfg: ModelConfig, seed: int,
@@ -284,7 +274,7 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     metrics.close()
     model_path = out_dir / "model.pt"
     if rank == 0:
-        write_bytes(model_path, _serialize_final(model, model_cfg, done_epochs))
+        save_checkpoint(model_path, model, model_cfg, epoch=done_epochs)  # weights only: the final model
     ddp.barrier()
     return TrainResult(model_path, done_epochs, resumed_from, history)
 
