@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gcseg.atomic import write_bytes, write_text
 from gcseg.errors import ArtifactError, InputError
 
@@ -57,8 +59,6 @@ def experiment_name(key: str, value: float | int, suffix: str = "") -> str:
 def setting_holds(params: Any, setting: str) -> bool:
     """Whether a parsed params file holds a ``dotted.key=value`` setting (the value read as YAML, as DVC's -S
     does; numbers compared as numbers)."""
-    import yaml
-
     key, _, raw = setting.partition("=")
     want, got = yaml.safe_load(raw), _dig(params, key.split("."))
     if _num(want) is not None and _num(got) is not None:
@@ -137,11 +137,11 @@ def collect(payload: Any, key: str, values: Sequence[float | int], *, params_fil
             points.append(SweepPoint(value=v, name=name, status="missing"))
             continue
         data = exp["data"]
-        got = _dig(data, ("params", params_file, "data", key))
+        params = _dig(data, ("params", params_file, "data"))
+        got = _dig(params, (key,))
         if got is not None and _num(got) is not None and abs(float(got) - float(v)) > 1e-12:
             points.append(SweepPoint(value=v, name=name, status="missing"))
             continue
-        params = _dig(data, ("params", params_file, "data"))
         if settings and not all(setting_holds(params, st) for st in settings):
             points.append(SweepPoint(value=v, name=name, status="missing"))
             continue
@@ -311,11 +311,12 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
             if old:
                 _run([*dvc_command(), "exp", "remove", *old], cwd)
                 existing = {k: v for k, v in existing.items() if k not in old}
-        todo = [v for v, n in zip(values, names) if existing.get(n, {}).get("state") != "success"]
+        pending = [(v, n) for v, n in zip(values, names) if existing.get(n, {}).get("state") != "success"]
+        todo = [v for v, _ in pending]
         reuse = [n for n in names if existing.get(n, {}).get("state") == "success"]
         if reuse:
             echo(f"reusing finished experiment(s) {', '.join(reuse)} (--rerun to run them again)")
-        stale = [experiment_name(key, v, suffix) for v in todo if experiment_name(key, v, suffix) in existing]
+        stale = [n for _, n in pending if n in existing]
         if stale:  # failed or interrupted runs of an earlier sweep: their names must be free to queue again
             _run([*dvc_command(), "exp", "remove", *stale], cwd)
         for cmd in queue_commands(key, todo, params_file=params_file, extra=extra, suffix=suffix):
