@@ -157,13 +157,15 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
                             fix="the file is corrupt or not a gcseg model: re-download it or retrain") from exc
 
 
-def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Masks bool (K, N) and scores float32 (K,) with score > tau_conf and at least one point, best first."""
+def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0, fragments: Any = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks bool (K, N) and scores float32 (K,) with score > tau_conf and at least one point, best first; with
+    `fragments` (gcseg.models.fragments.FragmentConfig) the connected pieces of masks that fall apart too."""
     from gcseg.models.inference import predict_points
     from gcseg.pseudolabel.select import select_masks
 
     color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, dtype=np.uint8)
-    masks, scores = predict_points(model, cloud.coord, color)
+    masks, scores = predict_points(model, cloud.coord, color, fragments=fragments)
     keep = select_masks(masks, scores, top_k=0, tau_conf=tau_conf, min_points=1)
     return np.asarray(masks, bool)[keep], np.asarray(scores, np.float32)[keep]
 
@@ -239,15 +241,24 @@ def _publish(stage: Path, out: Path, scene_id: str) -> None:
 
 
 def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
-                 tau_conf: float = 0.0, scene_id: str | None = None) -> dict[str, Any]:
-    """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary."""
+                 tau_conf: float = 0.0, scene_id: str | None = None, fragments: Any = "default") -> dict[str, Any]:
+    """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary.
+
+    fragments: a gcseg.models.fragments.FragmentConfig, None (masks only), or "default" (FragmentConfig(): the
+    eval stage's default, so that a prediction scores as the eval's model rows do)."""
     from gcseg.atomic import check_output
+    from gcseg.models.fragments import FragmentConfig
 
     if not 0.0 <= tau_conf < 1.0:
         raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
     check_output(out, folder=True, what="--out")  # an existing file there: fail now, not after predicting
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
     model, _cfg = load_checkpoint(checkpoint)
-    masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf)
+    if isinstance(fragments, str):
+        if fragments != "default":
+            raise ValueError(f"fragments must be a FragmentConfig, None or 'default', got {fragments!r}")
+        fragments = FragmentConfig()
+    masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf, fragments=fragments)
     return write_prediction(out, scan, masks, scores,
-                            extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf)})
+                            extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf),
+                                   "fragments": None if fragments is None else fragments.model_dump()})

@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
+from gcseg.models.fragments import FragmentConfig
+
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
 
@@ -45,6 +47,7 @@ class EvalSection(Section):
     use_scores: bool = True
     split: Literal["train", "val", "all"] = "val"
     own_labels: bool = False
+    fragments: FragmentConfig | None = FragmentConfig()  # model rows: masks plus their connected pieces (None = off)
 
 
 class Params(Section):
@@ -141,7 +144,7 @@ def own_label_results(p: Params, scenes: Path, tracks: Path, superpoints: Path |
         own.append(val)
         rows["lift_only"][sid] = read_tracks(files[sid], val)["lift_only"]
         for r in OWN_ROWS[1:]:
-            rows[r][sid] = model_predictions(nets[r], val)
+            rows[r][sid] = model_predictions(nets[r], val, p.eval.fragments)
     return (evaluate_rows(own, rows, **score) if own else {}), len(own)
 
 
@@ -255,7 +258,7 @@ def main(
         rows["lift_only"][sid] = tracked["lift_only"]
         diagnosed[sid] = tracked["diagnostics"]
         for row, net in nets.items():
-            rows[row][sid] = model_predictions(net, val)
+            rows[row][sid] = model_predictions(net, val, cfg.fragments)
         if extra_files:
             add_baseline_rows(rows, titles, extra_files[sid], val)
 
@@ -270,8 +273,14 @@ def main(
         diagnostics = evaluate_diagnostics(gt_scenes, diagnosed, **score)
         from gcseg.baselines.artifact import NOTE
 
+        notes = [NOTE] if titles else []
+        if cfg.fragments is not None:
+            f = cfg.fragments
+            notes.append(f"Model rows: every predicted mask, plus the connected pieces (points {f.eps:g} m apart, "
+                         f">= {f.min_points} points) of a mask that falls apart, scored {f.score_factor:g} x its "
+                         "mask's (eval.fragments; Mask3D / Segment3D evaluate with DBSCAN pieces).")
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
-                                 notes=[NOTE] if titles else [])
+                                 notes=notes)
         text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
         # the label diagnostics by size too: where along ceiling -> proposals -> tracked labels the objects of a
         # size are lost or merged (only rows that every scene with GT has); one pass over both sets of rows

@@ -22,11 +22,28 @@ def main(
     source: Annotated[str, typer.Option("--source", help="auto | posed_rgbd | scannet | scannetpp | ply.")] = "auto",
     tau_conf: Annotated[float, typer.Option("--tau-conf", help="Keep masks with score > tau-conf.")] = 0.0,
     scene_id: Annotated[str | None, typer.Option("--scene-id", help="Name of the outputs (default: folder or file name).")] = None,
+    fragment_eps: Annotated[float, typer.Option("--fragment-eps", help="Also output the connected pieces of a mask "
+                                                "that falls apart, points this many metres apart counting as "
+                                                "connected (as the eval stage's eval.fragments); 0 = masks only.")] = 0.05,
+    fragment_score: Annotated[float, typer.Option("--fragment-score", help="A piece's score as a fraction of its "
+                                                  "mask's (0 < x <= 1).")] = 0.5,
 ) -> None:
     """Segment a scan or point cloud with a trained model (no DVC needed)."""
+    from pydantic import ValidationError
+
+    from gcseg.errors import InputError
+    from gcseg.models.fragments import FragmentConfig
     from gcseg.predict import predict_scan
 
-    summary = predict_scan(input, checkpoint, out, source=source, tau_conf=tau_conf, scene_id=scene_id)
+    if fragment_eps < 0:
+        raise InputError(f"--fragment-eps must be >= 0, got {fragment_eps}", fix="e.g. --fragment-eps 0.05 (0 = off)")
+    try:
+        fragments = FragmentConfig(eps=fragment_eps, score_factor=fragment_score) if fragment_eps > 0 else None
+    except ValidationError as exc:
+        raise InputError(f"--fragment-score must be in (0, 1], got {fragment_score}",
+                         fix="e.g. --fragment-score 0.5") from exc
+    summary = predict_scan(input, checkpoint, out, source=source, tau_conf=tau_conf, scene_id=scene_id,
+                           fragments=fragments)
     typer.echo(f"{summary['scene_id']}: {summary['num_masks']} masks on {summary['num_points']} points "
                f"({summary['source']}) -> {out}")
 

@@ -322,3 +322,29 @@ def test_interrupted_write_keeps_the_earlier_set(tmp_path):
         write_prediction(out, *_scan_and_masks(2), extra_files=interrupted)
     assert _files(out) == before  # nothing of the new set, and no staging folder left
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_fragment_options(tmp_path, tiny_checkpoint):
+    """By default the summary records the eval's fragment settings; --fragment-eps 0 predicts masks only (a
+    subset of the default's: the pieces come on top); an out-of-range --fragment-score exits 2 writing nothing."""
+    from stages.predict import app
+
+    from gcseg.eval.benchmark_io import read_predictions
+
+    ply = _cloud_ply(tmp_path / "room.ply")
+    runs = {"default": [], "off": ["--fragment-eps", "0"]}
+    got = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        res = CliRunner().invoke(app, ["--input", str(ply), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                                       *extra])
+        assert res.exit_code == 0, res.output
+        got[name] = (_check_outputs(out, "room", 600), read_predictions(out, "room", 600)[0].toarray())
+    assert got["default"][0]["fragments"] == {"eps": 0.05, "min_points": 100, "score_factor": 0.5}
+    assert got["off"][0]["fragments"] is None
+    whole = {m.tobytes() for m in got["default"][1]}
+    assert all(m.tobytes() in whole for m in got["off"][1])
+    res = CliRunner().invoke(app, ["--input", str(ply), "--checkpoint", str(tiny_checkpoint), "--out",
+                                   str(tmp_path / "bad"), "--fragment-score", "2"])
+    assert res.exit_code == 2 and "--fragment-score" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "bad").exists()

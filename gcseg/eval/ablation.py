@@ -144,11 +144,13 @@ def lift_only_predictions(labels: np.ndarray, shares: np.ndarray, votes: np.ndar
                          vote_share=mean_share[order].astype(np.float32))
 
 
-def model_predictions(model: Any, scene: ValScene) -> RowPrediction:
-    """A mask model's class-agnostic masks on the scene's reference cloud (gcseg.models.inference)."""
+def model_predictions(model: Any, scene: ValScene, fragments: Any = None) -> RowPrediction:
+    """A mask model's class-agnostic masks on the scene's reference cloud (gcseg.models.inference), with the
+    connected pieces of masks that fall apart added where `fragments` (a gcseg.models.fragments.FragmentConfig)
+    is given."""
     from gcseg.models.inference import predict_points
 
-    masks, scores = predict_points(model, scene.coord, scene.color, superpoint=scene.superpoint)
+    masks, scores = predict_points(model, scene.coord, scene.color, superpoint=scene.superpoint, fragments=fragments)
     return RowPrediction(masks=masks, scores=scores)
 
 

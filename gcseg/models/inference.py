@@ -7,6 +7,7 @@ import torch
 
 from gcseg.errors import InputError
 from gcseg.models.decoder import SuperpointPool
+from gcseg.models.fragments import FragmentConfig, add_fragments
 from gcseg.models.mask_model import MaskModel, point_features
 from gcseg.models.voxelize import scatter_mean, superpoint_pool, voxelize
 
@@ -115,7 +116,8 @@ def scene_logits(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpo
 
 @torch.inference_mode()
 def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, min_points: int = 1,
-                   superpoint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   superpoint: np.ndarray | None = None, fragments: FragmentConfig | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Class-agnostic instance masks of one point cloud.
 
     Arguments:
@@ -123,6 +125,7 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
         coord: float [N, 3] metres; color: uint8 [N, 3].
         min_points: drop masks with fewer points.
         superpoint: int [N] superpoint ids of the cloud (superpoint models; computed when None).
+        fragments: also return the connected pieces of masks that fall apart (gcseg.models.fragments; None = off).
     Returns:
         masks bool [K, N] and scores float32 [K], sorted by score descending (ties by query index), deterministic
         (the decoder's key subsample is drawn from a fixed seed).
@@ -136,13 +139,16 @@ def predict_points(model: MaskModel, coord: np.ndarray, color: np.ndarray, *, mi
         raise InputError("empty point cloud: nothing to segment", fix="check the depth/mask inputs of this scene")
     if not np.isfinite(coord).all():
         raise InputError("point coordinates contain NaN or inf", fix="drop invalid depth before lifting")
-    return point_masks(model, *scene_logits(model, coord, color, superpoint), min_points=min_points)
+    return point_masks(model, *scene_logits(model, coord, color, superpoint), min_points=min_points,
+                       fragments=fragments, coord=coord)
 
 
 def point_masks(model: MaskModel, obj_logits: torch.Tensor, mask_logits: torch.Tensor, to_point: torch.Tensor, *,
-                min_points: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                min_points: int = 1, fragments: FragmentConfig | None = None, coord: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """predict_points' masks and scores from the model's raw output (`scene_logits`): score (model.cfg.score),
-    NMS (model.cfg.nms_iou), masks under `min_points` points dropped, the rest sorted and expanded to points."""
+    NMS (model.cfg.nms_iou), masks under `min_points` points dropped, the rest sorted, their connected pieces added
+    with `fragments` (needs the cloud's `coord`), and expanded to points."""
     weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
     binary, score = masks_and_scores(obj_logits, mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
@@ -153,4 +159,10 @@ def point_masks(model: MaskModel, obj_logits: torch.Tensor, mask_logits: torch.T
     keep = (binary.float() @ weight) >= max(min_points, 1)
     binary, score = binary[keep], score[keep].cpu().numpy().astype(np.float32)
     order = np.argsort(-score, kind="stable")
-    return binary[torch.from_numpy(order)][:, to_point].numpy(), score[order]
+    binary, score = binary[torch.from_numpy(order)].numpy(), score[order]
+    if fragments is not None:
+        if coord is None:
+            raise ValueError("fragments need the cloud's coord")
+        cfg = fragments.model_copy(update={"min_points": max(fragments.min_points, min_points)})
+        binary, score = add_fragments(binary, score, coord, to_point.numpy(), weight.numpy(), cfg)
+    return binary[:, to_point.numpy()], score

@@ -64,3 +64,37 @@ def test_predict_points_keeps_masks_of_min_points_sorted_by_score():
     cut = int(np.median(sizes)) + 1
     big, big_scores = predict_points(model, s["coord"], s["color"], superpoint=sp, min_points=cut)
     assert np.array_equal(big, masks[sizes >= cut]) and np.array_equal(big_scores, scores[sizes >= cut])
+
+
+def test_point_masks_with_fragments_adds_pieces_under_their_masks():
+    """The masks without fragments come back unchanged and in order; a mask over two boxes adds each box as a
+    piece scored score_factor x its score; a mask inside one box adds nothing."""
+    from gcseg.models.fragments import FragmentConfig
+    from gcseg.models.inference import point_masks
+    from gcseg.models.mask_model import build_model
+    from gcseg.superpoints import compute_superpoints
+    from gcseg.train.toy import box_scene, tiny_model_config
+
+    model = build_model(tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=4, hidden_dim=16,
+                                          ffn_dim=32))
+    s = box_scene(np.random.default_rng(0), floor_points=0)  # four boxes >= 0.5 m apart, nothing joining them
+    sp = np.unique(compute_superpoints(s["coord"], s["color"]), return_inverse=True)[1]
+    box_of_sp = np.array([np.bincount(s["instance"][sp == e]).argmax() for e in range(sp.max() + 1)])
+    logits = torch.full((3, len(box_of_sp)), -5.0)
+    logits[0, np.isin(box_of_sp, [0, 2])] = 5.0  # two boxes: two pieces
+    logits[1, box_of_sp == 1] = 5.0  # one box
+    logits[2, box_of_sp == 3] = 5.0
+    obj = torch.tensor([[2.0, 0.0], [3.0, 0.0], [1.0, 0.0]])
+    raw = (obj, logits, torch.from_numpy(sp))
+    masks, scores = point_masks(model, *raw)
+    frag = FragmentConfig(eps=0.15, min_points=5, score_factor=0.5)
+    more, more_scores = point_masks(model, *raw, fragments=frag, coord=s["coord"])
+    assert len(masks) == 3 and len(more) == 5 and (np.diff(more_scores) <= 0).all()
+    is_whole = np.array([any(np.array_equal(m, w) for w in masks) for m in more])
+    assert np.array_equal(more[is_whole], masks) and np.array_equal(more_scores[is_whole], scores)
+    two_boxes = int(np.flatnonzero([set(np.unique(s["instance"][m])) == {0, 2} for m in masks])[0])
+    pieces = more[~is_whole]
+    assert sorted(np.unique(s["instance"][p]).tolist() for p in pieces) == [[0], [2]]
+    np.testing.assert_allclose(more_scores[~is_whole], 0.5 * scores[two_boxes])
+    with pytest.raises(ValueError, match="coord"):
+        point_masks(model, *raw, fragments=frag)
