@@ -290,11 +290,14 @@ def main(
     }
     masks, scores = seg.masks, seg.scores
     if model is not None:
-        masks, scores = predict_masks(model, seg.cloud, tau_conf=tau_conf)
+        from gcseg.models.fragments import FragmentConfig
+
+        fragments = FragmentConfig()  # as gcseg predict's default: a mask's connected pieces too
+        masks, scores = predict_masks(model, seg.cloud, tau_conf=tau_conf, fragments=fragments)
         model_labels = assign_points(masks, scores)[0] if len(masks) else np.full(len(seg.cloud), -1)
         a = agreement(model_labels, free_labels)
         extra.update(method="trained model (gcseg predict) on the scan's points", checkpoint=checkpoint.name,
-                     tau_conf=float(tau_conf),
+                     tau_conf=float(tau_conf), fragments=fragments.model_dump(),
                      training_free={"num_masks": int(len(seg.masks)), "labelled_points": int((free_labels >= 0).sum())},
                      agreement_with_training_free=None if a is None else round(a, 6))
     scan = ScanInput(scene_id=sid, source=scene.source, cloud=seg.cloud)
