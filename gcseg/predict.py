@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gcseg.errors import ArtifactError, InputError
+from gcseg.models.fragments import FragmentConfig
 from gcseg.scene import PointCloud
 
 Source = Literal["auto", "posed_rgbd", "scannet", "scannetpp", "ply"]
@@ -157,7 +158,7 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
                             fix="the file is corrupt or not a gcseg model: re-download it or retrain") from exc
 
 
-def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0, fragments: Any = None
+def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0, fragments: FragmentConfig | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Masks bool (K, N) and scores float32 (K,) with score > tau_conf and at least one point, best first; with
     `fragments` (gcseg.models.fragments.FragmentConfig) the connected pieces of masks that fall apart too."""
@@ -241,23 +242,19 @@ def _publish(stage: Path, out: Path, scene_id: str) -> None:
 
 
 def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
-                 tau_conf: float = 0.0, scene_id: str | None = None, fragments: Any = "default") -> dict[str, Any]:
+                 tau_conf: float = 0.0, scene_id: str | None = None,
+                 fragments: FragmentConfig | None = FragmentConfig()) -> dict[str, Any]:
     """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary.
 
-    fragments: a gcseg.models.fragments.FragmentConfig, None (masks only), or "default" (FragmentConfig(): the
-    eval stage's default, so that a prediction scores as the eval's model rows do)."""
+    fragments: the connected pieces of masks that fall apart are predicted too (None: masks only); the default is
+    the eval stage's, so that a prediction scores as the eval's model rows do."""
     from gcseg.atomic import check_output
-    from gcseg.models.fragments import FragmentConfig
 
     if not 0.0 <= tau_conf < 1.0:
         raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
     check_output(out, folder=True, what="--out")  # an existing file there: fail now, not after predicting
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
     model, _cfg = load_checkpoint(checkpoint)
-    if isinstance(fragments, str):
-        if fragments != "default":
-            raise ValueError(f"fragments must be a FragmentConfig, None or 'default', got {fragments!r}")
-        fragments = FragmentConfig()
     masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf, fragments=fragments)
     return write_prediction(out, scan, masks, scores,
                             extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf),
