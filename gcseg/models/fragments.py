@@ -4,8 +4,8 @@ Mask3D and Segment3D evaluate with ``general.use_dbscan=true`` (Segment3D's scri
 every predicted mask is cut into its DBSCAN clusters, each a mask with its parent's score. Here a mask is kept
 whole and, where it falls apart into two or more pieces of at least `min_points` points, the pieces are added at
 `score_factor` x its score. Measured on the 9 models of `make study` (docs/model_study.md "Round 18", inference
-only): Mask3D's replacement moves val AP by -2 to +3 with the seed (a table whose legs a sampling gap cuts off loses
-its whole mask); the kept-whole variant raises every model (+0.5 to +2.5 AP).
+only): Mask3D's replacement moves val AP by -2.6 to +2.5 with the seed (eps 0.05); the kept-whole variant raises
+every model (+0.5 to +2.5 AP).
 
 Connectivity is computed on the model's elements (superpoints, or voxels for a voxel model), which every predicted
 mask is a union of: two elements touch when a point of one lies within `eps` of a point of the other, and a mask's
