@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gcseg.errors import ArtifactError, InputError
-from gcseg.models.fragments import FragmentConfig
+from gcseg.models.config import FragmentConfig
 from gcseg.scene import PointCloud
 
 Source = Literal["auto", "posed_rgbd", "scannet", "scannetpp", "ply"]
@@ -161,7 +161,7 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Any]:
 def predict_masks(model: Any, cloud: PointCloud, *, tau_conf: float = 0.0, fragments: FragmentConfig | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Masks bool (K, N) and scores float32 (K,) with score > tau_conf and at least one point, best first; with
-    `fragments` (gcseg.models.fragments.FragmentConfig) the connected pieces of masks that fall apart too."""
+    `fragments` (gcseg.models.config.FragmentConfig) the connected pieces of masks that fall apart too."""
     from gcseg.models.inference import predict_points
     from gcseg.pseudolabel.select import select_masks
 

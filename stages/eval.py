@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from gcseg.models.fragments import FragmentConfig
+from gcseg.models.config import FragmentConfig
 
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)

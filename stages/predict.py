@@ -32,7 +32,7 @@ def main(
     from pydantic import ValidationError
 
     from gcseg.errors import InputError
-    from gcseg.models.fragments import FragmentConfig
+    from gcseg.models.config import FragmentConfig
     from gcseg.predict import predict_scan
 
     if fragment_eps < 0:

@@ -290,7 +290,7 @@ def main(
     }
     masks, scores = seg.masks, seg.scores
     if model is not None:
-        from gcseg.models.fragments import FragmentConfig
+        from gcseg.models.config import FragmentConfig
 
         fragments = FragmentConfig()  # as gcseg predict's default: a mask's connected pieces too
         masks, scores = predict_masks(model, seg.cloud, tau_conf=tau_conf, fragments=fragments)

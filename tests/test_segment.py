@@ -187,7 +187,7 @@ def test_checkpoint_gives_the_models_prediction(segmented, tmp_path):
     from gcseg.segment import open_scan
 
     cloud = open_scan(segmented["scan"]).reference()
-    from gcseg.models.fragments import FragmentConfig
+    from gcseg.models.config import FragmentConfig
 
     masks, _ = predict_masks(net, PointCloud(coord=cloud.coord, color=cloud.color), fragments=FragmentConfig())
     assert s["num_masks"] == masks.shape[0] and s["fragments"] == FragmentConfig().model_dump()  # as gcseg predict

@@ -146,7 +146,7 @@ def lift_only_predictions(labels: np.ndarray, shares: np.ndarray, votes: np.ndar
 
 def model_predictions(model: Any, scene: ValScene, fragments: Any = None) -> RowPrediction:
     """A mask model's class-agnostic masks on the scene's reference cloud (gcseg.models.inference), with the
-    connected pieces of masks that fall apart added where `fragments` (a gcseg.models.fragments.FragmentConfig)
+    connected pieces of masks that fall apart added where `fragments` (a gcseg.models.config.FragmentConfig)
     is given."""
     from gcseg.models.inference import predict_points
 

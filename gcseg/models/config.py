@@ -1,5 +1,5 @@
-"""The mask model's architecture config (params.yaml `model:`), importable without torch (stage modules build
-their params model from it at import time)."""
+"""The mask model's architecture config (params.yaml `model:`) and its inference pieces' settings (`eval.fragments`),
+importable without torch or scipy (stage modules build their params model from them at import time)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,14 @@ class ModelConfig(BaseModel):
     def architecture(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")
         return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
+
+
+class FragmentConfig(BaseModel):
+    """Settings of gcseg.models.fragments.add_fragments (params.yaml `eval.fragments`, `gcseg predict
+    --fragment-eps`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eps: float = Field(0.05, gt=0)  # metres: points closer than this are connected (Segment3D eval dbscan_eps 0.05)
+    min_points: int = Field(100, ge=1)  # smaller pieces are no candidates (the eval's min region size)
+    score_factor: float = Field(0.5, gt=0, le=1)  # a piece's score = factor x its mask's (the whole ranks first)

@@ -16,20 +16,11 @@ mask: about 0.1x the time (measured in the round)."""
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-
-class FragmentConfig(BaseModel):
-    """Settings of `add_fragments` (params.yaml `eval.fragments`, `gcseg predict --fragment-eps`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    eps: float = Field(0.05, gt=0)  # metres: points closer than this are connected (Segment3D eval dbscan_eps 0.05)
-    min_points: int = Field(100, ge=1)  # smaller pieces are no candidates (the eval's min region size)
-    score_factor: float = Field(0.5, gt=0, le=1)  # a piece's score = factor x its mask's (the whole ranks first)
+from gcseg.models.config import FragmentConfig
 
 
 def element_adjacency(coord: np.ndarray, to_element: np.ndarray, num_elements: int, eps: float) -> sparse.csr_matrix:

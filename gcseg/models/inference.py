@@ -7,7 +7,8 @@ import torch
 
 from gcseg.errors import InputError
 from gcseg.models.decoder import SuperpointPool
-from gcseg.models.fragments import FragmentConfig, add_fragments
+from gcseg.models.config import FragmentConfig
+from gcseg.models.fragments import add_fragments
 from gcseg.models.mask_model import MaskModel, point_features
 from gcseg.models.voxelize import scatter_mean, superpoint_pool, voxelize
 

@@ -5,7 +5,8 @@ import pytest
 from pydantic import ValidationError
 from sklearn.cluster import DBSCAN
 
-from gcseg.models.fragments import FragmentConfig, add_fragments, element_adjacency, fragment_masks
+from gcseg.models.config import FragmentConfig
+from gcseg.models.fragments import add_fragments, element_adjacency, fragment_masks
 
 
 def _grid(x0: float, n: int = 10, step: float = 0.02) -> np.ndarray:

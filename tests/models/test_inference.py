@@ -69,7 +69,7 @@ def test_predict_points_keeps_masks_of_min_points_sorted_by_score():
 def test_point_masks_with_fragments_adds_pieces_under_their_masks():
     """The masks without fragments come back unchanged and in order; a mask over two boxes adds each box as a
     piece scored score_factor x its score; a mask inside one box adds nothing."""
-    from gcseg.models.fragments import FragmentConfig
+    from gcseg.models.config import FragmentConfig
     from gcseg.models.inference import point_masks
     from gcseg.models.mask_model import build_model
     from gcseg.superpoints import compute_superpoints
