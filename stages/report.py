@@ -48,6 +48,8 @@ def main(
     tracks: Annotated[Path, typer.Option("--tracks", help="sam2_track output folder (<scene>.h5).")] = Path("data/sam2_track"),
     pseudolabels: Annotated[Path, typer.Option("--pseudolabels", help="full_scene_pseudolabel output folder.")] = Path("data/pseudolabel"),
     models: Annotated[Path, typer.Option("--models", help="Folder with stage1/, stage2/, stage3/ model.pt.")] = Path("data/models"),
+    superpoints: Annotated[Path | None, typer.Option("--superpoints", help="superpoints stage folder (<scene>.h5): "
+                                                     "the final model predicts on them, as eval does (else computed).")] = None,
     metrics_dir: Annotated[Path, typer.Option("--metrics-dir", help="Metrics folder (eval.json, eval/pr, stage*_train, sweeps).")] = Path("metrics"),
     out: Annotated[Path, typer.Option("--out", help="The HTML report.")] = Path("metrics/report/report.html"),
     png_dir: Annotated[Path, typer.Option("--png-dir", help="Folder of static PNGs (replaced as a whole).")] = Path("metrics/report/png"),
@@ -59,7 +61,7 @@ def main(
 
     p = load_params(params, Params)
     inputs = ReportInputs(scenes=scenes, source=p.data.source, keyframes=keyframes, overlays=overlays, tracks=tracks,
-                          pseudolabels=pseudolabels, models=models, metrics_dir=metrics_dir, params_file=params,
+                          pseudolabels=pseudolabels, models=models, superpoints=superpoints, metrics_dir=metrics_dir, params_file=params,
                           num_scenes=p.report.num_scenes, max_points_per_view=p.report.max_points_per_view,
                           split=p.report.split, scene_ids=tuple(scene) if scene else None)
     build_report(inputs, out, png_dir)

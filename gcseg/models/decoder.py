@@ -368,6 +368,8 @@ class MaskDecoder(nn.Module):
             lfeat, lcoord = levels[h]
             parent = _parent_index(coords.cpu(), lcoord.cpu(), strides[h]).to(dev)
             lrows = [torch.nonzero(lcoord[:, 0] == b).squeeze(1) for b in range(nb)]
+            if len(parent) == len(lcoord) and torch.equal(parent, torch.arange(len(parent), device=dev)):
+                parent = None  # the finest level is the input's voxels in the input's order: no pooling
             level_keys.append((lfeat, lcoord, parent, lrows))
 
         preds = [self._head(q, mask_feats, seed_sp, sq_dist)]
@@ -396,24 +398,47 @@ class MaskDecoder(nn.Module):
                     e = min(s + chunk, nq)
                     amask = torch.ones(nb, e - s, smax, dtype=torch.bool, device=dev)  # True = may not attend
                     for b, r in enumerate(sel):
-                        amask[b, :, : len(r)] = self._blocked(prev[b][s:e], parent[rows[b]], len(lcoord), r,
+                        if parent is None:  # the level's rows are the fine rows: keys as positions among the scene's
+                            par, keys, width = None, torch.searchsorted(rows[b], r), len(rows[b])
+                        else:
+                            par, keys, width = parent[rows[b]], r, len(lcoord)
+                        amask[b, :, : len(r)] = self._blocked(prev[b][s:e], par, width, keys,
                                                               None if sp is None else sp.voxel_sp[b])
-                    amask = amask.repeat_interleave(self.num_heads, dim=0)
-                    outs.append(self.cross[li](q[:, s:e], query_pos[:, s:e], memory, pos, amask))
+                    outs.append(self.cross[li](q[:, s:e], query_pos[:, s:e], memory, pos,
+                                               self._head_mask(amask, q.dtype)))
                 q = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
                 q = self.selfa[li](q, query_pos, self.query_chunk(nb, nq))
                 q = self.ffn[li](q)
                 preds.append(self._head(q, mask_feats, seed_sp, sq_dist))
         return preds
 
+    def _head_mask(self, blocked: Tensor, dtype: torch.dtype) -> Tensor:
+        """bool [B, Q, S] (True = may not attend) -> the additive float mask nn.MultiheadAttention takes,
+        [B * heads, Q, S]. Converted before the per-head copies (MultiheadAttention would convert each head's copy:
+        a third of the decoder's inference time), and with one scene every head shares one copy (a stride-0
+        expand). Same values as passing the bool mask, so the same outputs bit for bit."""
+        add = torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill_(blocked, float("-inf"))
+        if add.shape[0] == 1:
+            return add.expand(self.num_heads, -1, -1)
+        return add.repeat_interleave(self.num_heads, dim=0)
+
     @staticmethod
-    def _blocked(prev: Tensor, par: Tensor, nlev: int, keys: Tensor, voxel_sp: Tensor | None) -> Tensor:
+    def _blocked(prev: Tensor, par: Tensor | None, width: int, keys: Tensor, voxel_sp: Tensor | None) -> Tensor:
         """Mask3D's attention mask of some queries (bool [Q, len(keys)], True = may not attend): their previous mask
-        logits (per voxel, or per superpoint with `voxel_sp`) averaged over each level voxel (`par`: fine voxel ->
-        level voxel), attend where sigmoid >= 0.5."""
-        vox_logits = prev.detach() if voxel_sp is None else prev.detach()[:, voxel_sp]
-        summed = prev.new_zeros(len(prev), nlev).index_add_(1, par, vox_logits)
-        cnt = torch.bincount(par, minlength=nlev).clamp_min(1).to(summed.dtype)
-        blocked = (summed / cnt)[:, keys] < 0
+        logits (per voxel, or per superpoint with `voxel_sp`) averaged over each level voxel (`par`: the scene's fine
+        voxel -> level row, of `width` rows), attend where sigmoid >= 0.5. With `par` None the level is the scene's
+        fine voxels (`width` of them), and `keys` index those.
+
+        `keys` are either all of the scene's rows in ascending order or a random subsample (fewer), so as many keys
+        as columns means every column in order. The mean's sign is the sum's (counts are positive): never divided."""
+        if par is None:  # no pooling: the sign per element, then spread to voxels (a bool gather, not a float one)
+            blocked = prev.detach() < 0
+            if voxel_sp is not None:
+                blocked = blocked[:, voxel_sp]
+        else:
+            vox_logits = prev.detach() if voxel_sp is None else prev.detach()[:, voxel_sp]
+            blocked = prev.new_zeros(len(prev), width).index_add_(1, par, vox_logits) < 0
+        if len(keys) != blocked.shape[1]:
+            blocked = blocked[:, keys]
         blocked[blocked.all(1)] = False  # a query with an empty mask attends everywhere
         return blocked

@@ -41,7 +41,8 @@ class ReportInputs:
 
     scenes/source: the data root and reader (gcseg.readers); keyframes: sam_keyframes HDF5 folder; overlays:
     its overlay PNG folder; tracks: sam2_track folder; pseudolabels: full_scene_pseudolabel folder; models:
-    folder with stage{1,2,3}/model.pt; metrics_dir: the `metrics/` folder (eval.json, eval/pr/*.csv,
+    folder with stage{1,2,3}/model.pt; superpoints: the superpoints stage's folder (the final model predicts on
+    them; None: computed); metrics_dir: the `metrics/` folder (eval.json, eval/pr/*.csv,
     stage*_train/, sam2_track.json, sweeps/*/sweep.json); params_file: params.yaml rendered in the report
     (None: not shown). num_scenes scenes get 3D views (preferring `split`; scene_ids overrides the choice),
     each view subsampled to max_points_per_view points.
@@ -54,6 +55,7 @@ class ReportInputs:
     tracks: Path = Path("data/sam2_track")
     pseudolabels: Path = Path("data/pseudolabel")
     models: Path = Path("data/models")
+    superpoints: Path | None = None
     metrics_dir: Path = Path("metrics")
     params_file: Path | None = Path("params.yaml")
     num_scenes: int = 2

@@ -151,7 +151,7 @@ def prediction_ids(masks: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ids
 
 
-def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[Any], np.ndarray] | None,
+def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[Any, str], np.ndarray] | None,
                      predictor_error: GcsegError | None) -> SceneViews:
     """Every layer of one scene; an absent or unreadable artifact becomes that layer's GcsegError."""
     from gcseg.readers import open_scene
@@ -197,7 +197,7 @@ def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[A
             "no reference cloud to predict on", path=inputs.scenes / scene_id, fix="see the GT view's note")
     else:
         try:
-            ids = predictor(cloud)
+            ids = predictor(cloud, scene_id)
             layers["prediction"] = Layer(np.asarray(cloud.coord, np.float32), ids,
                                          f"{count_instances(ids)} predicted instances")
         except GcsegError as exc:
@@ -208,8 +208,10 @@ def load_scene_views(inputs: ReportInputs, scene_id: str, predictor: Callable[[A
     return SceneViews(scene_id, split_of(scene_id, inputs), layers)
 
 
-def model_predictor(model_path: Path) -> Callable[[Any], np.ndarray]:
-    """Loads the Stage 3 model once; returns cloud -> per-point ids (gcseg.models.inference.predict_points)."""
+def model_predictor(model_path: Path, superpoints: Path | None = None) -> Callable[[Any, str], np.ndarray]:
+    """Loads the Stage 3 model once; returns (cloud, scene id) -> per-point ids (gcseg.models.inference
+    .predict_points). With `superpoints` (the superpoints stage's folder) a superpoint model predicts on the
+    scene's stored superpoints, as the eval stage does; without, they are computed."""
     from gcseg.models.inference import predict_points
     from gcseg.models.mask_model import load_model
 
@@ -217,9 +219,14 @@ def model_predictor(model_path: Path) -> Callable[[Any], np.ndarray]:
         raise ArtifactError("not found", path=model_path, fix="run `dvc repro stage3_train`")
     model, _ = load_model(model_path)
 
-    def predict(cloud: Any) -> np.ndarray:
+    def predict(cloud: Any, scene_id: str) -> np.ndarray:
         color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, np.uint8)
-        masks, scores = predict_points(model, cloud.coord, color)
+        sp = None
+        if superpoints is not None and model.cfg.mask_on == "superpoint":
+            from gcseg.superpoints import REFERENCE, read_superpoints
+
+            sp = read_superpoints(superpoints / f"{scene_id}.h5", REFERENCE, cloud.coord)
+        masks, scores = predict_points(model, cloud.coord, color, superpoint=sp)
         return prediction_ids(masks, scores)
 
     return predict

@@ -139,3 +139,66 @@ def test_query_chunk_bounds_attention_weights_and_pooled_masks():
     assert dec.query_chunk(1, 100, 200_000) == 2**20 // (4 * (heads * 100 + 200_000))
     assert dec.query_chunk(1, 100, 200_000) < dec.query_chunk(1, 100)
     assert dec.query_chunk(1, 10, 10**9) == 1  # at least one query per call
+
+
+def _mean_blocked(prev, par, nlev, keys):
+    """The attention mask as Mask3D defines it: mean logit per level voxel < 0, empty rows attend everywhere."""
+    summed = torch.zeros(len(prev), nlev).index_add_(1, par, prev)
+    mean = summed / torch.bincount(par, minlength=nlev).clamp_min(1)
+    blocked = mean[:, keys] < 0
+    blocked[blocked.all(1)] = False
+    return blocked
+
+
+def test_attention_mask_is_the_mean_logit_sign_on_every_level():
+    """_blocked skips the division (same sign) and, on the finest level, the pooling; both shortcuts must give
+    exactly Mask3D's mask, for all keys and a subsample, with and without superpoints."""
+    g = torch.Generator().manual_seed(0)
+    prev = torch.randn(6, 40, generator=g)
+    prev[0] = torch.rand(40, generator=g) + 0.1  # a query whose mask covers everything
+    prev[1] = -torch.rand(40, generator=g) - 0.1  # an empty mask: attends everywhere
+    par = torch.randint(0, 15, (40,), generator=g)
+    sub = torch.tensor([9, 2, 14, 5])
+    for keys in (torch.arange(15), sub):
+        assert torch.equal(MaskDecoder._blocked(prev, par, 15, keys, None), _mean_blocked(prev, par, 15, keys))
+    rows = torch.arange(40, 80)  # the scene's fine rows in a batch; the level is those voxels themselves
+    for level_keys in (rows, rows[torch.tensor([7, 3, 30])]):
+        local = torch.searchsorted(rows, level_keys)
+        assert torch.equal(MaskDecoder._blocked(prev, None, 40, local, None),
+                           _mean_blocked(prev, torch.arange(40), 40, local))
+    voxel_sp = torch.randint(0, 6, (40,), generator=g)
+    sp_logits = torch.randn(6, 6, generator=g)
+    assert torch.equal(MaskDecoder._blocked(sp_logits, par, 15, sub, voxel_sp),
+                       _mean_blocked(sp_logits[:, voxel_sp], par, 15, sub))
+
+
+def test_float_head_mask_gives_the_bool_masks_attention_bit_for_bit():
+    """The additive mask built once (shared by the heads for one scene) attends exactly as the bool mask."""
+    dec = _decoder(hidden_dim=16, num_heads=2).eval()
+    attn = dec.cross[0].attn
+    g = torch.Generator().manual_seed(1)
+    for nb in (1, 2):
+        q, kv = torch.randn(nb, 5, 16, generator=g), torch.randn(nb, 30, 16, generator=g)
+        blocked = torch.rand(nb, 5, 30, generator=g) < 0.6
+        blocked[:, :, 0] = False
+        ref = attn(q, kv, kv, attn_mask=blocked.repeat_interleave(2, 0), need_weights=False)[0]
+        got = attn(q, kv, kv, attn_mask=dec._head_mask(blocked, q.dtype), need_weights=False)[0]
+        assert torch.equal(got, ref)
+
+
+def test_finest_level_attention_in_training_batches():
+    """With the finest level (stride 1) among hlevels the pooling is skipped; a scene's prediction must still not
+    depend on its batch partner, and training (key subsample) must run on it."""
+    levels, strides, out, coords = _inputs()
+    assert torch.equal(_parent_index(coords, levels[3][1], 1), torch.arange(len(coords)))  # the shortcut's case
+    dec = _decoder(hlevels=[1, 3]).eval()
+    both = dec(levels, strides, out, coords, seeds=[1, 2])[-1]
+    keep = coords[:, 0] == 1
+    lv = [(f[c[:, 0] == 1], c[c[:, 0] == 1]) for f, c in levels]
+    one = coords[keep].clone()
+    one[:, 0] = 0
+    lv = [(f, torch.cat([torch.zeros(len(c), 1, dtype=c.dtype), c[:, 1:]], 1)) for f, c in lv]
+    alone = dec(lv, strides, out[keep], one, seeds=[2])[-1]
+    torch.testing.assert_close(alone.masks[0], both.masks[1], atol=1e-5, rtol=1e-5)
+    train = dec.train()(levels, strides, out, coords, seeds=[1, 2])[-1]
+    assert all(torch.isfinite(m).all() for m in train.masks)

@@ -241,3 +241,32 @@ def test_diagnostics_html_without_diagnostics(tmp_path):
     path.write_text(json.dumps({"stage1": {"AP": 0.1, "AP50": 0.2, "AP25": 0.3, "masks_per_scene": 2.0}}))
     assert load_diagnostics(path) == {} and list(load_eval(path)) == ["stage1"]
     assert "No diagnostics in metrics/eval.json" in diagnostics_html({})
+
+
+def test_prediction_on_the_superpoints_stage_files(project, make_inputs, tmp_path):
+    """Given the superpoints stage's folder, the final model predicts on the scene's stored superpoints, as the eval
+    stage does; a scene missing there becomes the prediction view's notice naming the file."""
+    import torch
+
+    from gcseg.errors import GcsegError
+    from gcseg.models.inference import predict_points
+    from gcseg.models.mask_model import ModelConfig, build_model, save_checkpoint
+    from gcseg.readers import open_scene
+    from gcseg.report.views3d import load_scene_views, model_predictor
+    from gcseg.superpoints import REFERENCE, write_superpoints
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(backend="torch", voxel_size=0.05, planes=(8,) * 8, hidden_dim=16, num_queries=6, num_heads=2,
+                      ffn_dim=32, mask_on="superpoint")
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "model.pt", model, cfg, epoch=0)
+    cloud = open_scene("posed_rgbd", project / "scenes", "scene_c").reference()
+    sp = np.floor(cloud.coord[:, :2] * 2).astype(np.int64) @ np.array([1, 1000])  # half-metre columns
+    write_superpoints(tmp_path / "sp" / "scene_c.h5", "scene_c", {REFERENCE: (cloud.coord, sp)}, method="test",
+                      config={})
+    ids = model_predictor(tmp_path / "model.pt", tmp_path / "sp")(cloud, "scene_c")
+    assert np.array_equal(ids, prediction_ids(*predict_points(model, cloud.coord, cloud.color, superpoint=sp)))
+    predictor = model_predictor(tmp_path / "model.pt", tmp_path / "elsewhere")
+    views = load_scene_views(make_inputs(project), "scene_c", predictor, None)
+    assert isinstance(views.layers["prediction"], GcsegError)
+    assert "elsewhere" in str(views.layers["prediction"])
