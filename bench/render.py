@@ -30,6 +30,8 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
      "every training-free baseline row within 2x of sam2_track's time per scene on the default (quick: one small scene)"),
     ("predict", "forward_growth_ratio_chunked_over_all", "<=", 0.6,
      "whole-room inference with test_attn_mb: the network's memory growth at most 0.6x that of all queries at once"),
+    ("decoder", "time_ratio_new_over_old", "<=", 0.8,
+     "decoder attention mask + attention call at most 0.8x the per-head bool formulation's time (outputs_equal: bit for bit)"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )
 
