@@ -32,6 +32,10 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
      "whole-room inference with test_attn_mb: the network's memory growth at most 0.6x that of all queries at once"),
     ("decoder", "time_ratio_new_over_old", "<=", 0.8,
      "decoder attention mask + attention call at most 0.8x the per-head bool formulation's time (outputs_equal: bit for bit)"),
+    ("train_data", "data_time_ratio_new_over_old", "<=", 0.25,
+     "a training crop's box and id renumbering at most 0.25x the np.unique formulation's time (outputs equal)"),
+    ("train_data", "pool_time_ratio_new_over_old", "<=", 0.6,
+     "a coarse level's attention-mask pooling under 800 training keys at most 0.6x pooling every row (sums bit for bit)"),
     ("pipeline", "default_repro_s|default_repro_partial_s", "<=", 900.0, "whole default pipeline (`dvc repro -f`) under 15 minutes on 2 cores"),
 )
 

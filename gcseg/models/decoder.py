@@ -430,15 +430,30 @@ class MaskDecoder(nn.Module):
         fine voxels (`width` of them), and `keys` index those.
 
         `keys` are either all of the scene's rows in ascending order or a random subsample (fewer), so as many keys
-        as columns means every column in order. The mean's sign is the sum's (counts are positive): never divided."""
-        if par is None:  # no pooling: the sign per element, then spread to voxels (a bool gather, not a float one)
+        as columns means every column in order. The mean's sign is the sum's (counts are positive): never divided,
+        and pooled only under the keys (`_key_sums`)."""
+        if par is None:  # no pooling: the sign per element, then spread to the keys (a bool gather, not a float one)
             blocked = prev.detach() < 0
             if voxel_sp is not None:
-                blocked = blocked[:, voxel_sp]
+                blocked = blocked[:, voxel_sp if len(keys) == len(voxel_sp) else voxel_sp[keys]]
+            elif len(keys) != blocked.shape[1]:
+                blocked = blocked[:, keys]
         else:
-            vox_logits = prev.detach() if voxel_sp is None else prev.detach()[:, voxel_sp]
-            blocked = prev.new_zeros(len(prev), width).index_add_(1, par, vox_logits) < 0
-        if len(keys) != blocked.shape[1]:
-            blocked = blocked[:, keys]
+            blocked = MaskDecoder._key_sums(prev.detach(), par, width, keys, voxel_sp) < 0
         blocked[blocked.all(1)] = False  # a query with an empty mask attends everywhere
         return blocked
+
+    @staticmethod
+    def _key_sums(prev: Tensor, par: Tensor, width: int, keys: Tensor, voxel_sp: Tensor | None) -> Tensor:
+        """Sum of the logits `prev` (per voxel, or per superpoint with `voxel_sp`) over the fine voxels of each key's
+        level row (`par`: fine voxel -> level row, of `width` rows) -> [Q, len(keys)]. With fewer keys than rows
+        only the voxels under a key are gathered, each key's in their order: the sums of pooling every row, bit for
+        bit (index_add_ adds a column's sources in index order)."""
+        if len(keys) == width:  # every row a key, in order
+            return prev.new_zeros(len(prev), width).index_add_(1, par, prev if voxel_sp is None else prev[:, voxel_sp])
+        col = torch.full((width,), -1, dtype=torch.long, device=par.device)
+        col[keys] = torch.arange(len(keys), device=par.device)
+        dest = col[par]  # fine voxel -> its key's column, -1 under no key
+        under = torch.nonzero(dest >= 0).squeeze(1)  # ascending: each key's voxels in their order
+        vox = prev[:, under if voxel_sp is None else voxel_sp[under]]
+        return prev.new_zeros(len(prev), len(keys)).index_add_(1, dest[under], vox)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from gcseg.errors import ConfigError, InputError
+from gcseg.ids import compact_ids
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,7 @@ def superpoint_pool(point_sp: np.ndarray, inverse: np.ndarray, coord: np.ndarray
                          fix="the superpoints must belong to this cloud (rerun the superpoints stage)")
     if len(point_sp) == 0 or point_sp.min() < 0:
         raise InputError("superpoint ids must be >= 0 and the cloud non-empty")
-    _, sp = np.unique(point_sp, return_inverse=True)  # compact ids (a crop may keep a subset)
-    sp = sp.reshape(-1)
+    sp = compact_ids(point_sp)  # a crop may keep a subset of the superpoints
     s = int(sp.max()) + 1
     key = sp * num_voxels + inverse
     uk, cnt = np.unique(key, return_counts=True)

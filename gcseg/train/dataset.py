@@ -19,6 +19,7 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import convolve1d
 
 from gcseg.errors import ArtifactError, InputError
+from gcseg.ids import compact_labels
 from gcseg.io.h5 import check_schema
 from gcseg.io.samples import POINT_SAMPLE_SCHEMAS, REQUIRED, SCHEMA_VERSIONS
 from gcseg.models.decoder import SuperpointPool
@@ -221,9 +222,7 @@ class PointSampleDataset:
             coord, color = augment(coord, color, self.augment_cfg, rng)
         else:
             coord = coord - coord.mean(0)
-        ids, inv = np.unique(inst, return_inverse=True)
-        lab = np.where(ids >= 0, np.cumsum(ids >= 0) - 1, -1)[inv.reshape(-1)]
-        out = {"coord": coord, "color": color, "instance": lab.astype(np.int64)}
+        out = {"coord": coord, "color": color, "instance": compact_labels(inst)}
         if sp is not None:
             out["superpoint"] = sp
         return out
@@ -236,12 +235,12 @@ def random_crop_mask(coord: np.ndarray, inst: np.ndarray, size: float, rng: np.r
 
     Why: a full-scene sample is one optimisation step per epoch; crops give many cheaper, varied steps per scene
     (Mask3D trains on crops of large scenes the same way)."""
-    ext = coord[:, :2].max(0) - coord[:, :2].min(0)
-    if (ext <= size).all():
+    x, y = coord[:, 0], coord[:, 1]  # per column: a reduction over a strided (N, 2) view is 30x slower
+    if x.max() - x.min() <= size and y.max() - y.min() <= size:
         return None
     labelled = np.flatnonzero(inst >= 0)
     c = coord[labelled[rng.integers(len(labelled))], :2] if len(labelled) else coord[rng.integers(len(coord)), :2]
-    return (np.abs(coord[:, :2] - c) <= size / 2).all(1)
+    return (np.abs(x - c[0]) <= size / 2) & (np.abs(y - c[1]) <= size / 2)
 
 
 def random_crop(coord: np.ndarray, color: np.ndarray, inst: np.ndarray, size: float, rng: np.random.Generator

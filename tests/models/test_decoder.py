@@ -172,6 +172,24 @@ def test_attention_mask_is_the_mean_logit_sign_on_every_level():
                        _mean_blocked(sp_logits[:, voxel_sp], par, 15, sub))
 
 
+def test_key_sums_pool_only_under_the_keys_with_every_rows_sums_bit_for_bit():
+    """Training subsamples the keys: pooling only the fine voxels under them must give exactly the sums of pooling
+    every row (then taking the keys' columns), with and without superpoints, and for a batch's second scene."""
+    g = torch.Generator().manual_seed(3)
+    for sp in (False, True):
+        # many voxels per row, magnitudes spread over 1e-3..1e3: a sum in another order would differ in its bits
+        prev = torch.randn(9, 300 if sp else 5_000, generator=g) * 10 ** (torch.rand(9, 300 if sp else 5_000,
+                                                                                      generator=g) * 6 - 3)
+        voxel_sp = torch.randint(0, 300, (5_000,), generator=g) if sp else None
+        vox = prev if voxel_sp is None else prev[:, voxel_sp]
+        par = 60 + torch.randint(0, 40, (5_000,), generator=g)  # the second scene's rows 60..99 of 100
+        every = torch.zeros(9, 100).index_add_(1, par, vox)
+        for keys in (torch.randperm(40, generator=g)[:13] + 60, torch.arange(60, 100), torch.tensor([99, 61])):
+            got = MaskDecoder._key_sums(prev, par, 100, keys, voxel_sp)
+            assert torch.equal(got, every[:, keys])
+        assert torch.equal(MaskDecoder._key_sums(prev, par - 60, 40, torch.arange(40), voxel_sp), every[:, 60:])
+
+
 def test_float_head_mask_gives_the_bool_masks_attention_bit_for_bit():
     """The additive mask built once (shared by the heads for one scene) attends exactly as the bool mask."""
     dec = _decoder(hidden_dim=16, num_heads=2).eval()
