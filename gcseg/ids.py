@@ -1,7 +1,7 @@
 """Compact integer ids: each id's rank among the distinct ids present (np.unique's inverse), by counting.
 
 The training data path renumbers every crop's instance and superpoint ids once per step; np.unique sorts all of
-a scene's points to do it (11 ms for 300 k points), a bincount over the id range does the same in under 1 ms."""
+a scene's points to do it (19 ms for 300 k instance labels), a bincount over the id range in 4 ms."""
 
 from __future__ import annotations
 
@@ -26,16 +26,8 @@ def compact_ids(ids: np.ndarray) -> np.ndarray:
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:
     """Instance labels renumbered 0..K-1 in the order of their ids, every negative label -1 (unlabelled)."""
-    shifted = np.maximum(np.asarray(labels), -1) + 1  # 0 = unlabelled
+    shifted = np.maximum(np.asarray(labels), -1) + 1  # 0 = unlabelled, ranked first when present
     if shifted.size == 0:
         return np.zeros(shifted.shape, np.int64)
-    if not np.issubdtype(shifted.dtype, np.integer):
-        raise ValueError("compact_labels takes integer labels")
-    if int(shifted.max()) >= _MAX_RANGE:
-        ranks = compact_ids(shifted)
-        return ranks - 1 if bool((shifted == 0).any()) else ranks
-    present = np.bincount(shifted.reshape(-1)) > 0
-    present[0] = False
-    lut = np.cumsum(present) - 1
-    lut[0] = -1
-    return lut[shifted]
+    ranks = compact_ids(shifted)
+    return ranks - 1 if int(shifted.min()) == 0 else ranks
