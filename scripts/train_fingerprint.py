@@ -11,6 +11,14 @@ keyframe_superpoints` or `dvc pull`). Set variables (OMP_NUM_THREADS, MKL_CBWR, 
 library:
 
     OMP_NUM_THREADS=2 python scripts/train_fingerprint.py
+
+Where the digits differ, the op trace says which kernel made them differ: `--trace FILE` records a digest of every
+tensor of Stage 1's first optimisation step (gcseg.optrace: each ATen op, each module's output, each gradient and
+updated parameter) instead, and `--compare REF` prints the first record where this machine's trace leaves REF's.
+Every record before it is equal bits, so that record's kernel sums in another order here. The AMD EPYC's trace is
+committed (metrics/reliability/optrace_epyc.jsonl.gz):
+
+    python scripts/train_fingerprint.py --trace /tmp/here.jsonl.gz --compare metrics/reliability/optrace_epyc.jsonl.gz
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "metrics/stage1_train/plots/metrics/train/loss.tsv"
 
 
-def first_epoch_loss(tmp: Path, params: Path) -> str:
+def _run_stage1(tmp: Path, params: Path) -> None:
     import yaml
 
     p = yaml.safe_load(params.read_text())
@@ -39,30 +47,117 @@ def first_epoch_loss(tmp: Path, params: Path) -> str:
                "--superpoints", str(ROOT / "data/superpoints_keyframes"),
                "--ref-superpoints", str(ROOT / "data/superpoints"), "--params", str(tmp / "params.yaml"),
                "--out", str(tmp / "model"), "--metrics", str(tmp / "metrics")], standalone_mode=False)
+
+
+def first_epoch_loss(tmp: Path, params: Path) -> str:
+    _run_stage1(tmp, params)
     return (tmp / "metrics/plots/metrics/train/loss.tsv").read_text().split()[3]
+
+
+def trace_first_steps(tmp: Path, params: Path, steps: int) -> list[dict]:
+    """The op trace of Stage 1's first `steps` optimisation steps as `dvc repro` runs them."""
+    from gcseg.optrace import OpTracer
+
+    with OpTracer(steps=steps) as tracer:
+        _run_stage1(tmp, params)
+    if tracer.recording or not tracer.records:
+        raise RuntimeError("Stage 1 ended before the traced steps")
+    return tracer.records
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--trace", type=Path, help="write the op trace of the first optimisation step(s) here "
+                                               "(.jsonl.gz) instead of the epoch's loss")
+    ap.add_argument("--steps", type=int, default=None, help="optimisation steps traced (default: the --compare "
+                                                           "trace's, else 2)")
+    ap.add_argument("--compare", type=Path, help="with --trace: print where this trace first differs from this "
+                                                 "one (e.g. metrics/reliability/optrace_epyc.jsonl.gz)")
     args = ap.parse_args()
+    if args.compare is not None and args.trace is None:
+        ap.error("--compare needs --trace (the file this machine's trace is written to)")
     sys.path.insert(0, str(ROOT))
     import gcseg  # noqa: F401  (the kernel pins, before torch)
     import torch
 
+    pins = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
+                                           "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    machine = f"{_cpu_name()}, {torch.get_num_threads()} torch threads, {platform.platform()}"
+    print(f"cpu: {machine}")
+    print(f"kernel settings: {pins}")
+    if args.trace is not None:
+        return _trace(args, {"cpu": machine, "kernel_settings": pins, "commit": _commit()})
+
     committed = COMMITTED.read_text().split()[3]
     with tempfile.TemporaryDirectory() as tmp:
         here = first_epoch_loss(Path(tmp), args.params)
-    pins = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
-                                           "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    print(f"cpu: {_cpu_name()}, {torch.get_num_threads()} torch threads, {platform.platform()}")
-    print(f"kernel settings: {pins}")
     print(f"Stage 1 epoch 0 mean loss here:      {here}")
     print(f"Stage 1 epoch 0 mean loss committed: {committed}")
     same = here == committed
     print("same: this machine trains the lock's models" if same else
           "different: `dvc repro` trains other models here (machine noise, docs/reliability.md section 3)")
     return 0 if same else 1
+
+
+def _trace(args: argparse.Namespace, meta: dict) -> int:
+    from gcseg.optrace import first_divergence, load_trace, save_trace
+
+    ref = load_trace(args.compare) if args.compare is not None else None  # a bad file fails before the run
+    steps = args.steps or (int(ref[0].get("steps", 2)) if ref is not None else 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        records = trace_first_steps(Path(tmp), args.params, steps)
+    meta["libraries"] = _libraries()  # after the run: MinkowskiEngine's BLAS is loaded by then
+    save_trace(args.trace, records, {**meta, "steps": steps})
+    print(f"{len(records)} records of {steps} step(s) written to {args.trace}")
+    if ref is None:
+        return 0
+    ref_meta, ref_records = ref
+    print(f"reference: {args.compare} ({ref_meta.get('cpu')}, {ref_meta.get('kernel_settings')}, "
+          f"commit {ref_meta.get('commit')})")
+    if ref_meta.get("commit") != meta["commit"]:
+        print(f"note: the reference was traced at commit {ref_meta.get('commit')}, this is {meta['commit']}: if "
+              "the training code or params.yaml changed in between, a difference may be the code's, not the CPU's")
+    for key in sorted(set(meta["libraries"]) | set(ref_meta.get("libraries", {}))):
+        here, there = meta["libraries"].get(key), ref_meta.get("libraries", {}).get(key)
+        if here != there:
+            print(f"library differs: {key}: here {here}, reference {there}")
+    div = first_divergence(records, ref_records)
+    if div is None:
+        print(f"same: all {len(records)} records equal")
+        return 0
+    print(div.describe())
+    return 1
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _libraries() -> dict[str, str]:
+    """Versions and code paths of the kernel libraries in this process (threadpoolctl: each BLAS / OpenMP
+    runtime, its version and the core type it runs)."""
+    import numpy
+    import torch
+    from threadpoolctl import threadpool_info
+
+    mkl = [ln.strip(" -") for ln in torch.__config__.show().splitlines() if "Math Kernel Library" in ln]
+    libs = {"torch": torch.__version__, "torch CPU capability": torch.backends.cpu.get_cpu_capability(),
+            "torch MKL": mkl[0] if mkl else "none", "numpy": numpy.__version__,
+            "glibc": " ".join(platform.libc_ver())}
+    for info in threadpool_info():
+        libs[f"{info['internal_api']} {Path(info['filepath']).name}"] = (
+            f"version {info.get('version')}, {info.get('architecture') or '-'}, {info['num_threads']} threads")
+    return libs
 
 
 def _cpu_name() -> str:
