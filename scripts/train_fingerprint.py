@@ -87,7 +87,8 @@ def main() -> int:
     print(f"cpu: {machine}")
     print(f"kernel settings: {pins}")
     if args.trace is not None:
-        return _trace(args, {"cpu": machine, "kernel_settings": pins, "commit": _commit()})
+        return _trace(args, {"cpu": machine, "kernel_settings": pins, "commit": _commit(),
+                             "stage1_inputs": _stage1_inputs()})
 
     committed = COMMITTED.read_text().split()[3]
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,9 +116,10 @@ def _trace(args: argparse.Namespace, meta: dict) -> int:
     ref_meta, ref_records = ref
     print(f"reference: {args.compare} ({ref_meta.get('cpu')}, {ref_meta.get('kernel_settings')}, "
           f"commit {ref_meta.get('commit')})")
-    if ref_meta.get("commit") != meta["commit"]:
-        print(f"note: the reference was traced at commit {ref_meta.get('commit')}, this is {meta['commit']}: if "
-              "the training code or params.yaml changed in between, a difference may be the code's, not the CPU's")
+    if ref_meta.get("stage1_inputs") != meta["stage1_inputs"]:
+        print(f"warning: stage1_train's code, params or data in dvc.lock differ from the reference's (traced at "
+              f"commit {ref_meta.get('commit')}, this is {meta['commit']}): a difference may be the code's, not the "
+              "CPU's; trace the reference's commit, or trace both machines at this one")
     for key in sorted(set(meta["libraries"]) | set(ref_meta.get("libraries", {}))):
         here, there = meta["libraries"].get(key), ref_meta.get("libraries", {}).get(key)
         if here != there:
@@ -128,6 +130,19 @@ def _trace(args: argparse.Namespace, meta: dict) -> int:
         return 0
     print(div.describe())
     return 1
+
+
+def _stage1_inputs() -> str:
+    """Digest of stage1_train's dependencies and params as dvc.lock records them (code, data and params: what
+    the trace depends on besides the machine)."""
+    import hashlib
+    import json
+
+    import yaml
+
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]["stage1_train"]
+    return hashlib.sha256(json.dumps({"deps": lock.get("deps"), "params": lock.get("params")},
+                                     sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _commit() -> str:
