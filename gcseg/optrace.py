@@ -46,8 +46,8 @@ def digest(t: torch.Tensor) -> str:
         return digest(torch.cat([t.indices().flatten().to(torch.float64), t.values().flatten().to(torch.float64)]))
     if t.device.type != "cpu":
         t = t.cpu()
-    return hashlib.blake2b(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"",
-                           digest_size=8).hexdigest()
+    flat = torch.empty(t.numel(), dtype=t.dtype).copy_(t.reshape(-1))  # fresh, stride 1 (not a broadcast view)
+    return hashlib.blake2b(flat.view(torch.uint8).numpy().tobytes(), digest_size=8).hexdigest()
 
 
 def _tensors(x: Any) -> Iterator[torch.Tensor]:

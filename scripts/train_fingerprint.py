@@ -19,6 +19,9 @@ Every record before it is equal bits, so that record's kernel sums in another or
 committed (metrics/reliability/optrace_epyc.jsonl.gz):
 
     python scripts/train_fingerprint.py --trace /tmp/here.jsonl.gz --compare metrics/reliability/optrace_epyc.jsonl.gz
+
+Exit status: 0 same, 1 different, 2 a bad reference. `--root` points at another project folder (its data/,
+params.yaml, dvc.lock and metrics/; tests/reliability/test_fingerprint.py runs it on the tiny project).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "metrics/stage1_train/plots/metrics/train/loss.tsv"
+COMMITTED = "metrics/stage1_train/plots/metrics/train/loss.tsv"  # in the project folder (--root)
 
 
-def _run_stage1(tmp: Path, params: Path) -> None:
+def _run_stage1(tmp: Path, params: Path, root: Path) -> None:
     import yaml
 
     p = yaml.safe_load(params.read_text())
@@ -43,23 +46,23 @@ def _run_stage1(tmp: Path, params: Path) -> None:
     (tmp / "params.yaml").write_text(yaml.safe_dump(p))
     import stages.stage1_train as stage
 
-    stage.app(["--scenes", str(ROOT / "data/scenes"), "--labels", str(ROOT / "data/sam_keyframes"),
-               "--superpoints", str(ROOT / "data/superpoints_keyframes"),
-               "--ref-superpoints", str(ROOT / "data/superpoints"), "--params", str(tmp / "params.yaml"),
+    stage.app(["--scenes", str(root / "data/scenes"), "--labels", str(root / "data/sam_keyframes"),
+               "--superpoints", str(root / "data/superpoints_keyframes"),
+               "--ref-superpoints", str(root / "data/superpoints"), "--params", str(tmp / "params.yaml"),
                "--out", str(tmp / "model"), "--metrics", str(tmp / "metrics")], standalone_mode=False)
 
 
-def first_epoch_loss(tmp: Path, params: Path) -> str:
-    _run_stage1(tmp, params)
+def first_epoch_loss(tmp: Path, params: Path, root: Path) -> str:
+    _run_stage1(tmp, params, root)
     return (tmp / "metrics/plots/metrics/train/loss.tsv").read_text().split()[3]
 
 
-def trace_first_steps(tmp: Path, params: Path, steps: int) -> list[dict]:
+def trace_first_steps(tmp: Path, params: Path, root: Path, steps: int) -> list[dict]:
     """The op trace of Stage 1's first `steps` optimisation steps as `dvc repro` runs them."""
     from gcseg.optrace import OpTracer
 
     with OpTracer(steps=steps) as tracer:
-        _run_stage1(tmp, params)
+        _run_stage1(tmp, params, root)
     if tracer.recording or not tracer.records:
         raise RuntimeError("Stage 1 ended before the traced steps")
     return tracer.records
@@ -67,7 +70,10 @@ def trace_first_steps(tmp: Path, params: Path, steps: int) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--root", type=Path, default=ROOT, help="project folder: its data/ (the stages up to "
+                                                            "keyframe_superpoints), dvc.lock and committed metrics "
+                                                            "(default: this checkout)")
+    ap.add_argument("--params", type=Path, default=None, help="params.yaml (default: ROOT/params.yaml)")
     ap.add_argument("--trace", type=Path, help="write the op trace of the first optimisation step(s) here "
                                                "(.jsonl.gz) instead of the epoch's loss")
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps traced (default: the --compare "
@@ -75,8 +81,12 @@ def main() -> int:
     ap.add_argument("--compare", type=Path, help="with --trace: print where this trace first differs from this "
                                                  "one (e.g. metrics/reliability/optrace_epyc.jsonl.gz)")
     args = ap.parse_args()
+    args.root = args.root.resolve()
+    args.params = args.params or args.root / "params.yaml"
     if args.compare is not None and args.trace is None:
         ap.error("--compare needs --trace (the file this machine's trace is written to)")
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps must be >= 1, got {args.steps}")
     sys.path.insert(0, str(ROOT))
     import gcseg  # noqa: F401  (the kernel pins, before torch)
     import torch
@@ -87,12 +97,12 @@ def main() -> int:
     print(f"cpu: {machine}")
     print(f"kernel settings: {pins}")
     if args.trace is not None:
-        return _trace(args, {"cpu": machine, "kernel_settings": pins, "commit": _commit(),
-                             "stage1_inputs": _stage1_inputs()})
+        return _trace(args, {"cpu": machine, "kernel_settings": pins, "commit": _commit(args.root),
+                             "stage1_inputs": _stage1_inputs(args.root)})
 
-    committed = COMMITTED.read_text().split()[3]
+    committed = (args.root / COMMITTED).read_text().split()[3]
     with tempfile.TemporaryDirectory() as tmp:
-        here = first_epoch_loss(Path(tmp), args.params)
+        here = first_epoch_loss(Path(tmp), args.params, args.root)
     print(f"Stage 1 epoch 0 mean loss here:      {here}")
     print(f"Stage 1 epoch 0 mean loss committed: {committed}")
     same = here == committed
@@ -104,10 +114,14 @@ def main() -> int:
 def _trace(args: argparse.Namespace, meta: dict) -> int:
     from gcseg.optrace import first_divergence, load_trace, save_trace
 
-    ref = load_trace(args.compare) if args.compare is not None else None  # a bad file fails before the run
+    try:  # a bad reference fails before the run
+        ref = load_trace(args.compare) if args.compare is not None else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     steps = args.steps or (int(ref[0].get("steps", 2)) if ref is not None else 2)
     with tempfile.TemporaryDirectory() as tmp:
-        records = trace_first_steps(Path(tmp), args.params, steps)
+        records = trace_first_steps(Path(tmp), args.params, args.root, steps)
     meta["libraries"] = _libraries()  # after the run: MinkowskiEngine's BLAS is loaded by then
     save_trace(args.trace, records, {**meta, "steps": steps})
     print(f"{len(records)} records of {steps} step(s) written to {args.trace}")
@@ -132,7 +146,7 @@ def _trace(args: argparse.Namespace, meta: dict) -> int:
     return 1
 
 
-def _stage1_inputs() -> str:
+def _stage1_inputs(root: Path) -> str:
     """Digest of stage1_train's dependencies and params as dvc.lock records them (code, data and params: what
     the trace depends on besides the machine)."""
     import hashlib
@@ -140,18 +154,21 @@ def _stage1_inputs() -> str:
 
     import yaml
 
-    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]["stage1_train"]
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["stage1_train"]
+    except (OSError, KeyError, TypeError):
+        return "no dvc.lock entry"
     return hashlib.sha256(json.dumps({"deps": lock.get("deps"), "params": lock.get("params")},
                                      sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _commit() -> str:
+def _commit(root: Path) -> str:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return out + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -105,5 +105,7 @@ def test_digest_is_of_the_values():
     assert digest(a) != digest(torch.nextafter(a, torch.full_like(a, 100.0)))
     assert digest(torch.tensor(3)) == digest(torch.tensor(3))  # 0-dim
     assert digest(torch.empty(0)) == digest(torch.empty(0, 3))
+    assert digest(torch.tensor([2.0]).expand(1)) == digest(torch.tensor([2.0]))  # broadcast views (stride 0)
+    assert digest(torch.tensor(2.0).expand(3)) == digest(torch.full((3,), 2.0))
     with pytest.raises(ValueError):
         OpTracer(steps=0)
