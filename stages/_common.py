@@ -10,11 +10,11 @@ import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 import gcseg
 from gcseg.errors import ConfigError, GcsegError
@@ -26,6 +26,20 @@ class Section(BaseModel):
     """Base of every params section: unknown keys are errors (a typo must not be silently ignored)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _split_name(value: str) -> str:
+    from gcseg.readers import split_parts
+
+    try:
+        split_parts(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# a scene split: train | val | unlabelled | all, or parts joined by "+" ("train+unlabelled"; gcseg.readers)
+SplitName = Annotated[str, AfterValidator(_split_name)]
 
 
 class DataSection(Section):

@@ -71,12 +71,13 @@ def gt_val_fn(source: str, scenes: Path, ref_superpoints: Path | None = None):  
 
 
 def train_split_files(files: list[Path], source: str, scenes: Path) -> list[Path]:
-    """Keep the label files of train-split scenes only: upstream stages also label val scenes (the eval
-    stage's lift-only row needs them), and training on them would leak the val split."""
+    """Keep the label files of train-split and unlabelled scenes only (Stage 3 pseudo-labels the unlabelled ones):
+    upstream stages also label val scenes (the eval stage's lift-only row needs them), and training on them would
+    leak the val split."""
     from gcseg.errors import InputError
     from gcseg.readers import list_scenes
 
-    train_ids = set(list_scenes(source, scenes, "train"))
+    train_ids = set(list_scenes(source, scenes, "train+unlabelled"))
     kept = [f for f in files if f.stem in train_ids]
     if not kept:
         raise InputError(f"none of the {len(files)} label files belongs to a train-split scene of {scenes}",

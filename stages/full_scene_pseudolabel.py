@@ -14,7 +14,7 @@ import typer
 from pydantic import Field
 
 from gcseg.models.config import ModelConfig
-from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
+from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
@@ -34,7 +34,7 @@ class FullScenePseudolabelSection(Section):
     top_k: int = Field(150, ge=0)  # 0 = every query
     dbscan: DbscanSection = DbscanSection()
     min_points: int = Field(100, ge=1)
-    split: str = "train"
+    split: SplitName = "train"
 
 
 class Params(Section):

@@ -18,7 +18,7 @@ import typer
 from pydantic import Field
 
 from gcseg.lifting import LiftConfig  # the defaults of sam2_track.lift live there
-from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
+from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
 from stages.sam_keyframes import SamKeyframesSection, backend_options
 
@@ -82,7 +82,7 @@ class Sam2TrackSection(Section):
     """`sam2_track:` in params.yaml. Pixel areas are fractions of the image area (gcseg.pixels)."""
 
     backend: Literal["reprojection", "sam2"] = "reprojection"
-    split: Literal["train", "val", "all"] = "train"
+    split: SplitName = "train"
     keyframe_stride: int = Field(5, ge=1)
     gate_uncovered: float = Field(0.5, ge=0, lt=1)
     min_new_area_frac: float = Field(0.00026, ge=0, le=1)

@@ -19,6 +19,7 @@ class SynthSection(Section):
 
     num_scenes: int = Field(8, ge=1, le=10000)
     num_val: int = Field(4, ge=0)
+    num_unlabelled: int = Field(0, ge=0, le=10000)
     num_frames: int = Field(70, ge=2, le=100000)
     height: int = Field(240, ge=16, le=4096)
     width: int = Field(320, ge=16, le=4096)
@@ -61,11 +62,14 @@ def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="para
 
     p = load_params(params, SynthParams)
     s = p.synth
-    write_dataset(out, num_scenes=s.num_scenes, num_val=s.num_val, seed=p.seed, num_frames=s.num_frames,
+    write_dataset(out, num_scenes=s.num_scenes, num_val=s.num_val, seed=p.seed, num_unlabelled=s.num_unlabelled,
+                  num_frames=s.num_frames,
                   height=s.height, width=s.width, hfov_deg=s.hfov_deg, depth_noise=s.depth_noise,
                   hole_fraction=s.hole_fraction, point_spacing=s.point_spacing, max_furniture=s.max_furniture,
                   orbit_degrees=s.orbit_degrees, camera_jitter=s.camera_jitter)
-    typer.echo(f"synth: wrote {s.num_scenes} scenes ({s.num_scenes - s.num_val} train, {s.num_val} val) to {out}")
+    extra = f", {s.num_unlabelled} unlabelled" if s.num_unlabelled else ""
+    typer.echo(f"synth: wrote {s.num_scenes + s.num_unlabelled} scenes ({s.num_scenes - s.num_val} train, "
+               f"{s.num_val} val{extra}) to {out}")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,27 @@ from gcseg.errors import ConfigError, InputError
 from gcseg.scene import Scene
 
 SOURCES = ("synth", "posed_rgbd", "scannet", "scannetpp")
-SPLITS = ("train", "val", "all")
+# "unlabelled": scans listed under that key of splits.json, which no label stage reads by default (they have no
+# tracked labels) and Stage 3 may pseudo-label; never val. Splits combine with "+", e.g. "train+unlabelled".
+SPLITS = ("train", "val", "unlabelled", "all")
+
+
+def split_parts(split: str) -> tuple[str, ...]:
+    """The parts of a split name ("train+unlabelled" -> ("train", "unlabelled")); ConfigError if one is unknown,
+    repeated, or "all" is combined."""
+    parts = tuple(split.split("+"))
+    if (any(p not in SPLITS for p in parts) or len(set(parts)) != len(parts)
+            or ("all" in parts and len(parts) > 1)):
+        raise ConfigError(f"unknown split {split!r}",
+                          fix=f"use one of {list(SPLITS)} or several of {list(SPLITS[:-1])} joined by '+'")
+    return parts
 
 
 def _check(source: str, split: str | None = None) -> None:
     if source not in SOURCES:
         raise ConfigError(f"unknown data source {source!r}", fix=f"data.source must be one of {list(SOURCES)}")
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}", fix=f"use one of {list(SPLITS)}")
+    if split is not None:
+        split_parts(split)
 
 
 def _is_scene_folder(path: Path) -> bool:
@@ -29,16 +42,26 @@ def _is_scene_folder(path: Path) -> bool:
 
 
 def _split_ids(root: Path, split: str, source: str) -> list[str] | None:
-    """Scene ids of `split` from root/splits.json, or ScanNet's scannetv2_<split>.txt; None = no split file."""
+    """Scene ids of `split` (its parts' union) from root/splits.json, or ScanNet's scannetv2_<split>.txt; None = no
+    split file (every scene is then in train and val). Unlabelled scans are only ever declared in splits.json (an
+    absent "unlabelled" list: none)."""
+    parts = split_parts(split)
+    if len(parts) > 1:
+        per = [_split_ids(root, p, source) for p in parts]
+        return None if any(ids is None for ids in per) else sorted({i for ids in per for i in ids})  # type: ignore[union-attr]
     sj = root / "splits.json"
     if sj.is_file():
         try:
             data = json.loads(sj.read_text())
         except ValueError as exc:
             raise InputError(f"not valid JSON ({exc})", path=sj, fix='write {"train": [...], "val": [...]}') from exc
+        if split == "unlabelled" and isinstance(data, dict) and "unlabelled" not in data:
+            return []
         if not isinstance(data, dict) or not isinstance(data.get(split), list):
             raise InputError(f"no list under {split!r}", path=sj, fix='write {"train": [ids...], "val": [ids...]}')
         return [str(s) for s in data[split]]
+    if split == "unlabelled":
+        return []
     txt = root / f"scannetv2_{split}.txt" if source == "scannet" else None
     if txt is not None and txt.is_file():
         return [ln.strip() for ln in txt.read_text().splitlines() if ln.strip()]
@@ -56,8 +79,9 @@ def _scene_parent(source: str, root: Path) -> Path:
 
 
 def list_scenes(source: str, root: str | Path, split: str = "all") -> list[str]:
-    """Scene ids under a dataset root, sorted. `split` = train | val | all; a split file (splits.json, or ScanNet's
-    scannetv2_train.txt / scannetv2_val.txt) restricts the list, else every scene is in every split. For
+    """Scene ids under a dataset root, sorted. `split` = train | val | unlabelled | all, or parts joined by "+"
+    ("train+unlabelled"); a split file (splits.json, or ScanNet's scannetv2_train.txt / scannetv2_val.txt) restricts
+    the list, else every scene is in train and val (and none is unlabelled). For
     posed_rgbd/synth a root that is itself a scene folder (has pose/ and depth/) is that single scene."""
     _check(source, split)
     root = Path(root)

@@ -130,9 +130,11 @@ def scene_seed(seed: int, index: int) -> int:
 
 
 def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int, progress: bool | None = None,
-                  **scene_options) -> None:
+                  num_unlabelled: int = 0, **scene_options) -> None:
     """Generate `num_scenes` scenes `synth_000`, ... into `root` (atomically: built in a temporary sibling,
-    then renamed) plus `splits.json`: the first num_scenes - num_val scenes train, the rest val.
+    then renamed) plus `splits.json`: the first num_scenes - num_val scenes train, the rest val. `num_unlabelled`
+    more scenes after them form the "unlabelled" split (scans without tracked labels, for Stage 3; the first
+    num_scenes are the same scenes whatever it is: each scene draws from its own seed stream).
 
     `scene_options` go to `generate_scene` (num_frames, height, width, depth_noise, hole_fraction, ...)."""
     if num_scenes < 1:
@@ -140,7 +142,9 @@ def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int,
     if not 0 <= num_val < num_scenes:
         raise ConfigError(f"num_val = {num_val} must be in [0, num_scenes - 1 = {num_scenes - 1}]",
                           fix="leave at least one training scene")
-    ids = [f"synth_{i:03d}" for i in range(num_scenes)]
+    if num_unlabelled < 0:
+        raise ConfigError(f"num_unlabelled = {num_unlabelled} must be >= 0", fix="use 0 for no unlabelled scans")
+    ids = [f"synth_{i:03d}" for i in range(num_scenes + num_unlabelled)]
     root = Path(root)
     # a killed earlier run may have left its temporary sibling (.<name>.*.tmp): only ours, never others'
     for stale in sorted(root.parent.glob(f".{root.name}.*.tmp")) if root.parent.is_dir() else []:
@@ -152,5 +156,7 @@ def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int,
         for i, sid in enumerate(tqdm(ids, desc="synth scenes", unit="scene", disable=disable)):
             scene = generate_scene(scene_seed(seed, i), scene_id=sid, **scene_options)
             _write_scene_files(scene, tmp / sid, sheet=True)
-        splits = {"train": ids[: num_scenes - num_val], "val": ids[num_scenes - num_val:]}
+        splits = {"train": ids[: num_scenes - num_val], "val": ids[num_scenes - num_val:num_scenes]}
+        if num_unlabelled:  # (absent: the default's splits.json bytes stay as they were)
+            splits["unlabelled"] = ids[num_scenes:]
         (tmp / "splits.json").write_text(json.dumps(splits, indent=2) + "\n")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gcseg.errors import InputError
+from gcseg.errors import ConfigError, InputError
 from gcseg.io.ply import write_ply
 from gcseg.readers import SOURCES, list_scenes, open_scene
 from gcseg.readers.posed_rgbd import open_posed_rgbd
@@ -67,6 +67,25 @@ def test_list_and_open_scene(posed_scene, tmp_path):
     s = open_scene("synth", tmp_path, "a")
     assert s.source == "synth" and s.scene_id == "a" and s.num_frames == 4
     assert open_scene("posed_rgbd", tmp_path / "a", "a").num_frames == 4
+
+
+def test_unlabelled_and_combined_splits(posed_scene, tmp_path):
+    for sid in ("a", "b", "c"):
+        posed_scene(sid)
+    assert list_scenes("synth", tmp_path, "train+unlabelled") == ["a", "b", "c"]  # no split file: every scene
+    with pytest.raises(InputError, match="no synth scenes found for split 'unlabelled'"):
+        list_scenes("synth", tmp_path, "unlabelled")  # ... and none unlabelled
+    (tmp_path / "splits.json").write_text('{"train": ["b"], "val": ["a"]}')
+    assert list_scenes("synth", tmp_path, "train+unlabelled") == ["b"]  # no "unlabelled" list: none
+    assert list_scenes("synth", tmp_path, "train+val") == ["a", "b"]
+    (tmp_path / "splits.json").write_text('{"train": ["b"], "val": ["a"], "unlabelled": ["c"]}')
+    assert list_scenes("synth", tmp_path, "unlabelled") == ["c"]
+    assert list_scenes("synth", tmp_path, "train+unlabelled") == ["b", "c"]
+    assert list_scenes("synth", tmp_path, "train+val") == ["a", "b"]
+    assert list_scenes("synth", tmp_path, "all") == ["a", "b", "c"]
+    for bad in ("test", "train+train", "all+val", "train+"):
+        with pytest.raises(ConfigError, match="unknown split"):
+            list_scenes("synth", tmp_path, bad)
 
 
 # ---- bad inputs: each is an InputError naming the file and the fix ---------------------------------------

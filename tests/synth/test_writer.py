@@ -82,6 +82,20 @@ def test_same_seed_identical_bytes(tiny_opts, tmp_path):
     assert open_scene("synth", tmp_path / "a", "synth_000").num_frames == 3
 
 
+def test_unlabelled_scenes_follow_the_same_scenes(tiny_opts, tmp_path):
+    opts = dict(tiny_opts, num_frames=2)
+    write_dataset(tmp_path / "a", num_scenes=2, num_val=1, seed=7, progress=False, **opts)
+    write_dataset(tmp_path / "b", num_scenes=2, num_val=1, seed=7, progress=False, num_unlabelled=1, **opts)
+    a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    assert json.loads(b["splits.json"]) == {"train": ["synth_000"], "val": ["synth_001"], "unlabelled": ["synth_002"]}
+    assert {k: v for k, v in b.items() if not k.startswith("synth_002/") and k != "splits.json"} == \
+        {k: v for k, v in a.items() if k != "splits.json"}  # scenes 0 and 1: the same bytes
+    assert any(k.startswith("synth_002/") for k in b)
+    assert list_scenes("synth", tmp_path / "b", "train+unlabelled") == ["synth_000", "synth_002"]
+    with pytest.raises(ConfigError, match="num_unlabelled"):
+        write_dataset(tmp_path / "c", num_scenes=2, num_val=1, seed=7, num_unlabelled=-1, **opts)
+
+
 def test_dataset_write_is_atomic(tiny_opts, tmp_path):
     root = tmp_path / "scenes"
     (tmp_path / ".scenes.killed.tmp").mkdir()  # left behind by a killed run: cleaned up

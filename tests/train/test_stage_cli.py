@@ -160,3 +160,25 @@ def test_stage3_trains_on_pseudo_and_tracked_labels(project, monkeypatch):
     r = CliRunner().invoke(stage3_train.app, [*base, "--labels", "nope", "--out", "m5", "--metrics", "mt5"])
     assert r.exit_code == 2 and "labels folder not found" in r.output and "nope" in r.output
     assert not (project / "m5").exists()
+
+
+def test_stage3_trains_on_unlabelled_scenes_never_on_val(project, monkeypatch):
+    """With synth.num_unlabelled, the unlabelled scans' pseudo-labels train Stage 3 beside the train scenes' (they
+    have no tracked labels); the val scene's never do."""
+    import shutil
+
+    from gcseg.synth.writer import write_dataset
+    from stages import stage1_train, stage3_train
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(project)
+    write_dataset(project / "scenes", num_scenes=2, num_val=1, seed=0, progress=False, num_unlabelled=1,
+                  num_frames=2, height=24, width=32, point_spacing=0.05)
+    shutil.copytree(project / "labels", project / "tracked")  # tracked: synth_000 (train), synth_001 (val)
+    shutil.copy(project / "labels/synth_000.h5", project / "labels/synth_002.h5")  # pseudo-labels of all three
+    r = CliRunner().invoke(stage1_train.app, ["--labels", "tracked", "--out", "m1", "--metrics", "mt1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(stage3_train.app, ["--labels", "labels", "--scenes", "scenes", "--init", "m1/model.pt",
+                                              "--tracked", "tracked", "--out", "m3", "--metrics", "mt3"])
+    assert r.exit_code == 0, r.output
+    assert "on 3 file(s)" in r.output  # pseudo synth_000 + synth_002, tracked synth_000
