@@ -58,8 +58,12 @@ def experiment_name(key: str, value: float | int, suffix: str = "") -> str:
 
 def setting_holds(params: Any, setting: str) -> bool:
     """Whether a parsed params file holds a ``dotted.key=value`` setting (the value read as YAML, as DVC's -S
-    does; numbers compared as numbers)."""
+    does; numbers compared as numbers). Hydra's override prefixes, which DVC's -S takes, count as the key they
+    set: ``+key`` / ``++key`` (add a key params.yaml lacks) hold as ``key``, ``~key`` (delete) where it is absent."""
     key, _, raw = setting.partition("=")
+    if key.startswith("~"):
+        return _dig(params, key[1:].split(".")) is None
+    key = key.lstrip("+")
     want, got = yaml.safe_load(raw), _dig(params, key.split("."))
     if _num(want) is not None and _num(got) is not None:
         return abs(float(want) - float(got)) <= 1e-12 * max(1.0, abs(float(want)))

@@ -41,6 +41,11 @@ def test_collect_checks_the_further_settings():
     assert setting_holds({"eval": {"split": "val"}, "tau_iou": 0.9}, "eval.split=val")
     assert setting_holds({"a": {"lr": 0.002}}, "a.lr=2.0e-3") and not setting_holds({"a": {"lr": 0.001}}, "a.lr=0.002")
     assert not setting_holds({"a": {}}, "a.lr=0.002") and setting_holds({"a": {"on": True}}, "a.on=true")
+    # Hydra's override prefixes (DVC's -S): a key added to params.yaml, a key deleted from it
+    assert setting_holds({"synth": {"num_unlabelled": 4}}, "++synth.num_unlabelled=4")
+    assert setting_holds({"synth": {"num_unlabelled": 4}}, "+synth.num_unlabelled=4")
+    assert not setting_holds({"synth": {}}, "++synth.num_unlabelled=4")
+    assert setting_holds({"a": {}}, "~a.lr=0.002") and not setting_holds({"a": {"lr": 0.002}}, "~a.lr=0.002")
     assert collect(PAYLOAD, "tau_iou", [0.9], settings=["eval.split=val"])[0].status == "success"
     assert collect(PAYLOAD, "tau_iou", [0.9], settings=["eval.split=train"])[0].status == "missing"
     assert collect(PAYLOAD, "tau_iou", [0.9], suffix="-v1")[0].status == "missing"  # no such name
