@@ -109,3 +109,19 @@ def test_digest_is_of_the_values():
     assert digest(torch.tensor(2.0).expand(3)) == digest(torch.full((3,), 2.0))
     with pytest.raises(ValueError):
         OpTracer(steps=0)
+
+
+def test_committed_reference_matches_the_lock():
+    """metrics/reliability/optrace_epyc.jsonl.gz was traced on Stage 1's current code, params and data (dvc.lock's
+    stage1_train inputs): after a change to them, re-trace it (`python scripts/train_fingerprint.py --trace
+    metrics/reliability/optrace_epyc.jsonl.gz`, 7 s once the data stages are in the workspace) so that a comparison
+    on another machine names the CPU's difference, not the code's."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_fingerprint", root / "scripts/train_fingerprint.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    meta, records = load_trace(root / "metrics/reliability/optrace_epyc.jsonl.gz")
+    assert meta["stage1_inputs"] == script._stage1_inputs(root), "re-trace the committed reference (docstring)"
+    assert len(records) > 1000 and meta["steps"] == 2
