@@ -95,7 +95,8 @@ class OpTracer:
     """Context manager recording digests of a run's first `steps` optimiser steps (see the module docstring).
 
     Usage: `with OpTracer(steps=1) as tr: train(...)`; `TraceDone` ends the run after the last step and is
-    swallowed by the context manager; then `tr.records` (or `tr.save(path)`)."""
+    swallowed by the context manager; then `tr.records` (`save_trace` writes them), and `tr.finished` says whether
+    the run got as far as the last traced step."""
 
     def __init__(self, steps: int = 1):
         if steps < 1:
@@ -187,8 +188,10 @@ class OpTracer:
         self._handles.clear()
         return exc_type is TraceDone
 
-    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
-        save_trace(path, self.records, meta or {})
+    @property
+    def finished(self) -> bool:
+        """Whether all `steps` optimiser steps were traced (a run that ends earlier leaves a shorter trace)."""
+        return self._step >= self.steps
 
 
 def save_trace(path: str | Path, records: list[dict[str, Any]], meta: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ library:
     OMP_NUM_THREADS=2 python scripts/train_fingerprint.py
 
 Where the digits differ, the op trace says which kernel made them differ: `--trace FILE` records a digest of every
-tensor of Stage 1's first optimisation step (gcseg.optrace: each ATen op, each module's output, each gradient and
+tensor of Stage 1's first optimisation steps (2 by default; gcseg.optrace: each ATen op, each module's output, each gradient and
 updated parameter) instead, and `--compare REF` prints the first record where this machine's trace leaves REF's.
 Every record before it is equal bits, so that record's kernel sums in another order here. The AMD EPYC's trace is
 committed (metrics/reliability/optrace_epyc.jsonl.gz):
@@ -63,8 +63,8 @@ def trace_first_steps(tmp: Path, params: Path, root: Path, steps: int) -> list[d
 
     with OpTracer(steps=steps) as tracer:
         _run_stage1(tmp, params, root)
-    if tracer.recording or not tracer.records:
-        raise RuntimeError("Stage 1 ended before the traced steps")
+    if not tracer.finished:
+        raise RuntimeError(f"Stage 1 ended before {steps} optimisation steps (fewer training samples?)")
     return tracer.records
 
 

@@ -14,8 +14,8 @@ import typer
 from pydantic import Field
 
 from gcseg.models.config import ModelConfig
-from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_config, run_module, scene_seed, split_scenes, user_errors)
+from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app,
+                            parse_shard, run_config, run_module, scene_seed, split_scenes, user_errors)
 
 app = make_app(__doc__ or "")
 

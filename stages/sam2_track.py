@@ -18,8 +18,8 @@ import typer
 from pydantic import Field
 
 from gcseg.lifting import LiftConfig  # the defaults of sam2_track.lift live there
-from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app, parse_shard,
-                            run_config, run_module, scene_seed, split_scenes, user_errors)
+from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app,
+                            parse_shard, run_config, run_module, scene_seed, split_scenes, user_errors)
 from stages.sam_keyframes import SamKeyframesSection, backend_options
 
 app = make_app(__doc__ or "")

@@ -28,7 +28,7 @@ def _trace(files: list[Path], out: Path, steps: int = 2) -> list[dict]:
     with OpTracer(steps=steps) as tr:
         train(TrainConfig(epochs=3, lr=1e-3, batch_size=1, bn_recompute_batches=0), files, out,
               model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
-    assert not tr.recording
+    assert tr.finished and not tr.recording
     return tr.records
 
 
@@ -125,3 +125,11 @@ def test_committed_reference_matches_the_lock():
     meta, records = load_trace(root / "metrics/reliability/optrace_epyc.jsonl.gz")
     assert meta["stage1_inputs"] == script._stage1_inputs(root), "re-trace the committed reference (docstring)"
     assert len(records) > 1000 and meta["steps"] == 2
+
+
+def test_a_run_shorter_than_the_traced_steps_is_not_finished(files, tmp_path):
+    torch.set_num_threads(1)
+    with OpTracer(steps=100) as tr:  # 2 samples x 1 epoch at batch 1: 2 steps
+        train(TrainConfig(epochs=1, lr=1e-3, batch_size=1, bn_recompute_batches=0), files, tmp_path / "m",
+              model_cfg=tiny_model_config(**MODEL), seed=0, progress=False)
+    assert not tr.finished and {0, 1} <= {r["step"] for r in tr.records}  # then what follows the last step

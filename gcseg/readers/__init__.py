@@ -48,7 +48,9 @@ def _split_ids(root: Path, split: str, source: str) -> list[str] | None:
     parts = split_parts(split)
     if len(parts) > 1:
         per = [_split_ids(root, p, source) for p in parts]
-        return None if any(ids is None for ids in per) else sorted({i for ids in per for i in ids})  # type: ignore[union-attr]
+        if any(ids is None for ids in per):
+            return None
+        return sorted({i for ids in per for i in ids or ()})
     sj = root / "splits.json"
     if sj.is_file():
         try:
