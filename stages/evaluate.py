@@ -34,6 +34,9 @@ def main(
         "--min-region-size", help="GT instances and masks below this many vertices are ignored.")] = 100,
     no_scores: Annotated[bool, typer.Option(
         "--no-scores", help="Every confidence 1.0 (Open3DIS's mistake; only to reproduce their numbers).")] = False,
+    perfect_ranking: Annotated[bool, typer.Option(
+        "--perfect-ranking", help="Also score the same masks in the order the GT gives them (each GT object's "
+        "best mask first, by IoU): what the confidences cost (gcseg.eval.ranking).")] = False,
 ) -> None:
     """Score ScanNet-format predictions against GT files (no DVC needed)."""
     from gcseg.eval.classes import GT_CLASS_MODES
@@ -48,9 +51,24 @@ def main(
     result = evaluate_folders(gt, pred, gt_classes=gt_classes, label_list=labels, allow_missing=allow_missing,
                               ignore_dir=ignore_dir, min_region_size=min_region_size, use_scores=not no_scores)
     typer.echo(format_table(result))
+    extra: dict[str, object] = {}
+    if perfect_ranking:
+        from gcseg.eval.ap import evaluate_scenes
+        from gcseg.eval.classes import subsets_for, valid_labels_for
+        from gcseg.eval.folders import load_scenes
+        from gcseg.eval.ranking import with_perfect_ranking
+
+        valid = valid_labels_for(gt_classes, labels)
+        scenes = with_perfect_ranking(load_scenes(gt, pred, allow_missing=allow_missing, ignore_dir=ignore_dir),
+                                      min_region_size=min_region_size, valid_labels=valid)
+        ranked = evaluate_scenes(scenes, min_region_size=min_region_size, valid_labels=valid,
+                                 subsets=subsets_for(gt_classes))
+        typer.echo("\nThe same masks with perfect ranking (uses GT: each GT object's best mask first, by IoU):")
+        typer.echo(format_table(ranked))
+        extra["perfect_ranking"] = ranked.to_dict()
     if out is not None:
         write_metrics(out, result, gt_classes=gt_classes, min_region_size=min_region_size,
-                      use_scores=not no_scores)
+                      use_scores=not no_scores, **extra)
         typer.echo(f"metrics -> {out}")
     if pr_curves is not None:
         write_pr_curves(pr_curves, result)

@@ -114,3 +114,21 @@ def test_scannetpp_mode_maps_names_with_the_label_list(tmp_path):
     res = runner.invoke(app, ["--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"), "--gt-classes",
                               "scannetpp_84", "--label-list", str(tmp_path / "short.txt")])
     assert res.exit_code == 2 and "not in the dataset's label list" in res.output
+
+
+def test_perfect_ranking_reports_what_the_confidences_cost(folders, tmp_path):
+    gt_dir, pred_dir = folders
+    # scene b: a union of its two objects ranked above the exact mask of one of them
+    gt_b = np.repeat([1001, 1002], [300, 300]).astype(np.int64)
+    write_predictions(pred_dir, "b", np.stack([np.ones(600, bool), gt_b == 1001]), [0.95, 0.1])
+    out = tmp_path / "m.json"
+    res = runner.invoke(app, ["--gt", str(gt_dir), "--pred", str(pred_dir), "--perfect-ranking", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "perfect ranking" in res.output
+    metrics = json.loads(out.read_text())
+    # given: the union (an FP at IoU 0.5) ranks first; perfect: three exact masks first -> 3/4 at every threshold
+    assert metrics["perfect_ranking"]["ap"] == pytest.approx(0.75)
+    assert metrics["ap"] < metrics["perfect_ranking"]["ap"]
+    plain = tmp_path / "plain.json"
+    runner.invoke(app, ["--gt", str(gt_dir), "--pred", str(pred_dir), "--out", str(plain)])
+    assert "perfect_ranking" not in json.loads(plain.read_text())
