@@ -71,6 +71,7 @@ class LossWeights:
     matcher: str = _DEFAULT.matcher  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
+    objectness: str = _DEFAULT.objectness  # matched (every matched query an object) | quality (IoU >= 0.5 ones)
 
 
 @dataclass
@@ -121,7 +122,15 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
         qi, ti = hungarian_match(pred_logits, pm, tmasks, w_class=w.ce, w_bce=w.bce, w_dice=w.dice, allowed=allowed)
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
-    cls_t[torch.as_tensor(qi, device=cls_t.device)] = 0
+    positive = torch.as_tensor(qi, device=cls_t.device)
+    if w.objectness == "quality" and len(qi):
+        with torch.no_grad():  # a target, not a path for gradients
+            hit = (pm[positive] > 0).to(tmasks.dtype)
+            t = tmasks[torch.as_tensor(ti, device=pm.device)]
+            inter = (hit * t).sum(1)
+            good = inter >= 0.5 * (hit.sum(1) + t.sum(1) - inter)  # IoU >= 0.5
+        positive = positive[good]
+    cls_t[positive] = 0
     weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
     ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
     if len(qi):

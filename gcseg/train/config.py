@@ -38,6 +38,11 @@ class LossConfig(BaseModel):
     # mask terms averaged per target, then over targets (True), instead of over matched queries: with several
     # queries per target, a table holding 40 seeds would otherwise outweigh the cup holding one 40 to 1
     balance_targets: bool = False
+    # which matched queries the objectness learns as objects: matched (every matched query, Mask3D; with the seeded
+    # matcher at topk 0 that is every query seeded inside a target, whatever its mask) | quality (only those whose
+    # mask, thresholded at 0, reaches IoU 0.5 with their target on the sampled elements; the rest learn no-object,
+    # their mask terms unchanged), so that the objectness ranks masks (docs/model_study.md "Round 22")
+    objectness: Literal["matched", "quality"] = "matched"
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""

@@ -156,3 +156,31 @@ def test_balanced_targets_weigh_every_target_alike_whatever_its_query_count():
     wrong = 1 - (2 * 2 + 1) / (4 + 2 + 1)  # dice of the bad mask (sigmoid(9) ~ 1 on 4 superpoints, target 2)
     assert float(per_query["dice"]) == pytest.approx(wrong / 4, abs=1e-3)  # 1 of 4 matched queries is wrong
     assert float(per_target["dice"]) == pytest.approx(wrong / 2, abs=1e-3)  # 1 of 2 targets is wrong
+
+
+def test_quality_objectness_makes_matched_queries_with_poor_masks_no_object():
+    """objectness quality: of the queries seeded inside a target, those whose mask misses it (IoU < 0.5) learn
+    no-object; their mask terms stay. With every mask right, both settings give the same loss."""
+    from gcseg.models.loss import scene_loss
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    good = [9.0] * 4 + [-9.0] * 4
+    poor = [9.0] + [-9.0] * 7  # one of target 0's four elements: IoU 1/4
+    masks = torch.tensor([good, poor, [-9.0] * 4 + [9.0] * 4])
+    seeds = torch.tensor([0, 1, 4])  # queries 0 and 1 seeded inside target 0, query 2 inside target 1
+    logits = torch.tensor([[3.0, -3.0], [3.0, -3.0], [3.0, -3.0]])  # all three say "object"
+    pts = torch.arange(8)
+    tgt = SceneTarget(labels, seed=0)
+    matched = scene_loss(logits, masks, tgt, pts, LossWeights(matcher="seeded", seeded_topk=0), seeds)
+    quality = scene_loss(logits, masks, tgt, pts, LossWeights(matcher="seeded", seeded_topk=0, objectness="quality"),
+                         seeds)
+    assert float(quality["ce"]) > float(matched["ce"])  # query 1 is now told it is no object
+    assert torch.equal(quality["bce"], matched["bce"]) and torch.equal(quality["dice"], matched["dice"])
+    # the CE against the hand targets: queries 0 and 2 object (weight 1), query 1 no-object (weight eos 0.1)
+    logp = logits.log_softmax(-1)
+    expected = -(logp[0, 0] + logp[2, 0] + 0.1 * logp[1, 1]) / 2.1
+    assert float(quality["ce"]) == pytest.approx(float(expected), rel=1e-6)
+    masks[1] = torch.tensor(good)
+    again = [scene_loss(logits, masks, tgt, pts, LossWeights(matcher="seeded", seeded_topk=0, objectness=o), seeds)
+             for o in ("matched", "quality")]
+    assert all(torch.equal(again[0][k], again[1][k]) for k in ("ce", "bce", "dice"))
