@@ -39,30 +39,26 @@ def main(
         "best mask first, by IoU): what the confidences cost (gcseg.eval.ranking).")] = False,
 ) -> None:
     """Score ScanNet-format predictions against GT files (no DVC needed)."""
-    from gcseg.eval.classes import GT_CLASS_MODES
-    from gcseg.eval.folders import (evaluate_folders, format_table, read_label_list, write_metrics,
-                                    write_pr_curves)
+    from gcseg.eval.ap import evaluate_scenes
+    from gcseg.eval.classes import GT_CLASS_MODES, subsets_for, valid_labels_for
+    from gcseg.eval.folders import format_table, load_scenes, read_label_list, write_metrics, write_pr_curves
     from gcseg.errors import ConfigError
 
     if gt_classes not in GT_CLASS_MODES:
         raise ConfigError(f"--gt-classes {gt_classes!r} is not a GT class mode",
                           fix=f"use one of {', '.join(GT_CLASS_MODES)}")
     labels = read_label_list(label_list) if label_list is not None else None
-    result = evaluate_folders(gt, pred, gt_classes=gt_classes, label_list=labels, allow_missing=allow_missing,
-                              ignore_dir=ignore_dir, min_region_size=min_region_size, use_scores=not no_scores)
+    valid = valid_labels_for(gt_classes, labels)
+    scenes = load_scenes(gt, pred, allow_missing=allow_missing, ignore_dir=ignore_dir)  # read once, scored once or twice
+    score = dict(min_region_size=min_region_size, valid_labels=valid, subsets=subsets_for(gt_classes))
+    result = evaluate_scenes(scenes, use_scores=not no_scores, **score)
     typer.echo(format_table(result))
     extra: dict[str, object] = {}
     if perfect_ranking:
-        from gcseg.eval.ap import evaluate_scenes
-        from gcseg.eval.classes import subsets_for, valid_labels_for
-        from gcseg.eval.folders import load_scenes
         from gcseg.eval.ranking import with_perfect_ranking
 
-        valid = valid_labels_for(gt_classes, labels)
-        scenes = with_perfect_ranking(load_scenes(gt, pred, allow_missing=allow_missing, ignore_dir=ignore_dir),
-                                      min_region_size=min_region_size, valid_labels=valid)
-        ranked = evaluate_scenes(scenes, min_region_size=min_region_size, valid_labels=valid,
-                                 subsets=subsets_for(gt_classes))
+        ranked = evaluate_scenes(with_perfect_ranking(scenes, min_region_size=min_region_size, valid_labels=valid),
+                                 **score)
         typer.echo("\nThe same masks with perfect ranking (uses GT: each GT object's best mask first, by IoU):")
         typer.echo(format_table(ranked))
         extra["perfect_ranking"] = ranked.to_dict()

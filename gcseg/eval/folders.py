@@ -10,9 +10,8 @@ from scipy import sparse
 
 from gcseg.atomic import write_text
 from gcseg.errors import InputError
-from gcseg.eval.ap import OVERLAPS, EvalResult, SceneEval, evaluate_scenes
+from gcseg.eval.ap import OVERLAPS, EvalResult, SceneEval
 from gcseg.eval.benchmark_io import list_scenes, read_gt, read_ignore, read_predictions
-from gcseg.eval.classes import subsets_for, valid_labels_for
 
 
 def load_scenes(gt_dir: str | Path, pred_dir: str | Path, *, allow_missing: bool = False,
@@ -51,17 +50,6 @@ def read_label_list(path: str | Path) -> list[str]:
     if not path.is_file():
         raise InputError("label list not found", path=path, fix="pass <data>/metadata/semantic_classes.txt")
     return [line.strip() for line in path.read_text().splitlines()]
-
-
-def evaluate_folders(gt_dir: str | Path, pred_dir: str | Path, *, gt_classes: str = "synthetic",
-                     label_list: list[str] | None = None, allow_missing: bool = False,
-                     ignore_dir: str | Path | None = None, min_region_size: int = 100,
-                     use_scores: bool = True) -> EvalResult:
-    """Class-agnostic AP of a benchmark-format prediction folder (see gcseg.eval.ap for the protocol)."""
-    valid_labels = valid_labels_for(gt_classes, label_list)
-    scenes = load_scenes(gt_dir, pred_dir, allow_missing=allow_missing, ignore_dir=ignore_dir)
-    return evaluate_scenes(scenes, min_region_size=min_region_size, valid_labels=valid_labels,
-                           use_scores=use_scores, subsets=subsets_for(gt_classes))
 
 
 def format_table(result: EvalResult) -> str:
