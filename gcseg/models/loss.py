@@ -71,7 +71,7 @@ class LossWeights:
     matcher: str = _DEFAULT.matcher  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
-    objectness: str = _DEFAULT.objectness  # matched (every matched query an object) | quality (IoU >= 0.5 ones)
+    objectness: str = _DEFAULT.objectness  # matched (every matched query) | quality (IoU >= 0.5) | iou (soft: IoU)
 
 
 @dataclass
@@ -123,16 +123,26 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
     positive = torch.as_tensor(qi, device=cls_t.device)
-    if w.objectness == "quality" and len(qi):
+    if w.objectness in ("quality", "iou") and len(qi):
         with torch.no_grad():  # a target, not a path for gradients
             hit = (pm[positive] > 0).to(tmasks.dtype)
             t = tmasks[torch.as_tensor(ti, device=pm.device)]
             inter = (hit * t).sum(1)
-            good = inter >= 0.5 * (hit.sum(1) + t.sum(1) - inter)  # IoU >= 0.5
-        positive = positive[good]
-    cls_t[positive] = 0
-    weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
-    ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
+            iou = inter / (hit.sum(1) + t.sum(1) - inter).clamp_min(1.0)
+    if w.objectness == "iou" and len(qi):
+        # soft targets (object = the mask's IoU, SPFormer's IoU score in the objectness); class-weighted and
+        # normalised by the summed weights as the hard cross-entropy is, to which it reduces at IoU 0 or 1
+        p_obj = torch.zeros(q, device=pred_logits.device, dtype=pred_logits.dtype)
+        p_obj[positive] = iou.to(p_obj.dtype)
+        weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
+        probs = torch.stack([p_obj, 1 - p_obj], 1) * weight
+        ce = -(probs * pred_logits.log_softmax(-1)).sum() / probs.sum()
+    else:
+        if w.objectness == "quality" and len(qi):
+            positive = positive[iou >= 0.5]
+        cls_t[positive] = 0
+        weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
+        ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
     if len(qi):
         tj = torch.as_tensor(ti, device=pm.device)
         x = pm[torch.as_tensor(qi, device=pm.device)]

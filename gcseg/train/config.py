@@ -41,8 +41,9 @@ class LossConfig(BaseModel):
     # which matched queries the objectness learns as objects: matched (every matched query, Mask3D; with the seeded
     # matcher at topk 0 that is every query seeded inside a target, whatever its mask) | quality (only those whose
     # mask, thresholded at 0, reaches IoU 0.5 with their target on the sampled elements; the rest learn no-object,
-    # their mask terms unchanged), so that the objectness ranks masks (docs/model_study.md "Round 22")
-    objectness: Literal["matched", "quality"] = "matched"
+    # their mask terms unchanged) | iou (soft: a matched query's target is its mask's IoU, SPFormer's IoU score
+    # folded into the objectness), so that the objectness ranks masks (docs/model_study.md "Rounds 22-23")
+    objectness: Literal["matched", "quality", "iou"] = "matched"
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""

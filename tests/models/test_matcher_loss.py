@@ -184,3 +184,31 @@ def test_quality_objectness_makes_matched_queries_with_poor_masks_no_object():
     again = [scene_loss(logits, masks, tgt, pts, LossWeights(matcher="seeded", seeded_topk=0, objectness=o), seeds)
              for o in ("matched", "quality")]
     assert all(torch.equal(again[0][k], again[1][k]) for k in ("ce", "bce", "dice"))
+
+
+def test_iou_objectness_targets_each_matched_query_at_its_masks_iou():
+    """objectness iou: a matched query's objectness target is its mask's IoU with its target (soft), weighted and
+    normalised as the hard cross-entropy; with every mask exact it is the matched setting's loss."""
+    from gcseg.models.loss import scene_loss
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    good = [9.0] * 4 + [-9.0] * 4
+    poor = [9.0] + [-9.0] * 7  # one of target 0's four elements: IoU 1/4
+    masks = torch.tensor([good, poor, [-9.0] * 4 + [9.0] * 4, [-9.0] * 8])
+    seeds = torch.tensor([0, 1, 4, 5])
+    logits = torch.tensor([[3.0, -3.0], [1.0, 0.0], [2.0, -1.0], [0.5, 0.0]])
+    pts = torch.arange(8)
+    tgt = SceneTarget(labels, seed=0)
+    w = dict(matcher="seeded", seeded_topk=0)
+    matched = scene_loss(logits, masks, tgt, pts, LossWeights(**w), seeds)
+    soft = scene_loss(logits, masks, tgt, pts, LossWeights(**w, objectness="iou"), seeds)
+    assert torch.equal(soft["bce"], matched["bce"]) and torch.equal(soft["dice"], matched["dice"])
+    # query 3 is seeded inside target 1 but its mask is empty: IoU 0, a no-object target (weight eos 0.1)
+    logp = logits.log_softmax(-1)
+    p = torch.tensor([1.0, 0.25, 1.0, 0.0])  # object targets
+    num = -(p * logp[:, 0] + 0.1 * (1 - p) * logp[:, 1]).sum()
+    assert float(soft["ce"]) == pytest.approx(float(num / (p + 0.1 * (1 - p)).sum()), rel=1e-6)
+    masks[1] = torch.tensor(good)
+    masks[3] = torch.tensor([-9.0] * 4 + [9.0] * 4)
+    again = [scene_loss(logits, masks, tgt, pts, LossWeights(**w, objectness=o), seeds) for o in ("matched", "iou")]
+    assert float(again[0]["ce"]) == pytest.approx(float(again[1]["ce"]), rel=1e-6)
