@@ -18,6 +18,8 @@ from pathlib import Path
 
 import typer
 
+from gcseg.determinism import cpu_name
+
 app = typer.Typer(help="gcseg benchmarks", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -38,12 +40,7 @@ def _machine() -> dict[str, str | int]:
         mem = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]) // 1024
     except (OSError, StopIteration):
         pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "memory_mb": mem, "platform": platform.platform()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count() or 0, "memory_mb": mem, "platform": platform.platform()}
 
 
 def discover() -> list[str]:

@@ -41,6 +41,18 @@ def _has_avx2() -> bool:
     return False
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), which the figures of a run depend on (docs/reliability.md)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def pin_cpu_kernels() -> dict[str, str]:
     """Set CPU_KERNEL_PINS in the environment where not set already (a user's own value wins). Only on x86-64
     Linux CPUs with AVX2 + FMA (elsewhere the pinned paths do not exist) and unless GCSEG_NATIVE_KERNELS=1.

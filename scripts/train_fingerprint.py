@@ -91,9 +91,11 @@ def main() -> int:
     import gcseg  # noqa: F401  (the kernel pins, before torch)
     import torch
 
+    from gcseg.determinism import cpu_name
+
     pins = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
                                            "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    machine = f"{_cpu_name()}, {torch.get_num_threads()} torch threads, {platform.platform()}"
+    machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, {platform.platform()}"
     print(f"cpu: {machine}")
     print(f"kernel settings: {pins}")
     if args.trace is not None:
@@ -191,15 +193,6 @@ def _libraries() -> dict[str, str]:
             f"version {info.get('version')}, {info.get('architecture') or '-'}, {info['num_threads']} threads")
     return libs
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
