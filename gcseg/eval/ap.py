@@ -132,6 +132,7 @@ class _SceneStats:
     gt_counts: np.ndarray   # int64[G] vertex count per GT id (ids >= 1000, ascending)
     gt_labels: np.ndarray   # int64[G] id // 1000
     pred_counts: np.ndarray  # int64[K'] vertex count of each kept mask
+    kept: np.ndarray        # int64[K'] each kept mask's index among the scene's given masks
     scores: np.ndarray      # float64[K']
     pair_gt: np.ndarray     # int64[P] GT index of each (GT, mask) pair with intersection > 0
     pair_pred: np.ndarray   # int64[P] mask index, pairs sorted by (GT, mask)
@@ -209,7 +210,8 @@ def _scene_stats(scene: SceneEval, min_region_size: int, use_scores: bool) -> tu
     inter = (onehot @ masks.astype(np.int64).T).tocoo()
     order = np.lexsort((inter.col, inter.row))
     stats = _SceneStats(
-        gt_counts=gt_counts, gt_labels=ids // 1000, pred_counts=pred_counts, scores=scores,
+        gt_counts=gt_counts, gt_labels=ids // 1000, pred_counts=pred_counts, kept=kept.astype(np.int64),
+        scores=scores,
         pair_gt=inter.row[order].astype(np.int64), pair_pred=inter.col[order].astype(np.int64),
         pair_inter=inter.data[order].astype(np.int64),
     )

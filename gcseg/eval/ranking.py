@@ -14,9 +14,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import numpy as np
-from scipy import sparse
 
-from gcseg.eval.ap import SceneEval, _as_csr, _selector
+from gcseg.eval.ap import SceneEval, _scene_stats, _selector
 
 
 def perfect_ranking_scores(scene: SceneEval, *, min_region_size: int = 100,
@@ -25,26 +24,21 @@ def perfect_ranking_scores(scene: SceneEval, *, min_region_size: int = 100,
     (highest IoU among the masks of >= `min_region_size` vertices, the first such mask on ties) gets that IoU (the highest one if it is best for several), every
     other mask 0. Counted GT objects are those of `valid_labels` (None = every label >= 1) with at least
     `min_region_size` vertices, on the scene's valid vertices, as the evaluation counts them."""
-    gt = np.asarray(scene.gt_ids, dtype=np.int64)
-    masks = _as_csr(scene.pred_masks, gt.shape[0], scene.scene_id)
-    if scene.valid is not None:
-        keep = np.flatnonzero(np.asarray(scene.valid, dtype=bool))
-        gt, masks = gt[keep], masks[:, keep].tocsr()
-    scores = np.zeros(masks.shape[0])
-    inst = np.flatnonzero(gt >= 1000)
-    ids, inv = np.unique(gt[inst], return_inverse=True)
-    counts = np.bincount(inv, minlength=ids.shape[0])
-    counted = _selector(valid_labels)(ids // 1000) & (counts >= min_region_size)
-    if not counted.any() or masks.shape[0] == 0:
+    st, n_given = _scene_stats(scene, min_region_size, use_scores=False)  # the evaluation's counting
+    scores = np.zeros(n_given)
+    counted = _selector(valid_labels)(st.gt_labels) & (st.gt_counts >= min_region_size)
+    pairs = counted[st.pair_gt]  # masks below min_region_size are gone already: nobody's best
+    if not pairs.any():
         return scores
-    onehot = sparse.csr_matrix((np.ones(inst.shape[0]), (inv, inst)), shape=(ids.shape[0], gt.shape[0]))
-    inter = (onehot[counted] @ masks.astype(np.float64).T).toarray()  # [G, K]
-    size = np.asarray(masks.sum(1)).ravel()
-    iou = inter / np.maximum(counts[counted][:, None] + size[None, :] - inter, 1)
-    iou[:, size < min_region_size] = -1.0  # masks the evaluation ignores are nobody's best
-    best = iou.argmax(1)  # each GT object's best mask (first on ties)
-    found = iou[np.arange(best.shape[0]), best] > 0
-    np.maximum.at(scores, best[found], iou[found, best[found]])
+    pg, pp, pi = st.pair_gt[pairs], st.pair_pred[pairs], st.pair_inter[pairs]
+    iou = pi / (st.gt_counts[pg] + st.pred_counts[pp] - pi)
+    # each GT object's best mask (the first on ties): pairs are sorted by (GT, mask), so a stable sort by
+    # descending IoU within each GT puts it first
+    order = np.lexsort((-iou, pg))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = pg[order][1:] != pg[order][:-1]
+    best = order[first]
+    np.maximum.at(scores, st.kept[pp[best]], iou[best])
     return scores
 
 
