@@ -194,6 +194,5 @@ def _libraries() -> dict[str, str]:
     return libs
 
 
-
 if __name__ == "__main__":
     sys.exit(main())
