@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # fields that change no weight: a checkpoint trained with other values loads fine
 RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score",
                   "test_attn_voxels", "test_attn_mb")
+# fields added after checkpoints of the default existed, with the value that changes nothing (see checkpoint_dict)
+ADDED_FIELDS: dict[str, Any] = {"iou_head": False}
 
 
 class ModelConfig(BaseModel):
@@ -54,6 +56,9 @@ class ModelConfig(BaseModel):
     # get_mask_and_scores: mean sigmoid inside the mask) | stability (SAM's stability score: IoU of the masks at
     # logit > +1 and > -1, point-weighted: a mask whose extent hangs on near-zero logits ranks lower)
     score: Literal["mask3d", "stability"] = "mask3d"
+    # a second query head predicting its mask's IoU with the matched target (SPFormer / OneFormer3D `out_score`),
+    # trained by `loss.iou_score`; its sigmoid multiplies the confidence. Off: no such head, no such weights
+    iou_head: bool = False
 
     @field_validator("in_channels")
     @classmethod
@@ -73,6 +78,12 @@ class ModelConfig(BaseModel):
     def architecture(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")
         return {k: v for k, v in d.items() if k not in RUNTIME_FIELDS}
+
+    def checkpoint_dict(self) -> dict[str, Any]:
+        """The config as a checkpoint stores it: fields added later are left out at their off value, so that a model
+        of the default keeps the bytes it had before they existed (DVC's cache, the committed lock)."""
+        d = self.model_dump(mode="json")
+        return {k: v for k, v in d.items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
 
 class FragmentConfig(BaseModel):

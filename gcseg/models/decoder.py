@@ -40,12 +40,14 @@ class Prediction:
     logits: float [B, Q, 2] (index 0 = object, 1 = no-object); masks: per scene float [Q, V_b] logits over
     that scene's finest voxels (in the order of the scene's rows in the batched voxel tensor), or [Q, S_b] over
     its superpoints when the model predicts on superpoints. seeds: per scene LongTensor [Q], the superpoint
-    each query was seeded at (superpoint queries only; the seeded matcher reads it), else None.
+    each query was seeded at (superpoint queries only; the seeded matcher reads it), else None. iou: float [B, Q]
+    logits of each mask's predicted IoU with its object (the IoU head, `iou_head`), else None.
     """
 
     logits: Tensor
     masks: list[Tensor]
     seeds: list[Tensor] | None = None
+    iou: Tensor | None = None
 
 
 @dataclass
@@ -220,7 +222,7 @@ class MaskDecoder(nn.Module):
                  hidden_dim: int, num_queries: int, num_heads: int, ffn_dim: int, dropout: float,
                  max_attn_voxels: int, queries: str = "learned", pos_seed: int = 0, test_queries: int | None = None,
                  seed_sampling: str = "fps", test_attn_voxels: int | None = None,
-                 test_attn_mb: float | None = None):
+                 test_attn_mb: float | None = None, iou_head: bool = False):
         super().__init__()
         bad = [h for h in hlevels if not 0 <= h < len(level_channels)]
         if bad:
@@ -259,6 +261,8 @@ class MaskDecoder(nn.Module):
         self.norm = nn.LayerNorm(hidden_dim)
         self.mask_embed = MLP(hidden_dim, hidden_dim, hidden_dim, 3)
         self.class_embed = nn.Linear(hidden_dim, 2)
+        # created last: the other modules draw the same initial weights with and without it
+        self.iou_embed = MLP(hidden_dim, hidden_dim, 1, 2) if iou_head else None  # SPFormer out_score
 
     @property
     def num_layers(self) -> int:
@@ -281,7 +285,8 @@ class MaskDecoder(nn.Module):
         if sq_dist is not None:  # superpoint queries: [Q, S] squared distances from the seed
             rate = F.softplus(self.extent(qn))  # [B, Q, 1]
             masks = [m - rate[b] * sq_dist[b] for b, m in enumerate(masks)]
-        return Prediction(self.class_embed(qn), masks, seed_sp)
+        iou = None if self.iou_embed is None else self.iou_embed(qn).squeeze(-1)
+        return Prediction(self.class_embed(qn), masks, seed_sp, iou)
 
     def forward(self, levels: list[tuple[Tensor, Tensor]], strides: list[int], out: Tensor, coords: Tensor,
                 seeds: list[int], sp: SuperpointPool | None = None, random_start: bool = False

@@ -46,13 +46,16 @@ def point_superpoints(model: MaskModel, coord: np.ndarray, color: np.ndarray, su
 
 def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor, *, score: str = "mask3d",
                      weight: torch.Tensor | None = None, offset: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Binary masks (logit > 0) and confidences = objectness probability x mask quality. obj_logits [Q, 2],
+    """Binary masks (logit > 0) and confidences = objectness probability x mask quality. obj_logits [Q, 2] (or
+    [Q, 3]: column 2 the IoU head's logit, whose sigmoid multiplies the confidence, as SPFormer scores),
     mask_logits [Q, E] over elements of size `weight` [E] (points per superpoint / voxel; None = 1 each) ->
     (bool [Q, E], float [Q]). Quality: `mask3d` (Mask3D get_mask_and_scores) = mean sigmoid inside the mask;
     `stability` (SAM's stability score, its offset 1.0) = |logit > +offset| / |logit > -offset| in points, the IoU
     of the mask thresholded a little higher and lower: near 1 for a mask with a sharp border."""
     binary = mask_logits > 0
-    objectness = obj_logits.softmax(-1)[:, 0]
+    objectness = obj_logits[:, :2].softmax(-1)[:, 0]
+    if obj_logits.shape[1] == 3:
+        objectness = objectness * obj_logits[:, 2].sigmoid()
     w = torch.ones(mask_logits.shape[1], dtype=mask_logits.dtype, device=mask_logits.device) if weight is None \
         else weight.to(mask_logits)
     if score == "mask3d":
@@ -100,8 +103,9 @@ def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, i
 @torch.inference_mode()
 def scene_logits(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpoint: np.ndarray | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The model's raw output on one cloud (eval mode): objectness logits [Q, 2], mask logits [Q, E] over its E
-    superpoints (or voxels) and the element of every point [N] (CPU tensors)."""
+    """The model's raw output on one cloud (eval mode): objectness logits [Q, 2] ([Q, 3] with the IoU head's logit
+    in column 2), mask logits [Q, E] over its E superpoints (or voxels) and the element of every point [N] (CPU
+    tensors)."""
     model.eval()
     dev = next(model.parameters()).device
     coords, feats, inverse = voxel_input(model, coord, color)
@@ -112,7 +116,8 @@ def scene_logits(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpo
         part, compact = superpoint_pool(sp_ids, inverse.numpy(), c - c.mean(0), model.cfg.voxel_size, len(coords))
         pool, to_point = SuperpointPool(*[[x] for x in part]).to(dev), torch.from_numpy(compact)
     pred = model(coords.to(dev), feats.to(dev), seeds=[0], sp=pool)[-1]
-    return pred.logits[0].float().cpu(), pred.masks[0].float().cpu(), to_point
+    obj = pred.logits[0] if pred.iou is None else torch.cat([pred.logits[0], pred.iou[0][:, None]], 1)
+    return obj.float().cpu(), pred.masks[0].float().cpu(), to_point
 
 
 @torch.inference_mode()

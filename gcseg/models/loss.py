@@ -72,6 +72,8 @@ class LossWeights:
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
     objectness: str = _DEFAULT.objectness  # matched (every matched query) | quality (IoU >= 0.5) | iou (soft: IoU)
+    iou_score: float = _DEFAULT.iou_score  # IoU head (when the model has one): MSE weight
+    iou_score_min: float = _DEFAULT.iou_score_min  # IoU head: matched queries above this IoU are its samples
 
 
 @dataclass
@@ -101,9 +103,10 @@ def _sample_points(labels: Tensor, num_points: int, seed: int, targets: str = "l
 
 
 def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
-               seed_sp: Tensor | None = None) -> dict[str, Tensor]:
+               seed_sp: Tensor | None = None, pred_iou: Tensor | None = None) -> dict[str, Tensor]:
     """Loss terms of one layer's prediction for one scene (logits [Q, 2], masks [Q, V]) on sampled elements pts
-    (voxels or superpoints); seed_sp [Q]: each query's seed superpoint (the seeded matcher)."""
+    (voxels or superpoints); seed_sp [Q]: each query's seed superpoint (the seeded matcher); pred_iou [Q]: the IoU
+    head's logits (adds the term "iou")."""
     k = target.num_instances
     lab = target.labels[pts]
     tmasks = (lab[None, :] == torch.arange(k, device=lab.device)[:, None]).float()  # [K, P]
@@ -123,7 +126,7 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
     positive = torch.as_tensor(qi, device=cls_t.device)
-    if w.objectness in ("quality", "iou") and len(qi):
+    if (w.objectness in ("quality", "iou") or pred_iou is not None) and len(qi):
         with torch.no_grad():  # a target, not a path for gradients
             hit = (pm[positive] > 0).to(tmasks.dtype)
             t = tmasks[torch.as_tensor(ti, device=pm.device)]
@@ -157,21 +160,35 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
         dice = ((1 - (2 * (s * t).sum(1) + 1) / (s.sum(1) + t.sum(1) + 1)) * pw).sum()
     else:
         bce = dice = pred_masks.sum() * 0.0
-    return {"ce": ce, "bce": bce, "dice": dice}
+    terms = {"ce": ce, "bce": bce, "dice": dice}
+    if pred_iou is not None:  # SPFormer's score loss
+        good = iou > w.iou_score_min if len(qi) else None
+        if len(qi) and bool(good.any()):
+            got = pred_iou[torch.as_tensor(qi, device=pred_iou.device)][good].sigmoid()
+            terms["iou"] = F.mse_loss(got, iou[good].to(got.dtype))
+        else:
+            terms["iou"] = pred_iou.sum() * 0.0
+    return terms
 
 
 def set_criterion(preds: list[Prediction], targets: list[SceneTarget], w: LossWeights) -> dict[str, Tensor]:
-    """Total loss over all layers (key "loss") plus the final layer's unweighted terms ("ce", "bce", "dice")."""
+    """Total loss over all layers (key "loss") plus the final layer's unweighted terms ("ce", "bce", "dice"; "iou"
+    with the IoU head)."""
     total = preds[-1].logits.new_zeros(())
     final = {"ce": total.new_zeros(()), "bce": total.new_zeros(()), "dice": total.new_zeros(())}
+    if preds[-1].iou is not None:
+        final["iou"] = total.new_zeros(())
     nb = len(targets)
     if w.targets not in ("all", "labelled") or w.matcher not in ("hungarian", "seeded"):
         raise ValueError(f"unknown loss targets {w.targets!r} or matcher {w.matcher!r}")
     pts = [_sample_points(t.labels, w.num_points, t.seed, w.targets) for t in targets]
     for li, p in enumerate(preds):
         for b, t in enumerate(targets):
-            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w, None if p.seeds is None else p.seeds[b])
+            terms = scene_loss(p.logits[b], p.masks[b], t, pts[b], w, None if p.seeds is None else p.seeds[b],
+                               None if p.iou is None else p.iou[b])
             total = total + (w.ce * terms["ce"] + w.bce * terms["bce"] + w.dice * terms["dice"]) / nb
+            if "iou" in terms:
+                total = total + w.iou_score * terms["iou"] / nb
             if li == len(preds) - 1:
                 for key in final:
                     final[key] = final[key] + terms[key].detach() / nb

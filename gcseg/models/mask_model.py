@@ -60,7 +60,7 @@ class MaskModel(nn.Module):
                                        max_attn_voxels=cfg.max_attn_voxels,
                                        queries=cfg.queries, test_queries=cfg.test_queries,
                                        seed_sampling=cfg.seed_sampling, test_attn_voxels=cfg.test_attn_voxels,
-                                       test_attn_mb=cfg.test_attn_mb)
+                                       test_attn_mb=cfg.test_attn_mb, iou_head=cfg.iou_head)
         except ValueError as exc:
             raise ConfigError(f"model: {exc}", fix="set model.hlevels to levels the backbone has") from exc
 
@@ -106,7 +106,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, *, epo
                     **extra: Any) -> None:
     """Write a checkpoint atomically (see the module docstring); extra = optimizer, scheduler, rng, ..."""
     m = model.module if hasattr(model, "module") else model
-    obj = {"schema_version": CHECKPOINT_SCHEMA_VERSION, "config": cfg.model_dump(mode="json"),
+    obj = {"schema_version": CHECKPOINT_SCHEMA_VERSION, "config": cfg.checkpoint_dict(),
            "model": {k: v.detach().cpu() for k, v in m.state_dict().items()}, "epoch": int(epoch)}
     obj.update(extra)
     write_bytes(path, _tensor_tree_bytes(obj))

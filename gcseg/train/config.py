@@ -44,12 +44,23 @@ class LossConfig(BaseModel):
     # their mask terms unchanged) | iou (soft: a matched query's target is its mask's IoU, SPFormer's IoU score
     # folded into the objectness), so that the objectness ranks masks (docs/model_study.md "Rounds 22-23")
     objectness: Literal["matched", "quality", "iou"] = "matched"
+    # the IoU head's loss (models with model.iou_head; no term without the head), SPFormer's score loss: weight
+    # (SPFormer 0.5) of the mean squared error between the head's sigmoid and the IoU of the query's mask,
+    # thresholded at 0, with its target on the sampled elements, over matched queries whose IoU exceeds iou_score_min
+    # (SPFormer 0.5: the head ranks good masks; poorer ones are the objectness's to reject)
+    iou_score: float = Field(0.5, ge=0)
+    iou_score_min: float = Field(0.5, ge=0, lt=1)
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""
         from gcseg.models.loss import LossWeights
 
         return LossWeights(**self.model_dump())
+
+
+# loss fields added after checkpoints of the default existed, with the value that changes nothing: the resume
+# fingerprint leaves them out at that value, so that those checkpoints (and the lock's) keep their bytes
+ADDED_LOSS_FIELDS: dict[str, Any] = {"objectness": "matched", "iou_score": 0.5, "iou_score_min": 0.5}
 
 
 class TrainConfig(BaseModel):
@@ -81,6 +92,13 @@ class TrainConfig(BaseModel):
     # final weights = init + wise_ft x (trained - init), before the BatchNorm recompute (WiSE-FT, Wortsman et al.,
     # CVPR 2022: weight-space ensemble of a fine-tuned model and its init); 1.0 = the trained weights. Needs an init
     wise_ft: float = Field(1.0, gt=0, le=1)
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """The settings as the resume fingerprint reads them (see ADDED_LOSS_FIELDS)."""
+        d = self.model_dump(mode="json")
+        d["loss"] = {k: v for k, v in d["loss"].items()
+                     if not (k in ADDED_LOSS_FIELDS and v == ADDED_LOSS_FIELDS[k])}
+        return d
 
 
 class Stage3TrainConfig(TrainConfig):

@@ -62,7 +62,7 @@ def _file_digest(path: Path) -> str:
 def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, files: list[Path], world_size: int,
                 init_checkpoint: Path | None) -> str:
     """What a checkpoint must match to be resumed: configs, seed, world size, training data and init weights."""
-    doc = {"model": model_cfg.model_dump(mode="json"), "train": cfg.model_dump(mode="json"), "seed": seed,
+    doc = {"model": model_cfg.checkpoint_dict(), "train": cfg.fingerprint_dict(), "seed": seed,
            "world_size": world_size, "files": [[p.name, _file_digest(p)] for p in files],
            "init": None if init_checkpoint is None else _file_digest(Path(init_checkpoint))}
     doc["train"].pop("time_budget_s")  # a budget changes when training stops, not what an epoch computes
@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         torch.manual_seed(seed * 100003 + epoch)  # dropout; independent of where a run was resumed
-        sums = np.zeros(5)  # loss, ce, bce, dice (sample-weighted), samples
+        sums = np.zeros(6)  # loss, ce, bce, dice (sample-weighted), samples, IoU head's term
         for gb in _epoch_batches(len(ds) * cfg.repeats, cfg.batch_size, seed, epoch, world_size):
             mine = ddp.shard(gb, rank, world_size)
             batch = _batch(ds, mine, epoch, seed, model_cfg)
@@ -223,13 +223,15 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
             sched.step()
             k = len(mine)
             sums += [float(terms["loss"].detach()) * k, float(terms["ce"]) * k, float(terms["bce"]) * k,
-                     float(terms["dice"]) * k, k]
+                     float(terms["dice"]) * k, k, float(terms["iou"]) * k if "iou" in terms else 0.0]
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms['loss'].detach()):.3f}")
         tot = ddp.all_reduce_sum(sums.tolist())
         n = max(tot[4], 1.0)
         rec = {"epoch": float(epoch + 1), "train/loss": tot[0] / n, "train/ce": tot[1] / n,
                "train/bce": tot[2] / n, "train/dice": tot[3] / n, "train/lr": float(sched.get_last_lr()[0])}
+        if model_cfg.iou_head:
+            rec["train/iou"] = tot[5] / n
         over_budget = cfg.time_budget_s is not None and time.monotonic() - t0 > cfg.time_budget_s
         stop = torch.tensor([1.0 if over_budget else 0.0])
         if world_size > 1:  # all ranks stop together (their clocks differ), and so validate together below

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gcseg.errors import ArtifactError, InputError
-from gcseg.models.inference import masks_and_scores, predict_points
+from gcseg.models.inference import masks_and_scores, predict_points, voxel_input
 from gcseg.models.mask_model import ModelConfig, build_model, load_model, save_checkpoint
 from gcseg.train.toy import box_scene, tiny_model_config
 
@@ -23,7 +23,9 @@ def test_checkpoint_roundtrip_and_deterministic_bytes(tiny, tmp_path):
     save_checkpoint(tmp_path / "b.pt", model, cfg, epoch=3)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     loaded, ck = load_model(tmp_path / "a.pt", expected_cfg=cfg)
-    assert ck["epoch"] == 3 and ck["schema_version"] == 1 and ck["config"] == cfg.model_dump(mode="json")
+    assert ck["epoch"] == 3 and ck["schema_version"] == 1 and ck["config"] == cfg.checkpoint_dict()
+    assert "iou_head" not in ck["config"]  # added later: left out at its off value (the default's bytes)
+    assert type(cfg).model_validate(ck["config"]) == cfg
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
 
@@ -106,6 +108,34 @@ def test_mask_scores_mask3d_and_stability():
     assert mw[1].item() == pytest.approx(0.5 * float(sig[0] + 10 * sig[1] + sig[2]) / 12)
     with pytest.raises(ValueError, match="unknown mask score"):
         masks_and_scores(obj, logits, score="iou")
+    # with the IoU head's logit as a third column its sigmoid multiplies the confidence
+    _, si = masks_and_scores(torch.cat([obj, torch.tensor([[0.0], [2.0]])], 1), logits, score="stability")
+    assert si.tolist() == pytest.approx([0.75 * 0.5, 0.5 / 4 * torch.sigmoid(torch.tensor(2.0)).item()])
+
+
+def test_iou_head_predicts_per_query_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    base = dict(hidden_dim=16, num_queries=6, ffn_dim=32, planes=(8, 8, 16, 16, 16, 16, 8, 8))
+    plain = build_model(tiny_model_config(**base))
+    torch.manual_seed(0)
+    cfg = tiny_model_config(**base, iou_head=True)
+    model = build_model(cfg)
+    # the head is created last: every other weight is drawn as without it
+    sd = model.state_dict()
+    assert all(torch.equal(v, sd[k]) for k, v in plain.state_dict().items())
+    assert {k for k in sd if k not in plain.state_dict()} and all(k.startswith("decoder.iou_embed") for k in sd
+                                                                  if k not in plain.state_dict())
+    s = box_scene(np.random.default_rng(0))
+    coords, feats, _ = voxel_input(model, s["coord"], s["color"])
+    model.eval()
+    with torch.no_grad():
+        preds = model(coords, feats, seeds=[0])
+    assert all(p.iou is not None and p.iou.shape == p.logits.shape[:2] for p in preds)
+    save_checkpoint(tmp_path / "h.pt", model, cfg, epoch=1)
+    loaded, ck = load_model(tmp_path / "h.pt", expected_cfg=cfg)
+    assert ck["config"]["iou_head"] is True and loaded.cfg.iou_head
+    with pytest.raises(ArtifactError, match="iou_head"):
+        load_model(tmp_path / "h.pt", expected_cfg=tiny_model_config(**base))
 
 
 def test_predict_points_stability_score_contract(tiny):

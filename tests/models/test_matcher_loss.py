@@ -212,3 +212,44 @@ def test_iou_objectness_targets_each_matched_query_at_its_masks_iou():
     masks[3] = torch.tensor([-9.0] * 4 + [9.0] * 4)
     again = [scene_loss(logits, masks, tgt, pts, LossWeights(**w, objectness=o), seeds) for o in ("matched", "iou")]
     assert float(again[0]["ce"]) == pytest.approx(float(again[1]["ce"]), rel=1e-6)
+
+
+def test_iou_head_learns_the_iou_of_matched_queries_above_iou_score_min():
+    """IoU head (SPFormer's score loss): MSE between the head's sigmoid and the IoU of each matched query's mask with
+    its target, over the matched queries whose IoU exceeds iou_score_min; the other terms are unchanged, and without
+    a head there is no such term."""
+    from gcseg.models.loss import scene_loss
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    good = [9.0] * 4 + [-9.0] * 4
+    three = [9.0] * 3 + [-9.0] * 5  # three of target 0's four elements: IoU 3/4
+    poor = [9.0] + [-9.0] * 7  # IoU 1/4: under SPFormer's 0.5, not a sample
+    masks = torch.tensor([good, three, poor, [-9.0] * 4 + [9.0] * 4])
+    seeds = torch.tensor([0, 1, 2, 5])
+    logits = torch.tensor([[3.0, -3.0], [1.0, 0.0], [2.0, -1.0], [0.5, 0.0]])
+    head = torch.tensor([0.0, 1.0, -1.0, 2.0], requires_grad=True)
+    tgt, pts = SceneTarget(labels, seed=0), torch.arange(8)
+    w = LossWeights(matcher="seeded", seeded_topk=0)
+    plain = scene_loss(logits, masks, tgt, pts, w, seeds)
+    terms = scene_loss(logits, masks, tgt, pts, w, seeds, head)
+    assert "iou" not in plain and all(torch.equal(plain[k], terms[k]) for k in ("ce", "bce", "dice"))
+    s = head.detach().sigmoid()
+    want = ((s[0] - 1.0) ** 2 + (s[1] - 0.75) ** 2 + (s[3] - 1.0) ** 2) / 3
+    assert float(terms["iou"].detach()) == pytest.approx(float(want), rel=1e-6)
+    terms["iou"].backward()
+    assert head.grad[2] == 0 and head.grad[1] != 0  # the poor mask is no sample
+    low = scene_loss(logits, masks, tgt, pts, LossWeights(matcher="seeded", seeded_topk=0, iou_score_min=0.2), seeds,
+                     head.detach())
+    assert float(low["iou"]) == pytest.approx(float((3 * want + (s[2] - 0.25) ** 2) / 4), rel=1e-6)
+
+
+def test_set_criterion_weighs_the_iou_head_term():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    masks = torch.tensor([[9.0] * 4 + [-9.0] * 4, [-9.0] * 4 + [9.0] * 4])
+    logits = torch.tensor([[[2.0, -2.0], [2.0, -2.0]]])
+    iou = torch.tensor([[0.0, 0.0]])
+    tgt = [SceneTarget(labels, seed=0)]
+    without = set_criterion([Prediction(logits, [masks])], tgt, LossWeights())
+    with_head = set_criterion([Prediction(logits, [masks], None, iou)], tgt, LossWeights(iou_score=2.0))
+    assert "iou" not in without and float(with_head["iou"]) == pytest.approx(0.25)  # (sigmoid(0) - 1)^2
+    assert float(with_head["loss"] - without["loss"]) == pytest.approx(2.0 * 0.25, rel=1e-6)
