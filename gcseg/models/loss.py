@@ -161,9 +161,9 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     else:
         bce = dice = pred_masks.sum() * 0.0
     terms = {"ce": ce, "bce": bce, "dice": dice}
-    if pred_iou is not None:  # SPFormer's score loss
-        good = iou > w.iou_score_min if len(qi) else None
-        if len(qi) and bool(good.any()):
+    if pred_iou is not None:  # SPFormer's score loss, over the matched queries with good masks
+        good = iou > w.iou_score_min if len(qi) else torch.zeros(0, dtype=torch.bool)
+        if bool(good.any()):
             got = pred_iou[torch.as_tensor(qi, device=pred_iou.device)][good].sigmoid()
             terms["iou"] = F.mse_loss(got, iou[good].to(got.dtype))
         else:

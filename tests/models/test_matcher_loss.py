@@ -253,3 +253,14 @@ def test_set_criterion_weighs_the_iou_head_term():
     with_head = set_criterion([Prediction(logits, [masks], None, iou)], tgt, LossWeights(iou_score=2.0))
     assert "iou" not in without and float(with_head["iou"]) == pytest.approx(0.25)  # (sigmoid(0) - 1)^2
     assert float(with_head["loss"] - without["loss"]) == pytest.approx(2.0 * 0.25, rel=1e-6)
+
+
+def test_iou_head_term_is_zero_without_matched_queries():
+    from gcseg.models.loss import scene_loss
+
+    head = torch.zeros(2, requires_grad=True)
+    empty = SceneTarget(torch.full((4,), -1), seed=0)
+    terms = scene_loss(torch.zeros(2, 2), torch.zeros(2, 4), empty, torch.arange(4), LossWeights(), None, head)
+    assert float(terms["iou"].detach()) == 0.0
+    terms["iou"].backward()  # still part of the graph
+    assert torch.equal(head.grad, torch.zeros(2))
