@@ -22,8 +22,9 @@ def perfect_ranking_scores(scene: SceneEval, *, min_region_size: int = 100,
                            valid_labels: Collection[int] | None = None) -> np.ndarray:
     """Confidences in the perfect order for `scene`'s masks: a mask that is some counted GT object's best mask
     (highest IoU among the masks of >= `min_region_size` vertices, the first such mask on ties) gets that IoU (the
-    highest one if it is best for several), every other mask 0. Counted GT objects are those of `valid_labels` (None = every label >= 1) with at least
-    `min_region_size` vertices, on the scene's valid vertices, as the evaluation counts them."""
+    highest one if it is best for several), every other mask 0. Counted GT objects are those of `valid_labels`
+    (None = every label >= 1) with at least `min_region_size` vertices, on the scene's valid vertices, as the
+    evaluation counts them."""
     st, n_given = _scene_stats(scene, min_region_size, use_scores=False)  # the evaluation's counting
     scores = np.zeros(n_given)
     counted = _selector(valid_labels)(st.gt_labels) & (st.gt_counts >= min_region_size)

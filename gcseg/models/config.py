@@ -14,6 +14,11 @@ RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_
 ADDED_FIELDS: dict[str, Any] = {"iou_head": False}
 
 
+def without_added(d: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """`d` without the fields of `added` that hold their value there (a config dumped as it was before they existed)."""
+    return {k: v for k, v in d.items() if not (k in added and v == added[k])}
+
+
 class ModelConfig(BaseModel):
     """Architecture of the mask model (params.yaml `model:`; Segment3D `conf/model/mask3d.yaml` for the GPU values)."""
 
@@ -82,8 +87,7 @@ class ModelConfig(BaseModel):
     def checkpoint_dict(self) -> dict[str, Any]:
         """The config as a checkpoint stores it: fields added later are left out at their off value, so that a model
         of the default keeps the bytes it had before they existed (DVC's cache, the committed lock)."""
-        d = self.model_dump(mode="json")
-        return {k: v for k, v in d.items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+        return without_added(self.model_dump(mode="json"), ADDED_FIELDS)
 
 
 class FragmentConfig(BaseModel):

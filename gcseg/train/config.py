@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gcseg.models.config import without_added
+
 
 class AugmentConfig(BaseModel):
     """Training augmentation (Mask3D/Segment3D: scale +-10 %, z rotation +-pi, flips, elastic distortion,
@@ -94,10 +96,12 @@ class TrainConfig(BaseModel):
     wise_ft: float = Field(1.0, gt=0, le=1)
 
     def fingerprint_dict(self) -> dict[str, Any]:
-        """The settings as the resume fingerprint reads them (see ADDED_LOSS_FIELDS)."""
+        """The settings as the resume fingerprint reads them: without the budget and the val cadence (they change
+        when training stops, not what an epoch computes) and without ADDED_LOSS_FIELDS at their off value."""
         d = self.model_dump(mode="json")
-        d["loss"] = {k: v for k, v in d["loss"].items()
-                     if not (k in ADDED_LOSS_FIELDS and v == ADDED_LOSS_FIELDS[k])}
+        d.pop("time_budget_s")
+        d.pop("val_every")
+        d["loss"] = without_added(d["loss"], ADDED_LOSS_FIELDS)
         return d
 
 

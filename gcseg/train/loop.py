@@ -65,8 +65,6 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, seed: int, files: list
     doc = {"model": model_cfg.checkpoint_dict(), "train": cfg.fingerprint_dict(), "seed": seed,
            "world_size": world_size, "files": [[p.name, _file_digest(p)] for p in files],
            "init": None if init_checkpoint is None else _file_digest(Path(init_checkpoint))}
-    doc["train"].pop("time_budget_s")  # a budget changes when training stops, not what an epoch computes
-    doc["train"].pop("val_every")
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
