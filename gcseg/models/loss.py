@@ -72,6 +72,7 @@ class LossWeights:
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
     objectness: str = _DEFAULT.objectness  # matched (every matched query) | quality (IoU >= 0.5) | iou (soft: IoU)
+    balance_objectness: bool = _DEFAULT.balance_objectness  # objectness positives: 1 per target, shared
     iou_score: float = _DEFAULT.iou_score  # IoU head (when the model has one): MSE weight
     iou_score_min: float = _DEFAULT.iou_score_min  # IoU head: matched queries above this IoU are its samples
 
@@ -100,6 +101,18 @@ def _sample(where: Tensor, num_points: int, seed: int) -> Tensor:
 def _sample_points(labels: Tensor, num_points: int, seed: int, targets: str = "labelled") -> Tensor:
     where = labels >= 0 if targets == "labelled" else torch.ones_like(labels, dtype=torch.bool)
     return _sample(where, num_points, int(seed) + 7919)
+
+
+def _balanced_ce(logits: Tensor, cls_t: Tensor, weight: Tensor, pos_target: Tensor) -> Tensor:
+    """Class-weighted cross-entropy whose positives (cls_t 0; pos_target [P]: their targets, in query order)
+    weigh 1 per target, shared by its positives, scaled so their total stays P: the normaliser is that of
+    F.cross_entropy, to which it reduces with one positive per target."""
+    w = weight[cls_t]
+    per_t = torch.bincount(pos_target)
+    share = (1.0 / per_t[pos_target].to(w.dtype)) * (len(pos_target) / int((per_t > 0).sum()))
+    w[cls_t == 0] = share
+    nll = -logits.log_softmax(-1).gather(1, cls_t[:, None]).squeeze(1)
+    return (w * nll).sum() / w.sum()
 
 
 def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
@@ -145,7 +158,12 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
             positive = positive[iou >= 0.5]
         cls_t[positive] = 0
         weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
-        ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
+        if w.balance_objectness and len(positive):
+            target_of = torch.full((q,), -1, dtype=torch.long, device=cls_t.device)
+            target_of[torch.as_tensor(qi, device=cls_t.device)] = torch.as_tensor(ti, device=cls_t.device)
+            ce = _balanced_ce(pred_logits, cls_t, weight, target_of[cls_t == 0])
+        else:
+            ce = F.cross_entropy(pred_logits, cls_t, weight=weight)
     if len(qi):
         tj = torch.as_tensor(ti, device=pm.device)
         x = pm[torch.as_tensor(qi, device=pm.device)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gcseg.models.config import without_added
 
@@ -46,12 +46,23 @@ class LossConfig(BaseModel):
     # their mask terms unchanged) | iou (soft: a matched query's target is its mask's IoU, SPFormer's IoU score
     # folded into the objectness), so that the objectness ranks masks (docs/model_study.md "Rounds 22-23")
     objectness: Literal["matched", "quality", "iou"] = "matched"
+    # objectness positives weigh 1 per target, shared by its positive queries (as balance_targets does for the mask
+    # terms), their total unchanged: with every query seeded inside a target an object, a table holding 40 seeds
+    # otherwise teaches "object" 40 times for a cup's once. matched | quality only (docs/model_study.md round 25)
+    balance_objectness: bool = False
     # the IoU head's loss (models with model.iou_head; no term without the head), SPFormer's score loss: weight
     # (SPFormer 0.5) of the mean squared error between the head's sigmoid and the IoU of the query's mask,
     # thresholded at 0, with its target on the sampled elements, over matched queries whose IoU exceeds iou_score_min
     # (SPFormer 0.5: the head ranks good masks; poorer ones are the objectness's to reject)
     iou_score: float = Field(0.5, ge=0)
     iou_score_min: float = Field(0.5, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _hard_objectness_balanced(self) -> "LossConfig":
+        if self.balance_objectness and self.objectness == "iou":
+            raise ValueError("loss.balance_objectness weighs hard objectness targets (objectness: matched | quality), "
+                             "not the soft iou targets; set one of them off")
+        return self
 
     def weights(self) -> Any:
         """As gcseg.models.loss.LossWeights (imports torch)."""
@@ -62,7 +73,8 @@ class LossConfig(BaseModel):
 
 # loss fields added after checkpoints of the default existed, with the value that changes nothing: the resume
 # fingerprint leaves them out at that value, so that those checkpoints (and the lock's) keep their bytes
-ADDED_LOSS_FIELDS: dict[str, Any] = {"objectness": "matched", "iou_score": 0.5, "iou_score_min": 0.5}
+ADDED_LOSS_FIELDS: dict[str, Any] = {"objectness": "matched", "iou_score": 0.5, "iou_score_min": 0.5,
+                                     "balance_objectness": False}
 
 
 class TrainConfig(BaseModel):

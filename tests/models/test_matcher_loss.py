@@ -186,6 +186,39 @@ def test_quality_objectness_makes_matched_queries_with_poor_masks_no_object():
     assert all(torch.equal(again[0][k], again[1][k]) for k in ("ce", "bce", "dice"))
 
 
+def test_balanced_objectness_weighs_each_target_once():
+    """balance_objectness: a target's positive queries share one weight (their total kept), so three queries seeded
+    in a table teach "object" as much as the one in a cup; mask terms unchanged; one positive per target is the
+    plain cross-entropy; the soft iou objectness refuses it."""
+    from gcseg.models.loss import scene_loss
+    from gcseg.train.config import LossConfig
+
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    table, cup = [9.0] * 6 + [-9.0] * 2, [-9.0] * 6 + [9.0] * 2
+    masks = torch.tensor([table, table, table, cup, [-9.0] * 8])
+    seeds = torch.tensor([0, 2, 4, 6, 7])
+    labels_u = torch.cat([labels, torch.tensor([-1])])  # query 4 seeded on an unlabelled element: no object
+    masks = torch.cat([masks, torch.full((5, 1), -9.0)], 1)
+    seeds[4] = 8
+    logits = torch.tensor([[2.0, -1.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 1.0], [0.0, 1.0]])
+    pts = torch.arange(9)
+    tgt = SceneTarget(labels_u, seed=0)
+    w = dict(matcher="seeded", seeded_topk=0, targets="all")
+    plain = scene_loss(logits, masks, tgt, pts, LossWeights(**w), seeds)
+    bal = scene_loss(logits, masks, tgt, pts, LossWeights(**w, balance_objectness=True), seeds)
+    assert torch.equal(plain["bce"], bal["bce"]) and torch.equal(plain["dice"], bal["dice"])
+    logp = logits.log_softmax(-1)
+    # 4 positives over 2 targets: each target weighs 2, the table's three queries 2/3 each, the cup's one 2
+    num = -(2 / 3 * (logp[0, 0] + logp[1, 0] + logp[2, 0]) + 2 * logp[3, 0] + 0.1 * logp[4, 1])
+    assert float(bal["ce"]) == pytest.approx(float(num / 4.1), rel=1e-6)
+    assert float(bal["ce"]) != pytest.approx(float(plain["ce"]), rel=1e-3)
+    one = [scene_loss(logits[2:], masks[2:], tgt, pts, LossWeights(**w, balance_objectness=b), seeds[2:])
+           for b in (False, True)]
+    assert float(one[0]["ce"]) == pytest.approx(float(one[1]["ce"]), rel=1e-6)
+    with pytest.raises(ValueError, match="balance_objectness"):
+        LossConfig(objectness="iou", balance_objectness=True)
+
+
 def test_iou_objectness_targets_each_matched_query_at_its_masks_iou():
     """objectness iou: a matched query's objectness target is its mask's IoU with its target (soft), weighted and
     normalised as the hard cross-entropy; with every mask exact it is the matched setting's loss."""
