@@ -6,9 +6,10 @@ table and one PR-curve CSV per row (IoU 0.5) for `dvc plots`, and prints the tab
 
 Apart from the rows, it scores the diagnostics sam2_track wrote for these scenes (gcseg.eval.diagnostics: GT
 ceiling, proposals with perfect identity, proposal coverage; and the no-policy tracking row) into the
-``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables; and, per
+``diagnostics`` block of metrics/eval.json and the Markdown's "Diagnostics (use GT; not methods)" tables; per
 row, the share of the GT objects it finds by object size (gcseg.eval.by_size: metrics/eval/by_size.json and the
-Markdown's last table).
+Markdown's by-size tables); and, for the lift-only and model rows, the same masks in the order the GT gives them
+(gcseg.eval.ranking: the block's ``perfect_ranking``), which parts a row's AP into its masks and their order.
 
 With ``eval.own_labels`` it also scores, on the train scenes, the tracked labels the models were trained on and
 the Stage 1 + 2 and 1 + 2 + 3 models (``own_labels`` in metrics/eval.json and a table): whether the model ends
@@ -217,6 +218,7 @@ def main(
     from gcseg.eval.diagnostics import (DIAGNOSTIC_ROWS, DIAGNOSTIC_TITLES, POLICY_ROWS, diagnostics_markdown,
                                         evaluate_diagnostics, setting_text)
     from gcseg.eval.classes import subsets_for, valid_labels_for
+    from gcseg.eval.ranking import perfect_ranking_block, perfect_ranking_markdown
     from gcseg.eval.folders import read_label_list
     from gcseg.eval.gt_free import (gt_free_markdown, gt_free_stats, has_gt, no_gt_metrics,
                                     tracked_diagnostic_rows, write_empty_pr_csvs)
@@ -304,6 +306,11 @@ def main(
             text += ("\n### Proposals per keyframe view by size (use GT)\n\n"
                      + views_markdown(sizes["view_rows"], min_area_px=setting_text(settings, "min_area_px"),
                                       iou=setting_text(settings, "coverage_iou")))
+        # what the confidences cost each row of the ablation: the same masks in the order the GT gives them
+        diagnostics["perfect_ranking"] = perfect_ranking_block(
+            gt_scenes, {r: rows[r] for r in ROWS}, results, min_region_size=cfg.min_region_size,
+            valid_labels=valid_labels)
+        text += "\n" + perfect_ranking_markdown(diagnostics["perfect_ranking"], ROW_TITLES)
         metrics = {**metrics_json(results), "diagnostics": diagnostics}
         if cfg.own_labels:
             own, n_own = own_label_results(p, scenes, tracks, superpoints, nets, score)

@@ -10,8 +10,9 @@ thresholds has no single best order), a reference for how far any confidence cou
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +49,54 @@ def with_perfect_ranking(scenes: Sequence[SceneEval], *, min_region_size: int = 
     """The same scenes and masks with perfect_ranking_scores as their confidences."""
     return [replace(s, pred_scores=perfect_ranking_scores(s, min_region_size=min_region_size,
                                                           valid_labels=valid_labels)) for s in scenes]
+
+
+PERFECT_RANKING_SOURCE = ("uses GT: each row's own masks, each GT object's best mask (highest IoU) first, by that "
+                          "IoU, every other mask after them; the drop to the row's AP is what its confidences cost, "
+                          "what stays under 100 is its masks'")
+
+
+def perfect_ranking_block(val_scenes: Sequence[Any], rows: Mapping[str, Mapping[str, Any]],
+                          given: Mapping[str, Any], *, min_region_size: int = 100,
+                          valid_labels: Collection[int] | None = None) -> dict[str, Any]:
+    """The eval stage's diagnostic: every row of `rows` (scene id -> RowPrediction, as
+    gcseg.eval.ablation.evaluate_rows takes them) scored once more in the perfect order, beside its given AP
+    (`given`: evaluate_rows' results of the same rows). ``{"source", "rows": {row: {"AP", "AP50", "AP25",
+    "given": {"AP", "AP50", "AP25"}}}}``."""
+    from gcseg.eval.ablation import RowPrediction, evaluate_rows
+
+    reranked: dict[str, dict[str, RowPrediction]] = {}
+    for name, preds in rows.items():
+        reranked[name] = {}
+        for s in val_scenes:
+            masks = np.asarray(preds[s.scene_id].masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
+            ev = SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid, pred_masks=masks,
+                           pred_scores=np.asarray(preds[s.scene_id].scores, np.float64))
+            scores = perfect_ranking_scores(ev, min_region_size=min_region_size, valid_labels=valid_labels)
+            reranked[name][s.scene_id] = RowPrediction(masks, scores)
+    perfect = evaluate_rows(val_scenes, reranked, min_region_size=min_region_size, valid_labels=valid_labels)
+    figures = ("AP", "AP50", "AP25")
+    out = {}
+    for name, result in perfect.items():
+        m, g = result.metrics(), given[name].metrics()
+        out[name] = {**{f: m[f] for f in figures}, "given": {f: g[f] for f in figures}}
+    return {"source": PERFECT_RANKING_SOURCE, "rows": out}
+
+
+def perfect_ranking_markdown(block: Mapping[str, Any], titles: Mapping[str, str]) -> str:
+    """The block as a Markdown table: per row the given AP / AP50, the perfect order's, and what the order costs."""
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{100 * float(x):.1f}"
+
+    def cost(r: Mapping[str, Any], f: str) -> str:
+        return "n/a" if r[f] is None or r["given"][f] is None else f"{100 * (r[f] - r['given'][f]):.1f}"
+
+    lines = ["## What the confidences cost: the same masks in the perfect order (uses GT; not a method)", "",
+             "| Row | AP | AP, perfect order | AP lost to the order | AP50 | AP50, perfect order |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, r in block["rows"].items():
+        lines.append(f"| {titles.get(name, name)} | {pct(r['given']['AP'])} | {pct(r['AP'])} | {cost(r, 'AP')} "
+                     f"| {pct(r['given']['AP50'])} | {pct(r['AP50'])} |")
+    lines += ["", f"* {block['source']} (not an exact maximum over all orders: docs/model_study.md round 22)."]
+    return "\n".join(lines) + "\n"

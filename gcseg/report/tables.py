@@ -66,9 +66,12 @@ def diagnostics_html(block: Mapping[str, Any]) -> str:
     """The diagnostics (use GT; not methods) and the no-policy row, each row with its source, and the proposal
     coverage; a notice when there are none."""
     rows = [n for n in DIAGNOSTIC_ORDER if isinstance(block.get(n), Mapping)]
+    ranking = block.get("perfect_ranking")
+    ranking_html = (perfect_ranking_html(ranking) if isinstance(ranking, Mapping)
+                    and isinstance(ranking.get("rows"), Mapping) else "")
     if not rows and not isinstance(block.get("coverage"), Mapping):
-        return ('<p class="note">No diagnostics in metrics/eval.json (sam2_track writes them for the scenes of '
-                "<code>sam2_track.diagnostics.split</code> that have per-frame GT).</p>")
+        return ('<p class="note">No label diagnostics in metrics/eval.json (sam2_track writes them for the scenes of '
+                "<code>sam2_track.diagnostics.split</code> that have per-frame GT).</p>" + ranking_html)
     head = "".join(f"<th>{f} (%)</th>" for f in FIGURES) + "<th>masks / scene</th><th>scenes</th><th>source</th>"
     body = []
     for name in rows:
@@ -87,7 +90,24 @@ def diagnostics_html(block: Mapping[str, Any]) -> str:
                   f'{esc(number(cov.get("gt_instances")))} GT instances before containment, '
                   f'{pct(cov.get("after_containment"))} % after ({esc(number(cov.get("scenes")))} scene(s); '
                   f'{esc(cov.get("source", ""))}).</p>')
-    return table
+    return table + ranking_html
+
+
+def perfect_ranking_html(block: Mapping[str, Any]) -> str:
+    """The diagnostics' perfect-ranking block (gcseg.eval.ranking): per row the given AP / AP50 beside the same
+    masks' in the perfect order; the difference is what the confidences cost."""
+    body = []
+    for name, r in block["rows"].items():
+        if not isinstance(r, Mapping):
+            continue
+        given = r.get("given") if isinstance(r.get("given"), Mapping) else {}
+        cells = "".join(f"<td>{pct(given.get(f))}</td><td>{pct(r.get(f))}</td>" for f in ("AP", "AP50"))
+        body.append(f'<tr data-row="{esc(name)}"><th scope="row">{esc(ROW_TITLES.get(name, name))}</th>{cells}</tr>')
+    return ("<h4>What the confidences cost: the same masks in the perfect order (uses GT)</h4>"
+            '<table class="ablation diagnostics"><thead><tr><th>Row</th><th>AP (%)</th><th>AP, perfect order (%)</th>'
+            "<th>AP50 (%)</th><th>AP50, perfect order (%)</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+            f'<p class="note">{esc(block.get("source", ""))}.</p>')
 
 
 def ablation_html(rows: Mapping[str, Mapping[str, Any]]) -> str:

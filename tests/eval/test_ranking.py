@@ -50,3 +50,28 @@ def test_valid_vertices_classes_and_size_count_as_the_evaluation_counts_them():
     assert not perfect_ranking_scores(scene, valid_labels=[2]).any()
     empty = SceneEval(scene_id="e", gt_ids=scene.gt_ids, pred_masks=np.zeros((0, 500), bool), pred_scores=np.zeros(0))
     assert perfect_ranking_scores(empty).shape == (0,)
+
+
+def test_perfect_ranking_block_scores_each_row_beside_its_given_order():
+    """The eval stage's diagnostic: each row's masks in the perfect order beside its given AP, as a JSON block and
+    a Markdown table of what the order costs."""
+    from gcseg.eval.ablation import RowPrediction, ValScene, evaluate_rows
+    from gcseg.eval.ranking import perfect_ranking_block, perfect_ranking_markdown
+
+    scene = _scene()
+    n = scene.gt_ids.shape[0]
+    val = ValScene(scene_id="s", coord=np.zeros((n, 3), np.float32), color=np.zeros((n, 3), np.uint8), gt_ids=scene.gt_ids)
+    rows = {"bad_order": {"s": RowPrediction(scene.pred_masks, scene.pred_scores)},
+            "good_order": {"s": RowPrediction(scene.pred_masks, np.array([0.1, 0.2, 0.9, 0.3, 0.8, 0.0]))}}
+    given = evaluate_rows([val], rows)
+    block = perfect_ranking_block([val], rows, given)
+    assert list(block["rows"]) == ["bad_order", "good_order"] and "uses GT" in block["source"]
+    for name, r in block["rows"].items():
+        assert r["AP"] == pytest.approx(1.0)
+        assert r["given"] == {k: given[name].metrics()[k] for k in ("AP", "AP50", "AP25")}
+    assert block["rows"]["bad_order"]["given"]["AP"] < 1.0
+    assert block["rows"]["good_order"]["given"]["AP"] == pytest.approx(1.0)
+    text = perfect_ranking_markdown(block, {"bad_order": "Bad order"})
+    lost = 100 * (1.0 - block["rows"]["bad_order"]["given"]["AP"])
+    assert f"| Bad order | {100 * block['rows']['bad_order']['given']['AP']:.1f} | 100.0 | {lost:.1f} |" in text
+    assert "| good_order | 100.0 | 100.0 | 0.0 |" in text

@@ -240,7 +240,18 @@ def test_diagnostics_html_without_diagnostics(tmp_path):
     path = tmp_path / "eval.json"
     path.write_text(json.dumps({"stage1": {"AP": 0.1, "AP50": 0.2, "AP25": 0.3, "masks_per_scene": 2.0}}))
     assert load_diagnostics(path) == {} and list(load_eval(path)) == ["stage1"]
-    assert "No diagnostics in metrics/eval.json" in diagnostics_html({})
+    assert "No label diagnostics in metrics/eval.json" in diagnostics_html({})
+
+
+def test_diagnostics_html_shows_the_perfect_ranking_block():
+    from gcseg.report.tables import diagnostics_html
+
+    block = {"perfect_ranking": {"source": "uses GT: the same masks", "rows": {
+        "stage3": {"AP": 0.5, "AP50": 0.75, "AP25": 0.8, "given": {"AP": 0.25, "AP50": 0.5, "AP25": 0.6}}}}}
+    html = diagnostics_html(block)
+    assert "What the confidences cost" in html and "uses GT: the same masks" in html
+    assert '<tr data-row="stage3"><th scope="row">Stage 1 + 2 + 3</th><td>25.0</td><td>50.0</td><td>50.0</td>' \
+           "<td>75.0</td></tr>" in html
 
 
 def test_prediction_on_the_superpoints_stage_files(project, make_inputs, tmp_path):

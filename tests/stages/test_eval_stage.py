@@ -76,7 +76,14 @@ def test_writes_four_rows_table_and_pr_csvs(tmp_path, dataset):
     assert r.exit_code == 0, r.output
     m = json.loads((out / "eval.json").read_text())
     assert list(m) == ["diagnostics", "lift_only", "stage1", "stage2", "stage3"]  # sorted keys
-    assert m["diagnostics"] == {"note": m["diagnostics"]["note"]}  # these artifacts carry no diagnostics
+    # these artifacts carry no label diagnostics; the perfect order of every ablation row is the eval stage's own
+    assert set(m["diagnostics"]) == {"note", "perfect_ranking"}
+    ranking = m["diagnostics"]["perfect_ranking"]
+    assert list(ranking["rows"]) == ["lift_only", "stage1", "stage2", "stage3"] and "uses GT" in ranking["source"]
+    for row, rk in ranking["rows"].items():
+        assert rk["given"] == {k: m[row][k] for k in ("AP", "AP50", "AP25")}
+        assert rk["AP50"] >= rk["given"]["AP50"]  # at IoU 0.5 no order beats each object's best mask first
+    assert ranking["rows"]["lift_only"]["AP"] == 1.0
     assert m["lift_only"] == {"AP": 1.0, "AP50": 1.0, "AP25": 1.0, "masks_per_scene": 2.0}  # perfect tracks
     for row in ("stage1", "stage2", "stage3"):
         assert set(m[row]) == {"AP", "AP50", "AP25", "masks_per_scene"}
@@ -84,6 +91,8 @@ def test_writes_four_rows_table_and_pr_csvs(tmp_path, dataset):
             assert 0.0 <= m[row][k] <= 1.0
     table = (out / "eval" / "ablation.md").read_text()
     assert "| Stage 1 + 2 + 3 |" in table and "2 val scene(s)" in table
+    assert "## What the confidences cost: the same masks in the perfect order" in table
+    assert "| Stage 2 tracked labels, lifted (no 3D model) | 100.0 | 100.0 | 0.0 | 100.0 | 100.0 |" in table
     assert table.strip() in r.output  # printed to stdout
     for row in ("lift_only", "stage1", "stage2", "stage3"):
         lines = (out / "eval" / "pr" / f"{row}.csv").read_text().splitlines()
