@@ -32,6 +32,9 @@ from gcseg.sweep import FIGURES, ROWS, SweepPoint, run_sweep
 
 # the same on the train scenes: the labels Stages 2 and 3 trained on, and those models (stages/eval.py own_labels)
 OWN_ROWS = ("own_lift_only", "own_stage2", "own_stage3")
+# the same masks in the order the GT gives them (the eval stage's perfect-ranking diagnostic, gcseg.eval.ranking):
+# the gap to each row says what its confidences cost, seed by seed
+PERFECT_ROWS = tuple(f"perfect_{r}" for r in ROWS)
 EXTRA_SETTINGS = ("eval.own_labels=true",)
 
 
@@ -79,7 +82,7 @@ def summarize(points: Sequence[SweepPoint]) -> dict[str, Any]:
     Only successful experiments count; a figure missing in one of them is left out of its statistics."""
     ok = [p for p in points if p.status == "success"]
     rows: dict[str, Any] = {}
-    for r in (*ROWS, *OWN_ROWS):
+    for r in (*ROWS, *OWN_ROWS, *PERFECT_ROWS):
         figs = {}
         for f in FIGURES:
             have = [p for p in ok if r in p.rows and p.rows[r].get(f) is not None]
@@ -115,6 +118,10 @@ def per_seed_text(fig: dict[str, Any], seeds: Sequence[Any]) -> str:
     if own is not None and list(own) != list(seeds):
         return ", ".join(f"seed {s}: {100 * v:.1f}" for s, v in zip(own, vals, strict=True))
     return " / ".join(f"{100 * v:.1f}" for v in vals)
+
+
+def _mean_std(fig: dict[str, Any] | None) -> str:
+    return "n/a" if not fig else f"{100 * fig['mean']:.1f} ± {100 * fig['std']:.1f}"
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -159,17 +166,30 @@ def markdown(summary: dict[str, Any]) -> str:
         if own:
             lines.append(f"\nStage 1 + 2 + 3 >= its own training labels (AP, train scenes) on {sum(own.values())} of "
                          f"{len(own)} seed(s).")
+    perfect = [r for r in ROWS if f"perfect_{r}" in summary["rows"] and r in summary["rows"]]
+    if perfect:
+        lines += ["", "The same masks in the perfect order (uses GT; the eval stage's diagnostic): what each row's "
+                  "confidences cost.", "", "| Method | AP | AP, perfect order | cost of the order per seed | AP50, "
+                  "perfect order |", "|---|---:|---:|---|---:|"]
+        for r in perfect:
+            given, best = summary["rows"][r].get("AP", {}), summary["rows"][f"perfect_{r}"].get("AP", {})
+            cost = dict(zip(best.get("seeds", []), best.get("values", [])))
+            per = ", ".join(f"{100 * (v - cost[sd]):+.1f} (seed {sd})"
+                            for sd, v in zip(given.get("seeds", []), given.get("values", [])) if sd in cost)
+            b50 = summary["rows"][f"perfect_{r}"].get("AP50")
+            lines.append(f"| {ROW_TITLES[r]} | {_mean_std(given)} | {_mean_std(best)} | {per} | {_mean_std(b50)} |")
     if summary.get("settings"):
         lines[:0] = ["Settings: " + ", ".join(f"`{st}`" for st in summary["settings"]) + " (over the default).", ""]
     pair = summary.get("paired") or {}
     if pair:
         lines += ["", "Against the plain study (`make study`), seed by seed (change in AP points; everything else equal):",
                   "", "| Method | AP change per seed | mean | higher on |", "|---|---|---:|---:|"]
-        for r in (*("stage1", "stage2", "stage3", "lift_only"), *OWN_ROWS):
+        for r in (*("stage1", "stage2", "stage3", "lift_only"), *OWN_ROWS, *PERFECT_ROWS):
             p = pair.get(r, {}).get("AP")
             if p is None:
                 continue
-            title = ROW_TITLES[r] if r in ROW_TITLES else f"{OWN_TITLES[r]}, train scenes"
+            title = (ROW_TITLES[r] if r in ROW_TITLES else f"{OWN_TITLES[r]}, train scenes" if r in OWN_TITLES
+                     else f"{ROW_TITLES[r.removeprefix('perfect_')]}, perfect order")
             if not any(p["changes"]):  # an upstream row the settings do not reach: the same experiment outputs
                 lines.append(f"| {title} | the same on every seed | 0 | - |")
                 continue
@@ -203,11 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = variant_suffix(settings)
     out = args.out or Path("metrics/study") / (f"variant{suffix}" if settings else "")
     points = run_sweep("seed", args.seeds, run=not args.collect_only, rerun=args.rerun,
-                       extra=(*EXTRA_SETTINGS, *settings), suffix=suffix)
+                       extra=(*EXTRA_SETTINGS, *settings), suffix=suffix, perfect_ranking=True)
     summary = summarize(points)
     if settings:
         summary["settings"] = settings
-        base = summarize(run_sweep("seed", args.seeds, run=False, extra=EXTRA_SETTINGS))
+        base = summarize(run_sweep("seed", args.seeds, run=False, extra=EXTRA_SETTINGS, perfect_ranking=True))
         summary["paired"] = paired(summary, base)
         if not summary["paired"]:
             print("note: no finished experiment of the plain study for these seeds (`make study`): nothing to pair")

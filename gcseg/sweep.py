@@ -127,11 +127,12 @@ def experiments_by_name(payload: Any) -> dict[str, dict[str, Any]]:
 
 def collect(payload: Any, key: str, values: Sequence[float | int], *, params_file: str = "params.yaml",
             eval_metrics: str = EVAL_METRICS, track_metrics: str = TRACK_METRICS, suffix: str = "",
-            settings: Sequence[str] = ()) -> list[SweepPoint]:
+            settings: Sequence[str] = (), perfect_ranking: bool = False) -> list[SweepPoint]:
     """The sweep's experiments (by name ``<key>-<value><suffix>``) out of a parsed ``dvc exp show --json`` payload.
 
     An experiment whose params do not hold `key` = value, or one of `settings` (``dotted.key=value``), counts as
-    missing (renamed by hand, or run under other settings)."""
+    missing (renamed by hand, or run under other settings). perfect_ranking: also the eval stage's perfect-ranking
+    diagnostic of each row, as rows ``perfect_<row>`` (experiments of commits before it have none)."""
     exps = experiments_by_name(payload)
     points = []
     for v in values:
@@ -155,6 +156,10 @@ def collect(payload: Any, key: str, values: Sequence[float | int], *, params_fil
         if isinstance(own, Mapping):
             rows.update({f"own_{r}": {f: _num(_dig(own, (r, f))) for f in FIGURES}
                          for r in own if isinstance(own.get(r), Mapping)})
+        ranked = _dig(ev, ("diagnostics", "perfect_ranking", "rows")) if perfect_ranking else None
+        if isinstance(ranked, Mapping):
+            rows.update({f"perfect_{r}": {f: _num(_dig(ranked, (r, f))) for f in FIGURES}
+                         for r in ranked if isinstance(ranked.get(r), Mapping)})
         tr = _metrics_file(data, track_metrics)
         track = {title: _num(_dig(tr, path)) for path, title in TRACK_COLUMNS} if tr is not None else {}
         state = exp["state"]
@@ -298,12 +303,12 @@ def queue_commands(key: str, values: Sequence[float | int], *, params_file: str 
 
 def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".", run: bool = True,
               rerun: bool = False, jobs: int = 1, params_file: str = "params.yaml", extra: Sequence[str] = (),
-              echo: Any = print, suffix: str = "") -> list[SweepPoint]:
+              echo: Any = print, suffix: str = "", perfect_ranking: bool = False) -> list[SweepPoint]:
     """Queue the missing experiments, run the queue (``dvc exp run --run-all -j jobs``, blocks until every
     queued experiment finished) and collect. run=False: collect only. rerun: remove this sweep's finished
     experiments first (``dvc exp remove``) so that they run again. The experiments are queued on the commit
     checked out at the start and collected from that commit, also when a commit lands while they run (DVC files
-    experiments under the commit they were queued on; a new HEAD has none)."""
+    experiments under the commit they were queued on; a new HEAD has none). perfect_ranking: as collect."""
     cwd = Path(cwd)
     names = [experiment_name(key, v, suffix) for v in values]
     baseline = None
@@ -333,4 +338,5 @@ def run_sweep(key: str, values: Sequence[float | int], *, cwd: str | Path = ".",
         if baseline and now != baseline:
             echo(f"note: HEAD moved from {baseline[:7]} to {(now or '?')[:7]} while the experiments ran; collecting "
                  f"those of {baseline[:7]}")
-    return collect(exp_show(cwd, baseline), key, values, params_file=params_file, suffix=suffix, settings=extra)
+    return collect(exp_show(cwd, baseline), key, values, params_file=params_file, suffix=suffix, settings=extra,
+                   perfect_ranking=perfect_ranking)

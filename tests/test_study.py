@@ -49,6 +49,24 @@ def test_own_label_rows_are_summarized_with_their_check():
     assert "| 25.0 ± 0.0 | n/a | n/a | seed 1: 25.0 |" in markdown(s)
 
 
+def test_perfect_ranking_rows_show_what_the_order_costs_per_seed():
+    pts = [_point(0, 0.1, 0.2, 0.3, 0.25), _point(1, 0.1, 0.3, 0.2, 0.1)]
+    for p, best in zip(pts, (0.5, 0.4)):
+        p.rows["perfect_stage3"] = {"AP": best, "AP50": best + 0.1, "AP25": None}
+    s = summarize(pts)
+    assert s["rows"]["perfect_stage3"]["AP"]["values"] == [0.5, 0.4]
+    md = markdown(s)
+    assert "| Stage 1 + 2 + 3 | 25.0 ± 7.1 | 45.0 ± 7.1 | -20.0 (seed 0), -20.0 (seed 1) | 55.0 ± 7.1 |" in md
+    # a variant paired with the plain study: the perfect order's change per seed says whether masks or order moved
+    var = summarize([_point(0, 0.1, 0.2, 0.35, 0.25), _point(1, 0.1, 0.3, 0.25, 0.1)])
+    for p, best in zip(pts, (0.55, 0.4)):
+        p.rows["perfect_stage3"]["AP"] = best
+    var["rows"]["perfect_stage3"] = summarize(pts)["rows"]["perfect_stage3"]
+    var["paired"] = paired(var, s)
+    var["settings"] = ["a.b=1"]
+    assert "| Stage 1 + 2 + 3, perfect order | +5.0 (seed 0), +0.0 (seed 1) | +2.5 | 1 of 2 |" in markdown(var)
+
+
 def test_no_finished_seed_gives_an_empty_summary_not_a_crash():
     """--collect-only on a commit with no experiments (they stay under the commit they were queued on)."""
     s = summarize([SweepPoint(0, "seed-0", "missing", {})])

@@ -68,6 +68,28 @@ def test_collect_from_captured_payload():
         experiments_by_name({"not": "a list"})
 
 
+def test_collect_reads_the_perfect_ranking_diagnostic_on_request():
+    """gcseg.study asks for the eval stage's perfect-ranking rows (perfect_<row>); a sweep leaves them out, and an
+    experiment of a commit before the diagnostic has none."""
+    import copy
+
+    from gcseg.sweep import EVAL_METRICS
+
+    payload = copy.deepcopy(PAYLOAD)
+    name_of = {}
+    for commit in payload:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                name_of[rev.get("name")] = rev
+    ev = name_of["tau_iou-0.5"]["data"]["metrics"][EVAL_METRICS]["data"]
+    ev["diagnostics"] = {"perfect_ranking": {"source": "uses GT", "rows": {
+        "stage1": {"AP": 0.5, "AP50": 0.75, "AP25": 0.8, "given": {"AP": 0.25, "AP50": 0.3333, "AP25": 0.5}}}}}
+    plain, ranked = (collect(payload, "tau_iou", [0.5, 0.9], perfect_ranking=b) for b in (False, True))
+    assert "perfect_stage1" not in plain[0].rows
+    assert ranked[0].rows["perfect_stage1"] == {"AP": 0.5, "AP50": 0.75, "AP25": 0.8}
+    assert not any(r.startswith("perfect_") for r in ranked[1].rows)
+
+
 def test_markdown_and_plot(tmp_path):
     points = collect(PAYLOAD, "tau_iou", [0.5, 0.9, 0.99])
     md = sweep_markdown("tau_iou", points)

@@ -26,6 +26,9 @@ ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)",
 # the train-room rows `make study` adds with eval.own_labels (gcseg.study; the report's study table)
 OWN_TITLES: dict[str, str] = {"own_lift_only": "Their training labels (tracked, lifted)", "own_stage2": "Stage 1 + 2",
                               "own_stage3": "Stage 1 + 2 + 3"}
+# ... and the eval stage's perfect-ranking diagnostic of each row (gcseg.eval.ranking), the same masks in GT order
+PERFECT_TITLES: dict[str, str] = {f"perfect_{r}": f"{t}, perfect order (uses GT)" for r, t in ROW_TITLES.items()
+                                  if r in ("lift_only", "stage1", "stage2", "stage3")}
 # metrics/eval.json's diagnostics block (gcseg.eval.diagnostics): GT ceiling and perfect identity (use the GT),
 # then the no-policy tracking row (the policy ablation)
 DIAGNOSTIC_ORDER: tuple[str, ...] = ("ceiling", "perfect_identity", "no_policy")

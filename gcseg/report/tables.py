@@ -14,8 +14,8 @@ import yaml
 
 from gcseg.errors import ArtifactError
 from gcseg.report.curves import FIGURES, Sweep
-from gcseg.report.inputs import (DIAGNOSTIC_ORDER, DIAGNOSTIC_TITLES, OWN_TITLES, ROW_TITLES, ROWS, finite,
-                                 load_json)
+from gcseg.report.inputs import (DIAGNOSTIC_ORDER, DIAGNOSTIC_TITLES, OWN_TITLES, PERFECT_TITLES, ROW_TITLES, ROWS,
+                                 finite, load_json)
 
 EVAL_FIX = "run `dvc repro eval` (writes metrics/eval.json)"
 DIAGNOSTICS = "diagnostics"  # metrics/eval.json's block of diagnostics (gcseg.eval.diagnostics), not a row
@@ -313,7 +313,8 @@ def study_html(study: Mapping[str, Any]) -> str:
             values = "per seed: " + ", ".join(pct(v) for v in vals) if who is None else \
                 ", ".join(f"seed {w}: {pct(v)}" for w, v in zip(who, vals, strict=True))
             cells.append(f'<td title="{esc(values)}">{pct(s.get("mean"))} &plusmn; {pct(s.get("std"))}</td>')
-        title = ROW_TITLES.get(r) or (f"Train scenes: {OWN_TITLES[r]}" if r in OWN_TITLES else r)
+        title = ROW_TITLES.get(r) or (f"Train scenes: {OWN_TITLES[r]}" if r in OWN_TITLES else
+                                      PERFECT_TITLES.get(r, r))
         body.append(f'<tr data-row="{esc(r)}"><th scope="row">{esc(title)}</th>{"".join(cells)}</tr>')
     order = study.get("ordering_holds") or {}
     held = sum(bool(v) for v in order.values())
