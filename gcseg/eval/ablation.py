@@ -154,6 +154,17 @@ def model_predictions(model: Any, scene: ValScene, fragments: Any = None) -> Row
     return RowPrediction(masks=masks, scores=scores)
 
 
+def scene_evals(val_scenes: Sequence[ValScene], preds: Mapping[str, RowPrediction]) -> list[SceneEval]:
+    """One row's predictions (scene id -> RowPrediction) as the AP code's SceneEval of each val scene."""
+    out = []
+    for s in val_scenes:
+        p = preds[s.scene_id]
+        masks = np.asarray(p.masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
+        out.append(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid, pred_masks=masks,
+                             pred_scores=np.asarray(p.scores, np.float64)))
+    return out
+
+
 def evaluate_rows(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str, RowPrediction]], *,
                   min_region_size: int = 100, valid_labels: Collection[int] | None = None,
                   use_scores: bool = True, subsets: Mapping[str, Collection[int]] | None = None
@@ -170,13 +181,7 @@ def evaluate_rows(val_scenes: Sequence[ValScene], rows: Mapping[str, Mapping[str
         missing = [sid for sid in ids if sid not in preds]
         if missing:
             raise InputError(f"row {name!r} has no prediction for scene(s) {', '.join(missing[:5])}")
-        evals = []
-        for s in val_scenes:
-            p = preds[s.scene_id]
-            masks = np.asarray(p.masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
-            evals.append(SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid, pred_masks=masks,
-                                   pred_scores=np.asarray(p.scores, np.float64)))
-        result = evaluate_scenes(evals, min_region_size=min_region_size, valid_labels=valid_labels,
+        result = evaluate_scenes(scene_evals(val_scenes, preds), min_region_size=min_region_size, valid_labels=valid_labels,
                                  use_scores=use_scores, subsets=subsets)
         per_scene = [int(np.asarray(preds[sid].masks).shape[0]) for sid in ids]
         out[name] = RowResult(result=result, masks_per_scene=float(np.mean(per_scene)))

@@ -63,17 +63,11 @@ def perfect_ranking_block(val_scenes: Sequence[Any], rows: Mapping[str, Mapping[
     gcseg.eval.ablation.evaluate_rows takes them) scored once more in the perfect order, beside its given AP
     (`given`: evaluate_rows' results of the same rows). ``{"source", "rows": {row: {"AP", "AP50", "AP25",
     "given": {"AP", "AP50", "AP25"}}}}``."""
-    from gcseg.eval.ablation import RowPrediction, evaluate_rows
+    from gcseg.eval.ablation import RowPrediction, evaluate_rows, scene_evals
 
-    reranked: dict[str, dict[str, RowPrediction]] = {}
-    for name, preds in rows.items():
-        reranked[name] = {}
-        for s in val_scenes:
-            masks = np.asarray(preds[s.scene_id].masks, dtype=bool).reshape(-1, s.gt_ids.shape[0])
-            ev = SceneEval(scene_id=s.scene_id, gt_ids=s.gt_ids, valid=s.valid, pred_masks=masks,
-                           pred_scores=np.asarray(preds[s.scene_id].scores, np.float64))
-            scores = perfect_ranking_scores(ev, min_region_size=min_region_size, valid_labels=valid_labels)
-            reranked[name][s.scene_id] = RowPrediction(masks, scores)
+    reranked = {name: {e.scene_id: RowPrediction(e.pred_masks, perfect_ranking_scores(
+        e, min_region_size=min_region_size, valid_labels=valid_labels)) for e in scene_evals(val_scenes, preds)}
+        for name, preds in rows.items()}
     perfect = evaluate_rows(val_scenes, reranked, min_region_size=min_region_size, valid_labels=valid_labels)
     figures = ("AP", "AP50", "AP25")
     out = {}
