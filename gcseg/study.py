@@ -173,9 +173,9 @@ def markdown(summary: dict[str, Any]) -> str:
                   "perfect order |", "|---|---:|---:|---|---:|"]
         for r in perfect:
             given, best = summary["rows"][r].get("AP", {}), summary["rows"][f"perfect_{r}"].get("AP", {})
-            cost = dict(zip(best.get("seeds", []), best.get("values", [])))
-            per = ", ".join(f"{100 * (v - cost[sd]):+.1f} (seed {sd})"
-                            for sd, v in zip(given.get("seeds", []), given.get("values", [])) if sd in cost)
+            best_by_seed = dict(zip(best.get("seeds", []), best.get("values", [])))
+            per = ", ".join(f"{100 * (v - best_by_seed[sd]):+.1f} (seed {sd})"
+                            for sd, v in zip(given.get("seeds", []), given.get("values", [])) if sd in best_by_seed)
             b50 = summary["rows"][f"perfect_{r}"].get("AP50")
             lines.append(f"| {ROW_TITLES[r]} | {_mean_std(given)} | {_mean_std(best)} | {per} | {_mean_std(b50)} |")
     if summary.get("settings"):

@@ -79,9 +79,7 @@ def perfect_ranking_block(val_scenes: Sequence[Any], rows: Mapping[str, Mapping[
 
 def perfect_ranking_markdown(block: Mapping[str, Any], titles: Mapping[str, str]) -> str:
     """The block as a Markdown table: per row the given AP / AP50, the perfect order's, and what the order costs."""
-
-    def pct(x: Any) -> str:
-        return "n/a" if x is None else f"{100 * float(x):.1f}"
+    from gcseg.eval.diagnostics import _pct as pct  # the diagnostics tables' formatting
 
     def cost(r: Mapping[str, Any], f: str) -> str:
         return "n/a" if r[f] is None or r["given"][f] is None else f"{100 * (r[f] - r['given'][f]):.1f}"
