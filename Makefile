@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DVC := $(VENV)/bin/dvc
 STAMP := $(VENV)/.gcseg-installed
 
-.PHONY: install repro test test-fast bench benchmarks report study clean-venv
+.PHONY: install repro test test-fast bench benchmarks report study unseen clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/install.sh scripts/build_minkowski.sh
 	VENV=$(VENV) bash scripts/install.sh
@@ -34,6 +34,12 @@ bench: install
 ## make study: the whole default for seeds 0 1 2 as DVC experiments -> metrics/study/seeds.{json,md} (mean, spread)
 study: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m gcseg.study --seeds 0 1 2 --out metrics/study
+
+## make unseen: the final model on every room of two fresh synth seeds (gcseg predict + evaluate) beside its val
+## figure, the rooms' tracked labels beside it -> metrics/unseen/unseen.{json,md} (a train/val leak would show; ~5 min)
+unseen: install
+	OMP_NUM_THREADS=2 $(PY) -m stages.unseen --checkpoint data/models/stage3/model.pt --seed 77 --seed 1234 \
+		--out metrics/unseen
 
 clean-venv:
 	rm -rf $(VENV)

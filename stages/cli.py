@@ -28,6 +28,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("predict", "predict", "Segment a scan or point cloud with a trained model (no DVC needed)."),
     ("segment", "segment", "Instances of one scan without training: proposals, tracking, lifting (no DVC needed)."),
     ("evaluate", "evaluate", "Score ScanNet-format predictions against GT files (no DVC needed)."),
+    ("unseen", "unseen", "A trained model on the rooms of fresh synth seeds, beside its val figure (leak check)."),
     ("sweep", "sweep", "Threshold study: queue DVC experiments over values of a tau and plot AP."),
     ("dvc-deps", "dvc_deps", "Check or rewrite each stage's code deps in dvc.yaml from its imports."),
 )

@@ -17,7 +17,7 @@ from stages._common import make_app, read_params_file, run_module, user_errors
 
 app = make_app(__doc__ or "")
 
-_NOT_STAGES = {"_common", "cli", "__main__", "sweep", "evaluate", "predict", "report"}
+_NOT_STAGES = {"_common", "cli", "__main__", "sweep", "evaluate", "predict", "report", "unseen"}
 
 
 def stage_models() -> dict[str, Any]:
