@@ -72,6 +72,7 @@ class LossWeights:
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
     objectness: str = _DEFAULT.objectness  # matched (every matched query) | quality (IoU >= 0.5) | iou (soft: IoU)
+    # | best (per target, its matched query of the highest IoU)
     balance_objectness: bool = _DEFAULT.balance_objectness  # objectness positives: 1 per target, shared
     iou_score: float = _DEFAULT.iou_score  # IoU head (when the model has one): MSE weight
     iou_score_min: float = _DEFAULT.iou_score_min  # IoU head: matched queries above this IoU are its samples
@@ -115,6 +116,15 @@ def _balanced_ce(logits: Tensor, cls_t: Tensor, weight: Tensor, pos_target: Tens
     return (w * nll).sum() / w.sum()
 
 
+def best_per_target(ti: np.ndarray, iou: np.ndarray) -> np.ndarray:
+    """Indices into the matched pairs (targets `ti`, mask IoUs `iou`) of each target's highest-IoU pair; ties go
+    to the earlier pair (the lower query index), so the choice is deterministic."""
+    order = np.lexsort((-iou, ti))  # by target, then IoU descending; lexsort is stable
+    first = np.ones(len(order), bool)
+    first[1:] = ti[order][1:] != ti[order][:-1]
+    return np.sort(order[first])
+
+
 def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts: Tensor, w: LossWeights,
                seed_sp: Tensor | None = None, pred_iou: Tensor | None = None) -> dict[str, Tensor]:
     """Loss terms of one layer's prediction for one scene (logits [Q, 2], masks [Q, V]) on sampled elements pts
@@ -139,7 +149,7 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
     positive = torch.as_tensor(qi, device=cls_t.device)
-    if (w.objectness in ("quality", "iou") or pred_iou is not None) and len(qi):
+    if (w.objectness in ("quality", "iou", "best") or pred_iou is not None) and len(qi):
         with torch.no_grad():  # a target, not a path for gradients
             hit = (pm[positive] > 0).to(tmasks.dtype)
             t = tmasks[torch.as_tensor(ti, device=pm.device)]
@@ -156,6 +166,8 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     else:
         if w.objectness == "quality" and len(qi):
             positive = positive[iou >= 0.5]
+        elif w.objectness == "best" and len(qi):
+            positive = positive[torch.from_numpy(best_per_target(np.asarray(ti), iou.cpu().numpy())).to(positive.device)]
         cls_t[positive] = 0
         weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
         if w.balance_objectness and len(positive):

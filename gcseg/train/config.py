@@ -44,8 +44,10 @@ class LossConfig(BaseModel):
     # matcher at topk 0 that is every query seeded inside a target, whatever its mask) | quality (only those whose
     # mask, thresholded at 0, reaches IoU 0.5 with their target on the sampled elements; the rest learn no-object,
     # their mask terms unchanged) | iou (soft: a matched query's target is its mask's IoU, SPFormer's IoU score
-    # folded into the objectness), so that the objectness ranks masks (docs/model_study.md "Rounds 22-23")
-    objectness: Literal["matched", "quality", "iou"] = "matched"
+    # folded into the objectness) | best (one object per target, as DETR's one-to-one matching has it: of the queries
+    # matched to a target only the one whose mask has the highest IoU with it), so that the objectness ranks masks
+    # (docs/model_study.md "Rounds 22-23", 27)
+    objectness: Literal["matched", "quality", "iou", "best"] = "matched"
     # objectness positives weigh 1 per target, shared by its positive queries (as balance_targets does for the mask
     # terms), their total unchanged: with every query seeded inside a target an object, a table holding 40 seeds
     # otherwise teaches "object" 40 times for a cup's once. matched | quality only (docs/model_study.md round 25)

@@ -186,6 +186,32 @@ def test_quality_objectness_makes_matched_queries_with_poor_masks_no_object():
     assert all(torch.equal(again[0][k], again[1][k]) for k in ("ce", "bce", "dice"))
 
 
+def test_best_objectness_makes_one_object_per_target():
+    """objectness best (DETR's one-to-one for the objectness): of a target's matched queries only the one whose mask
+    has the highest IoU learns "object", ties to the lower query; mask terms unchanged."""
+    from gcseg.models.loss import best_per_target, scene_loss
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    good = [9.0] * 4 + [-9.0] * 4
+    half = [9.0] * 2 + [-9.0] * 6  # IoU 1/2 with target 0
+    masks = torch.tensor([half, good, good, [-9.0] * 4 + [9.0] * 4])
+    seeds = torch.tensor([0, 1, 2, 4])  # queries 0-2 inside target 0, query 3 inside target 1
+    logits = torch.full((4, 2), 0.0)
+    logits[:, 0] = 3.0
+    pts = torch.arange(8)
+    tgt = SceneTarget(labels, seed=0)
+    kw = dict(matcher="seeded", seeded_topk=0)
+    matched = scene_loss(logits, masks, tgt, pts, LossWeights(**kw), seeds)
+    best = scene_loss(logits, masks, tgt, pts, LossWeights(objectness="best", **kw), seeds)
+    assert torch.equal(best["bce"], matched["bce"]) and torch.equal(best["dice"], matched["dice"])
+    # query 1 (the first of the two perfect masks) and query 3 are objects, queries 0 and 2 no-object
+    logp = logits.log_softmax(-1)
+    expected = -(logp[1, 0] + logp[3, 0] + 0.1 * (logp[0, 1] + logp[2, 1])) / 2.2
+    assert float(best["ce"]) == pytest.approx(float(expected), rel=1e-6)
+    np.testing.assert_array_equal(best_per_target(np.array([0, 0, 1, 0]), np.array([0.5, 0.9, 0.3, 0.9])), [1, 2])
+    assert len(best_per_target(np.zeros(0, int), np.zeros(0))) == 0
+
+
 def test_balanced_objectness_weighs_each_target_once():
     """balance_objectness: a target's positive queries share one weight (their total kept), so three queries seeded
     in a table teach "object" as much as the one in a cup; mask terms unchanged; one positive per target is the
