@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from gcseg.eval.ap import EvalResult
 from stages._common import load_params, make_app, run_module, split_scenes, user_errors
 from stages.eval import EvalSection
 from stages.synth import SynthParams
@@ -34,6 +35,7 @@ def tracked_labels(params: Path, scenes: Path, ids: list[str], names: list[str],
 
     import yaml
 
+    from gcseg.readers import open_scene
     from stages import sam2_track
     from stages._common import read_params_file
     from stages.eval import eval_scene, read_tracks
@@ -48,15 +50,13 @@ def tracked_labels(params: Path, scenes: Path, ids: list[str], names: list[str],
                     shard="0/1")
     rows = []
     for sid, name in zip(ids, names):
-        from gcseg.readers import open_scene
-
         val = eval_scene(sid, open_scene("synth", scenes, sid).reference(), None)
         lifted = read_tracks(out / f"{sid}.h5", val)["lift_only"]
         rows.append((replace(val, scene_id=name), lifted))
     return rows
 
 
-def score_rows(rows: list[tuple], min_region_size: int):
+def score_rows(rows: list[tuple], min_region_size: int) -> EvalResult:
     """The EvalResult of (ValScene, RowPrediction) pairs, pooled as the eval stage pools its rows."""
     from gcseg.eval.ablation import evaluate_rows
 
