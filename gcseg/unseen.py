@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gcseg.eval.ap import EvalResult
+from gcseg.eval.diagnostics import _pct  # the diagnostics tables' formatting
 
 FIGURES = ("AP", "AP50", "AP25")
 
@@ -64,10 +65,6 @@ def summarize(per_seed: Mapping[int, EvalResult], pooled: EvalResult, rooms: Map
         if labels_val is not None:
             out["labels"]["val"] = {k: labels_val.get(k) for k in FIGURES}
     return out
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
 
 
 def _cells(f: Mapping[str, Any] | None) -> str:

@@ -7,6 +7,7 @@ RGB-D layout (`gcseg.synth.writer`), plus `splits.json`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import Field, ValidationInfo, field_validator
@@ -30,6 +31,10 @@ class SynthSection(Section):
     max_furniture: int = Field(8, ge=1, le=64)
     orbit_degrees: float = Field(330.0, ge=10.0, le=1080.0)
     camera_jitter: float = Field(1.0, ge=0.0, le=5.0)
+
+    def scene_options(self) -> dict[str, Any]:
+        """The per-scene options `gcseg.synth.write_dataset` passes to generate_scene: every field but the counts."""
+        return self.model_dump(exclude={"num_scenes", "num_val", "num_unlabelled"})
 
     @field_validator("num_val")
     @classmethod
@@ -63,10 +68,7 @@ def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="para
     p = load_params(params, SynthParams)
     s = p.synth
     write_dataset(out, num_scenes=s.num_scenes, num_val=s.num_val, seed=p.seed, num_unlabelled=s.num_unlabelled,
-                  num_frames=s.num_frames,
-                  height=s.height, width=s.width, hfov_deg=s.hfov_deg, depth_noise=s.depth_noise,
-                  hole_fraction=s.hole_fraction, point_spacing=s.point_spacing, max_furniture=s.max_furniture,
-                  orbit_degrees=s.orbit_degrees, camera_jitter=s.camera_jitter)
+                  **s.scene_options())
     extra = f", {s.num_unlabelled} unlabelled" if s.num_unlabelled else ""
     typer.echo(f"synth: wrote {s.num_scenes + s.num_unlabelled} scenes ({s.num_scenes - s.num_val} train, "
                f"{s.num_val} val{extra}) to {out}")

@@ -96,9 +96,9 @@ def main(
     from gcseg.errors import ArtifactError, InputError
     from gcseg.eval.ap import evaluate_scenes
     from gcseg.eval.folders import load_scenes
-    from gcseg.unseen import markdown, summarize, write_gt_files
     from gcseg.predict import load_checkpoint, predict_scan
     from gcseg.synth import write_dataset
+    from gcseg.unseen import markdown, summarize, write_gt_files
 
     p = load_params(params, UnseenParams)
     if not seed or len(set(seed)) != len(seed):
@@ -126,30 +126,26 @@ def main(
         val = rows[row]
         labels_val = rows.get("lift_only") if labels else None
     check_output(out, folder=True, what="--out")
-    s, per_seed, rooms, lab_seed, lab_rows = p.synth, {}, {}, {}, []
+    s, scored, per_seed, rooms, lab_seed, lab_rows = p.synth, {}, {}, {}, {}, []
     with tempfile.TemporaryDirectory(prefix="gcseg-unseen-") as tmp:
         work = Path(tmp)
         gt_dir, pred_all = work / "gt", work / "pred"
         for sd in seed:
             scenes = work / f"seed{sd}"
-            write_dataset(scenes, num_scenes=s.num_scenes, num_val=s.num_val, seed=sd, num_unlabelled=0,
-                          num_frames=s.num_frames, height=s.height, width=s.width, hfov_deg=s.hfov_deg,
-                          depth_noise=s.depth_noise, hole_fraction=s.hole_fraction, point_spacing=s.point_spacing,
-                          max_furniture=s.max_furniture, orbit_degrees=s.orbit_degrees,
-                          camera_jitter=s.camera_jitter)
+            write_dataset(scenes, num_scenes=s.num_scenes, num_val=s.num_val, seed=sd, **s.scene_options())
             ids = split_scenes("synth", scenes, "all")  # every room of a fresh seed is unseen
             names = write_gt_files(scenes, ids, gt_dir / str(sd), f"seed{sd}_")
             for sid, name in tqdm(list(zip(ids, names)), desc=f"predict seed {sd}", unit="room", disable=None):
                 predict_scan(scenes / sid, checkpoint, pred_all / str(sd), source="posed_rgbd", scene_id=name,
                              fragments=p.eval.fragments)
-            per_seed[sd] = evaluate_scenes(load_scenes(gt_dir / str(sd), pred_all / str(sd)),
-                                           min_region_size=p.eval.min_region_size)
+            scored[sd] = load_scenes(gt_dir / str(sd), pred_all / str(sd))
+            per_seed[sd] = evaluate_scenes(scored[sd], min_region_size=p.eval.min_region_size)
             rooms[sd] = len(ids)
             if labels:
-                lab_rows += tracked_labels(params, scenes, ids, names, work / f"tracks{sd}")
-                lab_seed[sd] = score_rows(lab_rows[-len(ids):], p.eval.min_region_size)
-        pooled = evaluate_scenes([sc for sd in seed for sc in load_scenes(gt_dir / str(sd), pred_all / str(sd))],
-                                 min_region_size=p.eval.min_region_size)
+                seed_rows = tracked_labels(params, scenes, ids, names, work / f"tracks{sd}")
+                lab_seed[sd] = score_rows(seed_rows, p.eval.min_region_size)
+                lab_rows += seed_rows
+        pooled = evaluate_scenes([sc for sd in seed for sc in scored[sd]], min_region_size=p.eval.min_region_size)
     summary = summarize(per_seed, pooled, rooms, val=val, tolerance=tolerance, labels_val=labels_val,
                         labels=(lab_seed, score_rows(lab_rows, p.eval.min_region_size)) if labels else None)
     summary["checkpoint"] = str(checkpoint)
