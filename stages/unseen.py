@@ -93,10 +93,11 @@ def main(
     from tqdm import tqdm
 
     from gcseg.atomic import check_output, write_text
-    from gcseg.errors import ArtifactError, InputError
+    from gcseg.errors import InputError
     from gcseg.eval.ap import evaluate_scenes
     from gcseg.eval.folders import load_scenes
     from gcseg.predict import load_checkpoint, predict_scan
+    from gcseg.report.inputs import load_json
     from gcseg.synth import write_dataset
     from gcseg.unseen import markdown, summarize, write_gt_files
 
@@ -108,18 +109,10 @@ def main(
                          path=params, fix="pick seeds no experiment used, e.g. --seed 77 --seed 1234")
     if not 0 < tolerance < 1:
         raise InputError(f"--tolerance must be in (0, 1), got {tolerance}", fix="e.g. --tolerance 0.1")
-    if not checkpoint.is_file():
-        raise ArtifactError("checkpoint not found", path=checkpoint, fix="run `dvc repro` or pass --checkpoint")
-    load_checkpoint(checkpoint)  # a broken checkpoint fails before minutes of room generation
+    load_checkpoint(checkpoint)  # a missing or broken checkpoint fails before minutes of room generation
     val = labels_val = None
     if compare:
-        if not val_metrics.is_file():
-            raise ArtifactError("eval metrics not found", path=val_metrics,
-                                fix="run `dvc repro eval`, or pass --no-compare")
-        try:
-            rows = json.loads(val_metrics.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ArtifactError(f"not valid JSON ({exc})", path=val_metrics, fix="rerun `dvc repro eval`") from exc
+        rows = load_json(val_metrics, fix="run `dvc repro eval`, or pass --no-compare")
         if not isinstance(rows.get(row) if isinstance(rows, dict) else None, dict):
             raise InputError(f"no row {row!r} in the eval metrics (rows: {', '.join(sorted(rows))})",
                              path=val_metrics, fix="pass --row with the checkpoint's row")
