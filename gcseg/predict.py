@@ -243,18 +243,20 @@ def _publish(stage: Path, out: Path, scene_id: str) -> None:
 
 def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
                  tau_conf: float = 0.0, scene_id: str | None = None,
-                 fragments: FragmentConfig | None = FragmentConfig()) -> dict[str, Any]:
+                 fragments: FragmentConfig | None = FragmentConfig(), model: Any = None) -> dict[str, Any]:
     """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary.
 
     fragments: the connected pieces of masks that fall apart are predicted too (None: masks only); the default is
-    the eval stage's, so that a prediction scores as the eval's model rows do."""
+    the eval stage's, so that a prediction scores as the eval's model rows do. model: the checkpoint already loaded
+    (load_checkpoint), for callers that predict many scans with it; None loads it here."""
     from gcseg.atomic import check_output
 
     if not 0.0 <= tau_conf < 1.0:
         raise InputError(f"--tau-conf must be in [0, 1), got {tau_conf}", fix="e.g. --tau-conf 0.6")
     check_output(out, folder=True, what="--out")  # an existing file there: fail now, not after predicting
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
-    model, _cfg = load_checkpoint(checkpoint)
+    if model is None:
+        model, _cfg = load_checkpoint(checkpoint)
     masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf, fragments=fragments)
     return write_prediction(out, scan, masks, scores,
                             extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf),

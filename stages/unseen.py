@@ -109,7 +109,7 @@ def main(
                          path=params, fix="pick seeds no experiment used, e.g. --seed 77 --seed 1234")
     if not 0 < tolerance < 1:
         raise InputError(f"--tolerance must be in (0, 1), got {tolerance}", fix="e.g. --tolerance 0.1")
-    load_checkpoint(checkpoint)  # a missing or broken checkpoint fails before minutes of room generation
+    model, _ = load_checkpoint(checkpoint)  # a missing or broken checkpoint fails before minutes of room generation
     val = labels_val = None
     if compare:
         rows = load_json(val_metrics, fix="run `dvc repro eval`, or pass --no-compare")
@@ -130,7 +130,7 @@ def main(
             names = write_gt_files(scenes, ids, gt_dir / str(sd), f"seed{sd}_")
             for sid, name in tqdm(list(zip(ids, names)), desc=f"predict seed {sd}", unit="room", disable=None):
                 predict_scan(scenes / sid, checkpoint, pred_all / str(sd), source="posed_rgbd", scene_id=name,
-                             fragments=p.eval.fragments)
+                             fragments=p.eval.fragments, model=model)
             scored[sd] = load_scenes(gt_dir / str(sd), pred_all / str(sd))
             per_seed[sd] = evaluate_scenes(scored[sd], min_region_size=p.eval.min_region_size)
             rooms[sd] = len(ids)

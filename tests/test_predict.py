@@ -348,3 +348,18 @@ def test_fragment_options(tmp_path, tiny_checkpoint):
                                    str(tmp_path / "bad"), "--fragment-score", "2"])
     assert res.exit_code == 2 and "--fragment-score" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_predict_scan_with_the_model_loaded_once_writes_the_same_files(tmp_path, tiny_checkpoint):
+    """`gcseg unseen` loads the checkpoint once and passes the model for every room: the same bytes as a
+    predict_scan that loads it itself."""
+    from gcseg.predict import load_checkpoint, predict_scan
+
+    ply = _cloud_ply(tmp_path / "room.ply")
+    model, _ = load_checkpoint(tiny_checkpoint)
+    predict_scan(ply, tiny_checkpoint, tmp_path / "loaded")
+    predict_scan(ply, tiny_checkpoint, tmp_path / "given", model=model)
+    files = sorted(p.relative_to(tmp_path / "loaded") for p in (tmp_path / "loaded").rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(tmp_path / "given") for p in (tmp_path / "given").rglob("*")
+                                     if p.is_file())
+    assert all((tmp_path / "loaded" / f).read_bytes() == (tmp_path / "given" / f).read_bytes() for f in files)

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # fields that change no weight: a checkpoint trained with other values loads fine
 RUNTIME_FIELDS = ("backend", "max_attn_voxels", "dropout", "test_queries", "nms_iou", "seed_sampling", "score",
-                  "test_attn_voxels", "test_attn_mb")
+                  "test_attn_voxels", "test_attn_mb", "matrix_nms")
 # fields added after checkpoints of the default existed, with the value that changes nothing (see checkpoint_dict)
-ADDED_FIELDS: dict[str, Any] = {"iou_head": False}
+ADDED_FIELDS: dict[str, Any] = {"iou_head": False, "matrix_nms": None}
 
 
 def without_added(d: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +57,9 @@ class ModelConfig(BaseModel):
     # (None = no NMS, Mask3D; OneFormer3D uses matrix NMS)
     test_queries: int | None = Field(None, gt=0)
     nms_iou: float | None = Field(None, gt=0, le=1)
+    # inference only: after that NMS, scores decay by their masks' overlap with better-scored ones (matrix NMS,
+    # SOLOv2; OneFormer3D's test_cfg matrix_nms_kernel 'linear') | None = off
+    matrix_nms: Literal["linear", "gaussian"] | None = None
     # inference only: a mask's confidence = objectness probability x mask quality, the quality being mask3d (Mask3D
     # get_mask_and_scores: mean sigmoid inside the mask) | stability (SAM's stability score: IoU of the masks at
     # logit > +1 and > -1, point-weighted: a mask whose extent hangs on near-zero logits ranks lower)

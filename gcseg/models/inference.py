@@ -100,6 +100,42 @@ def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, i
     return torch.from_numpy(order[keep])
 
 
+def matrix_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, kernel: str = "linear",
+               sigma: float = 2.0) -> torch.Tensor:
+    """Matrix NMS (SOLOv2; OneFormer3D's inference, class-agnostic here): every mask's score decays by its overlap
+    with better-scored masks instead of the mask being dropped. binary bool [Q, E] over elements of size `weight`
+    [E], scores [Q] -> decayed scores [Q] (same order). A mask j below mask i (by score) decays by
+    f(IoU_ij) / f(c_i), c_i being i's own largest IoU with a mask above it (a mask that is itself a duplicate
+    suppresses less), f = 1 - IoU (`linear`) or exp(-sigma IoU^2) (`gaussian`); its factor is the smallest over
+    the masks above it, at most 1. Only overlapping pairs are visited (scipy sparse product, as mask_nms)."""
+    from scipy import sparse
+
+    if kernel not in ("linear", "gaussian"):
+        raise ValueError(f"unknown matrix NMS kernel {kernel!r} (linear | gaussian)")
+    n = len(scores)
+    if n == 0:
+        return scores.clone()
+    order = np.argsort(-scores.numpy(), kind="stable")
+    rows, cols = np.nonzero(binary[torch.from_numpy(order)].numpy())
+    w = weight.double().numpy()
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, binary.shape[1]))
+    area = np.asarray(m @ w).ravel()
+    inter = sparse.triu((m.multiply(w[None, :]).tocsr() @ m.T), k=1).tocoo()  # pairs i < j in score order
+    i, j = inter.row, inter.col
+    iou = inter.data / np.maximum(area[i] + area[j] - inter.data, 1e-9)
+    comp = np.zeros(n)
+    np.maximum.at(comp, j, iou)  # c_j: j's largest IoU with a better-scored mask
+    if kernel == "linear":
+        ratio = (1.0 - iou) / np.maximum(1.0 - comp[i], 1e-9)
+    else:
+        ratio = np.exp(-sigma * (iou ** 2 - comp[i] ** 2))
+    decay = np.ones(n)
+    np.minimum.at(decay, j, ratio)  # pairs that do not overlap give f(0) / f(c_i) >= 1: no decay
+    out = scores.double().numpy().copy()
+    out[order] = out[order] * decay
+    return torch.from_numpy(out).to(scores.dtype)
+
+
 @torch.inference_mode()
 def scene_logits(model: MaskModel, coord: np.ndarray, color: np.ndarray, superpoint: np.ndarray | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -153,13 +189,15 @@ def point_masks(model: MaskModel, obj_logits: torch.Tensor, mask_logits: torch.T
                 min_points: int = 1, fragments: FragmentConfig | None = None, coord: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """predict_points' masks and scores from the model's raw output (`scene_logits`): score (model.cfg.score),
-    NMS (model.cfg.nms_iou), masks under `min_points` points dropped, the rest sorted, their connected pieces added
+    NMS (model.cfg.nms_iou), matrix NMS (model.cfg.matrix_nms), masks under `min_points` points dropped, the rest sorted, their connected pieces added
     with `fragments` (needs the cloud's `coord`), and expanded to points."""
     weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
     binary, score = masks_and_scores(obj_logits, mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
         kept = mask_nms(binary, score, weight, model.cfg.nms_iou)
         binary, score = binary[kept], score[kept]
+    if model.cfg.matrix_nms is not None:  # what overlaps a better mask below the NMS threshold ranks lower
+        score = matrix_nms(binary, score, weight, model.cfg.matrix_nms)
     # points per mask from the element masks (float32 sums of integer counts: exact below 2^24 points), so that
     # only the kept masks, in their final order, are expanded to points (one [K, N] array, not three)
     keep = (binary.float() @ weight) >= max(min_points, 1)

@@ -1,10 +1,10 @@
-"""Inference helpers: mask NMS (gcseg.models.inference)."""
+"""Inference helpers: mask NMS and matrix NMS (gcseg.models.inference)."""
 
 import numpy as np
 import pytest
 import torch
 
-from gcseg.models.inference import mask_nms
+from gcseg.models.inference import mask_nms, matrix_nms
 
 
 def _dense_greedy_nms(binary, scores, weight, iou):
@@ -42,6 +42,51 @@ def test_mask_nms_drops_duplicates_and_keeps_masks_that_overlap_little():
     # weights count points: d's extra element weighs 10 points, so d and a overlap at 2/12
     w = torch.tensor([1.0, 1.0, 10.0, 1.0, 1.0, 1.0])
     assert mask_nms(binary, scores, w, 0.5).tolist() == [0, 3, 4]
+
+
+def _dense_matrix_nms(binary, scores, weight, kernel, sigma=2.0):
+    """mmdet's mask_matrix_nms (OneFormer3D's copy) with one label and point weights: the decayed scores, in the
+    input order."""
+    order = np.argsort(-scores.numpy(), kind="stable")
+    m = binary.numpy()[order].astype(np.float64)
+    inter = (m * weight.numpy()) @ m.T
+    area = inter.diagonal()
+    iou = np.triu(inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9), k=1)
+    comp = np.broadcast_to(iou.max(0)[:, None], iou.shape)  # row i: c_i
+    if kernel == "linear":
+        decay = ((1 - iou) / np.maximum(1 - comp, 1e-9)).min(0)
+    else:
+        decay = (np.exp(-sigma * iou ** 2) / np.exp(-sigma * comp ** 2)).min(0)
+    out = scores.double().numpy().copy()
+    out[order] *= decay
+    return out
+
+
+@pytest.mark.parametrize("kernel", ["linear", "gaussian"])
+def test_matrix_nms_equals_the_dense_definition(kernel):
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        q, e = int(rng.integers(1, 30)), int(rng.integers(1, 25))
+        binary = torch.from_numpy(rng.random((q, e)) < rng.random())
+        scores = torch.from_numpy(rng.random(q).astype(np.float32))
+        weight = torch.from_numpy(rng.integers(1, 9, e).astype(np.float32))
+        got = matrix_nms(binary, scores, weight, kernel)
+        assert got.dtype == scores.dtype and got.shape == scores.shape
+        np.testing.assert_allclose(got.numpy(), _dense_matrix_nms(binary, scores, weight, kernel), rtol=1e-6)
+
+
+def test_matrix_nms_decays_overlaps_by_their_iou_and_leaves_apart_masks():
+    a = [1, 1, 1, 1, 0, 0, 0, 0]
+    part = [1, 0, 0, 0, 0, 0, 0, 0]  # IoU with a: 1/4
+    apart = [0, 0, 0, 0, 0, 1, 1, 0]
+    binary = torch.tensor([part, a, apart], dtype=torch.bool)
+    scores = torch.tensor([0.8, 0.9, 0.5])
+    got = matrix_nms(binary, scores, torch.ones(8), "linear")
+    # the best mask and the one apart keep their scores; the part decays by 1 - 1/4
+    np.testing.assert_allclose(got.numpy(), [0.8 * 0.75, 0.9, 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="kernel"):
+        matrix_nms(binary, scores, torch.ones(8), "box")
+    assert matrix_nms(binary[:0], scores[:0], torch.ones(8)).shape == (0,)
 
 
 def test_predict_points_keeps_masks_of_min_points_sorted_by_score():
