@@ -55,6 +55,42 @@ def test_predicts_on_points_through_superpoints():
         model(torch.zeros((1, 4), dtype=torch.long), torch.zeros((1, cfg.in_channels)), seeds=[0])
 
 
+def test_matrix_nms_rescores_the_same_masks(tmp_path):
+    """model.matrix_nms changes no weight: from the same raw output the same masks come out, a part of a better
+    mask ranks lower and a mask apart keeps its score; a checkpoint records the setting only when it is on (the
+    default's bytes stay as they were)."""
+    from types import SimpleNamespace
+
+    from gcseg.models.inference import point_masks
+    from gcseg.models.mask_model import load_model, save_checkpoint
+
+    cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=8, hidden_dim=16, ffn_dim=32,
+                            nms_iou=0.5, score="stability")
+    on = cfg.model_copy(update={"matrix_nms": "linear"})
+    obj = torch.tensor([[3.0, 0.0], [2.0, 0.0], [1.0, 0.0]])  # objectness: whole > part > apart
+    big, neg = 5.0, -5.0
+    logits = torch.tensor([[big, big, big, big, neg, neg, neg, neg],   # a whole object
+                           [big, big, neg, neg, neg, neg, neg, neg],   # its half: IoU 1/2, not dropped by NMS at 0.5
+                           [neg, neg, neg, neg, neg, big, big, neg]])  # apart
+    to_point = torch.arange(8).repeat_interleave(2)  # two points per element
+    masks, scores = point_masks(SimpleNamespace(cfg=cfg), obj, logits, to_point)
+    masks_on, scores_on = point_masks(SimpleNamespace(cfg=on), obj, logits, to_point)
+    assert len(masks) == 3 and sorted(m.tobytes() for m in masks) == sorted(m.tobytes() for m in masks_on)
+    by_mask = {m.tobytes(): x for m, x in zip(masks, scores)}
+    got = {m.tobytes(): x for m, x in zip(masks_on, scores_on)}
+    whole, half, apart = (m.tobytes() for m in (logits > 0).repeat_interleave(2, 1).numpy())
+    assert got[whole] == pytest.approx(by_mask[whole]) and got[apart] == pytest.approx(by_mask[apart])
+    assert got[half] == pytest.approx(by_mask[half] * 0.5)  # linear kernel: 1 - IoU
+    assert np.all(np.diff(scores_on) <= 0)  # re-sorted after the decay
+
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "on.pt", model, on, epoch=0)
+    save_checkpoint(tmp_path / "off.pt", model, cfg, epoch=0)
+    assert load_model(tmp_path / "on.pt")[1]["config"]["matrix_nms"] == "linear"
+    assert "matrix_nms" not in load_model(tmp_path / "off.pt")[1]["config"]
+
+
 def test_test_queries_seed_each_superpoint_at_most_once():
     torch.manual_seed(0)
     cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=5, hidden_dim=16, ffn_dim=32,
