@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -70,6 +72,21 @@ def masks_and_scores(obj_logits: torch.Tensor, mask_logits: torch.Tensor, *, sco
     raise ValueError(f"unknown mask score {score!r} (mask3d | stability)")
 
 
+def _sorted_overlaps(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor
+                     ) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The masks by descending score (ties by index): (that order [Q], weighted areas [Q] and weighted
+    intersections [Q, Q] as a scipy CSR matrix, both in that order). Intersections come from a sparse product:
+    masks are local, so only overlapping pairs are stored."""
+    from scipy import sparse
+
+    order = np.argsort(-scores.numpy(), kind="stable")
+    rows, cols = np.nonzero(binary[torch.from_numpy(order)].numpy())
+    w = weight.double().numpy()
+    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(order), binary.shape[1]))
+    area = np.asarray(m @ w).ravel()
+    return order, area, (m.multiply(w[None, :]).tocsr() @ m.T).tocsr()
+
+
 def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, iou: float) -> torch.Tensor:
     """Greedy NMS of masks (bool [Q, E] over elements of size `weight` [E], e.g. superpoints' point counts):
     visiting masks by descending score, drop one whose IoU with a kept mask exceeds `iou`. Returns kept indices
@@ -78,14 +95,7 @@ def mask_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor, i
     Intersections come from a sparse product (scipy): masks are local, so only overlapping pairs cost anything.
     A dense Q x Q product made NMS quadratic in the queries (measured: 11 s of a 21 s prediction with a query
     on each of a scene's 5 900 superpoints, 0.3 s with 1 000 queries)."""
-    from scipy import sparse
-
-    order = np.argsort(-scores.numpy(), kind="stable")
-    rows, cols = np.nonzero(binary[torch.from_numpy(order)].numpy())
-    w = weight.double().numpy()
-    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(order), binary.shape[1]))
-    area = np.asarray(m @ w).ravel()
-    inter = (m.multiply(w[None, :]).tocsr() @ m.T).tocsr()  # weighted intersections of overlapping pairs only
+    order, area, inter = _sorted_overlaps(binary, scores, weight)
     suppressed = np.zeros(len(order), bool)
     keep: list[int] = []
     for i in range(len(order)):
@@ -115,12 +125,8 @@ def matrix_nms(binary: torch.Tensor, scores: torch.Tensor, weight: torch.Tensor,
     n = len(scores)
     if n == 0:
         return scores.clone()
-    order = np.argsort(-scores.numpy(), kind="stable")
-    rows, cols = np.nonzero(binary[torch.from_numpy(order)].numpy())
-    w = weight.double().numpy()
-    m = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, binary.shape[1]))
-    area = np.asarray(m @ w).ravel()
-    inter = sparse.triu((m.multiply(w[None, :]).tocsr() @ m.T), k=1).tocoo()  # pairs i < j in score order
+    order, area, inter = _sorted_overlaps(binary, scores, weight)
+    inter = sparse.triu(inter, k=1).tocoo()  # pairs i < j in score order
     i, j = inter.row, inter.col
     iou = inter.data / np.maximum(area[i] + area[j] - inter.data, 1e-9)
     comp = np.zeros(n)
@@ -189,8 +195,8 @@ def point_masks(model: MaskModel, obj_logits: torch.Tensor, mask_logits: torch.T
                 min_points: int = 1, fragments: FragmentConfig | None = None, coord: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """predict_points' masks and scores from the model's raw output (`scene_logits`): score (model.cfg.score),
-    NMS (model.cfg.nms_iou), matrix NMS (model.cfg.matrix_nms), masks under `min_points` points dropped, the rest sorted, their connected pieces added
-    with `fragments` (needs the cloud's `coord`), and expanded to points."""
+    NMS (model.cfg.nms_iou), matrix NMS (model.cfg.matrix_nms), masks under `min_points` points dropped, the rest
+    sorted, their connected pieces added with `fragments` (needs the cloud's `coord`), and expanded to points."""
     weight = torch.bincount(to_point, minlength=mask_logits.shape[1]).float()  # points per superpoint / voxel
     binary, score = masks_and_scores(obj_logits, mask_logits, score=model.cfg.score, weight=weight)
     if model.cfg.nms_iou is not None:  # seeded queries predict one object many times
