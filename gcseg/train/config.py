@@ -78,6 +78,9 @@ class LossConfig(BaseModel):
 ADDED_LOSS_FIELDS: dict[str, Any] = {"objectness": "matched", "iou_score": 0.5, "iou_score_min": 0.5,
                                      "balance_objectness": False}
 
+# the same for TrainConfig's own fields
+ADDED_TRAIN_FIELDS: dict[str, Any] = {"mix3d": False}
+
 
 class TrainConfig(BaseModel):
     """One training stage's settings (params.yaml `stage1_train:`, `stage2_train:`, `stage3_train:`)."""
@@ -108,15 +111,20 @@ class TrainConfig(BaseModel):
     # final weights = init + wise_ft x (trained - init), before the BatchNorm recompute (WiSE-FT, Wortsman et al.,
     # CVPR 2022: weight-space ensemble of a fine-tuned model and its init); 1.0 = the trained weights. Needs an init
     wise_ft: float = Field(1.0, gt=0, le=1)
+    # Mix3D (Nekrasov et al., 3DV 2021; Mask3D's VoxelizeCollateMerge): every pair of a step's samples (on one
+    # rank) becomes one scene, the two augmented crops overlaid about the origin with their labels and superpoints
+    # kept apart, so that objects must be told by their own shape rather than their room's context. The same
+    # points per step, half the scenes; the BatchNorm recompute sees unmixed samples, as inference does
+    mix3d: bool = False
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings as the resume fingerprint reads them: without the budget and the val cadence (they change
-        when training stops, not what an epoch computes) and without ADDED_LOSS_FIELDS at their off value."""
+        when training stops, not what an epoch computes) and without ADDED_LOSS_FIELDS / ADDED_TRAIN_FIELDS at their off value."""
         d = self.model_dump(mode="json")
         d.pop("time_budget_s")
         d.pop("val_every")
         d["loss"] = without_added(d["loss"], ADDED_LOSS_FIELDS)
-        return d
+        return without_added(d, ADDED_TRAIN_FIELDS)
 
 
 class Stage3TrainConfig(TrainConfig):

@@ -266,6 +266,19 @@ def sample_superpoints(path: Path, name: str, coord: np.ndarray) -> np.ndarray:
         return read_superpoints(path, REFERENCE, coord)
 
 
+def mix_samples(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mix3D: one sample of two, their points overlaid as they are (each centred by its augmentation); b's
+    instances and superpoints renumbered after a's, so that no label or superpoint spans both."""
+    if ("superpoint" in a) != ("superpoint" in b):
+        raise ValueError("mix_samples: both samples need superpoints, or neither")
+    inst_b = np.where(b["instance"] >= 0, b["instance"] + (int(a["instance"].max()) + 1), -1)
+    out = {"coord": np.concatenate([a["coord"], b["coord"]]), "color": np.concatenate([a["color"], b["color"]]),
+           "instance": compact_labels(np.concatenate([a["instance"], inst_b]))}
+    if "superpoint" in a:
+        out["superpoint"] = np.concatenate([a["superpoint"], b["superpoint"] + (int(a["superpoint"].max()) + 1)])
+    return out
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """Seed of one sample's random draws inside the model and loss (key subsample, matcher points)."""
     return int(np.random.default_rng([seed, epoch, index, 1]).integers(0, 2**31 - 1))

@@ -36,7 +36,7 @@ from gcseg.models.mask_model import (MaskModel, ModelConfig, build_model, check_
                                      read_checkpoint, save_checkpoint)
 from gcseg.train import ddp
 from gcseg.train.config import LossConfig, TrainConfig
-from gcseg.train.dataset import Batch, PointSampleDataset, make_batch, sample_seed
+from gcseg.train.dataset import Batch, PointSampleDataset, make_batch, mix_samples, sample_seed
 
 __all__ = ["LossConfig", "TrainConfig", "TrainResult", "train", "fingerprint", "recompute_bn_stats"]
 
@@ -80,11 +80,19 @@ def _steps_per_epoch(n: int, batch_size: int, world_size: int) -> int:
     return full + (1 if rest >= world_size and rest > 0 else 0)
 
 
-def _batch(ds: PointSampleDataset, draws: list[int], epoch: int, seed: int, model_cfg: ModelConfig) -> Batch:
-    """The batch of epoch positions `draws` (position j = sample j mod len(ds), see TrainConfig.repeats)."""
+def _batch(ds: PointSampleDataset, draws: list[int], epoch: int, seed: int, model_cfg: ModelConfig,
+           mix3d: bool = False) -> Batch:
+    """The batch of epoch positions `draws` (position j = sample j mod len(ds), see TrainConfig.repeats); with
+    mix3d, consecutive pairs of them mixed into one scene (an odd last one stays alone), seeded by the first."""
     n = len(ds)
-    return make_batch([ds.get(j % n, epoch, draw=j) for j in draws], [sample_seed(seed, epoch, j) for j in draws],
-                      voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels, mask_on=model_cfg.mask_on)
+    samples = [ds.get(j % n, epoch, draw=j) for j in draws]
+    seeds = [sample_seed(seed, epoch, j) for j in draws]
+    if mix3d and len(samples) > 1:
+        samples = [mix_samples(*samples[i:i + 2]) if i + 1 < len(samples) else samples[i]
+                   for i in range(0, len(samples), 2)]
+        seeds = seeds[::2]
+    return make_batch(samples, seeds, voxel_size=model_cfg.voxel_size, in_channels=model_cfg.in_channels,
+                      mask_on=model_cfg.mask_on)
 
 
 class _Metrics:
@@ -206,7 +214,7 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
         sums = np.zeros(6)  # loss, ce, bce, dice (sample-weighted), samples, IoU head's term
         for gb in _epoch_batches(len(ds) * cfg.repeats, cfg.batch_size, seed, epoch, world_size):
             mine = ddp.shard(gb, rank, world_size)
-            batch = _batch(ds, mine, epoch, seed, model_cfg)
+            batch = _batch(ds, mine, epoch, seed, model_cfg, mix3d=cfg.mix3d)
             preds = net(batch.coords.to(dev), batch.feats.to(dev), batch.seeds,
                         None if batch.sp is None else batch.sp.to(dev), random_start=True)
             for t in batch.targets:

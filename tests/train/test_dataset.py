@@ -7,7 +7,7 @@ import torch
 from gcseg.errors import InputError
 from gcseg.io.samples import write_point_samples
 from gcseg.train.dataset import (AugmentConfig, PointSampleDataset, augment, list_sample_files, make_batch,
-                                 voxel_labels)
+                                 mix_samples, voxel_labels)
 from gcseg.train.toy import box_scene, write_box_samples
 
 
@@ -90,6 +90,17 @@ def test_make_batch_stacks_scenes_with_batch_column():
     assert b.feats.shape == (len(b.coords), 3)
     assert [t.num_instances for t in b.targets] == [2, 2] and b.seeds == [1, 2]
     assert sum(len(t.labels) for t in b.targets) == len(b.coords)
+
+
+def test_mix3d_overlays_two_samples_and_keeps_their_labels_and_superpoints_apart():
+    a = {**_sample([0, 0, 1, -1]), "superpoint": np.array([0, 0, 1, 1])}
+    b = {**_sample([-1, 0, 0]), "superpoint": np.array([0, 1, 1])}
+    m = mix_samples(a, b)
+    assert np.array_equal(m["coord"], np.concatenate([a["coord"], b["coord"]]))  # overlaid where they are
+    assert m["instance"].tolist() == [0, 0, 1, -1, -1, 2, 2]
+    assert m["superpoint"].tolist() == [0, 0, 1, 1, 2, 3, 3]
+    with pytest.raises(ValueError, match="superpoints"):
+        mix_samples(a, _sample([0, 1]))
 
 
 def test_random_crop_keeps_a_box_around_a_labelled_point():

@@ -112,14 +112,15 @@ def test_unreadable_checkpoint_is_ignored_not_fatal(data):
 def test_fingerprint_leaves_out_fields_added_later_at_their_off_value(tmp_path):
     """Loss and model fields added after the default's checkpoints existed do not enter the resume fingerprint at
     the value that changes nothing (those checkpoints keep their bytes); any other value does."""
-    from gcseg.train.config import ADDED_LOSS_FIELDS, LossConfig
+    from gcseg.train.config import ADDED_LOSS_FIELDS, ADDED_TRAIN_FIELDS, LossConfig
     from gcseg.train.loop import fingerprint
 
     cfg = TrainConfig(**CFG)
     assert not set(ADDED_LOSS_FIELDS) & set(cfg.fingerprint_dict()["loss"])
+    assert not set(ADDED_TRAIN_FIELDS) & set(cfg.fingerprint_dict())
     model = tiny_model_config(**MODEL)
     base = fingerprint(model, cfg, 0, [], 1, None)
     changed = [TrainConfig(**CFG, loss=LossConfig(objectness="quality")),
-               TrainConfig(**CFG, loss=LossConfig(iou_score=1.0))]
+               TrainConfig(**CFG, loss=LossConfig(iou_score=1.0)), TrainConfig(**CFG, mix3d=True)]
     assert all(fingerprint(model, c, 0, [], 1, None) != base for c in changed)
     assert fingerprint(tiny_model_config(**MODEL, iou_head=True), cfg, 0, [], 1, None) != base
