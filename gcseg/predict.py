@@ -16,6 +16,7 @@ with <scene>.txt last), so an interrupted run leaves no partial set.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gcseg.errors import ArtifactError, InputError
-from gcseg.models.config import FragmentConfig
+from gcseg.models.config import FragmentConfig, MatrixNmsSetting, matrix_nms_override
 from gcseg.scene import PointCloud
 
 Source = Literal["auto", "posed_rgbd", "scannet", "scannetpp", "ply"]
@@ -243,12 +244,15 @@ def _publish(stage: Path, out: Path, scene_id: str) -> None:
 
 def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, source: str = "auto",
                  tau_conf: float = 0.0, scene_id: str | None = None,
-                 fragments: FragmentConfig | None = FragmentConfig(), model: Any = None) -> dict[str, Any]:
+                 fragments: FragmentConfig | None = FragmentConfig(), model: Any = None,
+                 matrix_nms: MatrixNmsSetting = "linear") -> dict[str, Any]:
     """Read a scan, predict instance masks with the checkpoint, write the prediction folder. Returns the summary.
 
     fragments: the connected pieces of masks that fall apart are predicted too (None: masks only); the default is
     the eval stage's, so that a prediction scores as the eval's model rows do. model: the checkpoint already loaded
-    (load_checkpoint), for callers that predict many scans with it; None loads it here."""
+    (load_checkpoint), for callers that predict many scans with it; None loads it here. matrix_nms: the
+    checkpoint's model.matrix_nms ("checkpoint") or this in its place (gcseg.models.config.matrix_nms_override);
+    the default is the eval stage's too."""
     from gcseg.atomic import check_output
 
     if not 0.0 <= tau_conf < 1.0:
@@ -257,7 +261,12 @@ def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, 
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
     if model is None:
         model, _cfg = load_checkpoint(checkpoint)
+    cfg = matrix_nms_override(model.cfg, matrix_nms)
+    if cfg is not model.cfg:  # a shallow copy shares the weights and leaves the caller's model as it was
+        model = copy.copy(model)
+        model.cfg = cfg
     masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf, fragments=fragments)
     return write_prediction(out, scan, masks, scores,
                             extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf),
-                                   "fragments": None if fragments is None else fragments.model_dump()})
+                                   "fragments": None if fragments is None else fragments.model_dump(),
+                                   "matrix_nms": model.cfg.matrix_nms})

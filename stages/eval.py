@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from gcseg.models.config import FragmentConfig
+from gcseg.models.config import FragmentConfig, MatrixNmsSetting, matrix_nms_override
 
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
@@ -49,6 +49,7 @@ class EvalSection(Section):
     split: Literal["train", "val", "all"] = "val"
     own_labels: bool = False
     fragments: FragmentConfig | None = FragmentConfig()  # model rows: masks plus their connected pieces (None = off)
+    matrix_nms: MatrixNmsSetting = "linear"  # model rows: the checkpoint's model.matrix_nms ("checkpoint") or this
 
 
 class Params(Section):
@@ -241,6 +242,8 @@ def main(
     track_files = track_paths(tracks, scene_ids)
     extra_files = baseline_paths(baselines, scene_ids) if baselines is not None else {}
     nets = {row: load_model(path)[0] for row, path in ckpts.items()}
+    for net in nets.values():  # inference only: the weights and the checkpoints stay as trained
+        net.cfg = matrix_nms_override(net.cfg, cfg.matrix_nms)
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed)

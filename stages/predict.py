@@ -27,6 +27,9 @@ def main(
                                                 "connected (as the eval stage's eval.fragments); 0 = masks only.")] = 0.05,
     fragment_score: Annotated[float, typer.Option("--fragment-score", help="A piece's score as a fraction of its "
                                                   "mask's (0 < x <= 1).")] = 0.5,
+    matrix_nms: Annotated[str, typer.Option("--matrix-nms", help="Rescore the masks by their overlap with "
+                                            "better-scored ones: checkpoint (its model.matrix_nms) | linear | "
+                                            "gaussian | off (the eval stage's default, eval.matrix_nms).")] = "linear",
 ) -> None:
     """Segment a scan or point cloud with a trained model (no DVC needed)."""
     from pydantic import ValidationError
@@ -42,8 +45,11 @@ def main(
     except ValidationError as exc:
         raise InputError(f"--fragment-score must be in (0, 1], got {fragment_score}",
                          fix="e.g. --fragment-score 0.5") from exc
+    if matrix_nms not in ("checkpoint", "linear", "gaussian", "off"):
+        raise InputError(f"--matrix-nms must be checkpoint, linear, gaussian or off, got {matrix_nms!r}",
+                         fix="e.g. --matrix-nms linear")
     summary = predict_scan(input, checkpoint, out, source=source, tau_conf=tau_conf, scene_id=scene_id,
-                           fragments=fragments)
+                           fragments=fragments, matrix_nms=matrix_nms)
     typer.echo(f"{summary['scene_id']}: {summary['num_masks']} masks on {summary['num_points']} points "
                f"({summary['source']}) -> {out}")
 

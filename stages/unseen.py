@@ -130,7 +130,7 @@ def main(
             names = write_gt_files(scenes, ids, gt_dir / str(sd), f"seed{sd}_")
             for sid, name in tqdm(list(zip(ids, names)), desc=f"predict seed {sd}", unit="room", disable=None):
                 predict_scan(scenes / sid, checkpoint, pred_all / str(sd), source="posed_rgbd", scene_id=name,
-                             fragments=p.eval.fragments, model=model)
+                             fragments=p.eval.fragments, model=model, matrix_nms=p.eval.matrix_nms)
             scored[sd] = load_scenes(gt_dir / str(sd), pred_all / str(sd))
             per_seed[sd] = evaluate_scenes(scored[sd], min_region_size=p.eval.min_region_size)
             rooms[sd] = len(ids)

@@ -363,3 +363,35 @@ def test_predict_scan_with_the_model_loaded_once_writes_the_same_files(tmp_path,
     assert files and files == sorted(p.relative_to(tmp_path / "given") for p in (tmp_path / "given").rglob("*")
                                      if p.is_file())
     assert all((tmp_path / "loaded" / f).read_bytes() == (tmp_path / "given" / f).read_bytes() for f in files)
+
+
+def test_matrix_nms_option(tmp_path, tiny_checkpoint):
+    """--matrix-nms (default linear, as the eval stage) rescores the checkpoint's masks in place of its model.matrix_nms (its masks, scores no higher;
+    one decayed to 0 falls under --tau-conf), records the setting in the summary and leaves a model passed by the caller as it was; an unknown
+    value exits 2 writing nothing."""
+    from stages.predict import app
+
+    from gcseg.eval.benchmark_io import read_predictions
+    from gcseg.predict import load_checkpoint, predict_scan
+
+    ply = _cloud_ply(tmp_path / "room.ply")
+    got = {}
+    for name, extra in {"checkpoint": ["--matrix-nms", "checkpoint"], "linear": []}.items():
+        out = tmp_path / name
+        res = CliRunner().invoke(app, ["--input", str(ply), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                                       "--fragment-eps", "0", *extra])
+        assert res.exit_code == 0, res.output
+        masks, scores = read_predictions(out, "room", 600)
+        best: dict[bytes, float] = {}  # a random model repeats masks: each distinct mask's best score
+        for m, sc in zip(masks.toarray(), scores):
+            best[m.tobytes()] = max(sc, best.get(m.tobytes(), 0.0))
+        got[name] = (_check_outputs(out, "room", 600), best)
+    assert got["checkpoint"][0]["matrix_nms"] is None and got["linear"][0]["matrix_nms"] == "linear"
+    plain, rescored = got["checkpoint"][1], got["linear"][1]
+    assert rescored and rescored.keys() <= plain.keys() and all(rescored[k] <= plain[k] + 1e-6 for k in rescored)
+    model, _ = load_checkpoint(tiny_checkpoint)
+    predict_scan(ply, tiny_checkpoint, tmp_path / "given", model=model, matrix_nms="linear")
+    assert model.cfg.matrix_nms is None
+    res = CliRunner().invoke(app, ["--input", str(ply), "--checkpoint", str(tiny_checkpoint), "--out",
+                                   str(tmp_path / "bad"), "--matrix-nms", "soft"])
+    assert res.exit_code == 2 and "--matrix-nms" in res.output and not (tmp_path / "bad").exists()

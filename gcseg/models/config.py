@@ -93,6 +93,20 @@ class ModelConfig(BaseModel):
         return without_added(self.model_dump(mode="json"), ADDED_FIELDS)
 
 
+# where a model is used for its masks rather than trained (the eval stage, `gcseg predict`, `gcseg unseen`): the
+# checkpoint's own model.matrix_nms, or this kernel / off in its place (docs/model_study.md round 30)
+MatrixNmsSetting = Literal["checkpoint", "linear", "gaussian", "off"]
+
+
+def matrix_nms_override(cfg: ModelConfig, setting: MatrixNmsSetting) -> ModelConfig:
+    """`cfg` with model.matrix_nms as `setting` has it ("checkpoint": unchanged)."""
+    if setting == "checkpoint":
+        return cfg
+    if setting not in ("linear", "gaussian", "off"):
+        raise ValueError(f"unknown matrix NMS setting {setting!r} (checkpoint | linear | gaussian | off)")
+    return cfg.model_copy(update={"matrix_nms": None if setting == "off" else setting})
+
+
 class FragmentConfig(BaseModel):
     """Settings of gcseg.models.fragments.add_fragments (params.yaml `eval.fragments`, `gcseg predict
     --fragment-eps`)."""

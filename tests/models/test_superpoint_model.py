@@ -91,6 +91,20 @@ def test_matrix_nms_rescores_the_same_masks(tmp_path):
     assert "matrix_nms" not in load_model(tmp_path / "off.pt")[1]["config"]
 
 
+def test_matrix_nms_override_where_models_are_used():
+    """eval.matrix_nms / --matrix-nms: `checkpoint` keeps the checkpoint's setting, anything else replaces it."""
+    from gcseg.models.config import matrix_nms_override
+
+    cfg = tiny_model_config()
+    on = cfg.model_copy(update={"matrix_nms": "gaussian"})
+    assert matrix_nms_override(on, "checkpoint") is on and matrix_nms_override(cfg, "checkpoint") is cfg
+    assert matrix_nms_override(cfg, "linear").matrix_nms == "linear"
+    assert matrix_nms_override(on, "off").matrix_nms is None
+    assert matrix_nms_override(on, "linear").model_copy(update={"matrix_nms": None}) == cfg  # nothing else
+    with pytest.raises(ValueError, match="checkpoint"):
+        matrix_nms_override(cfg, "soft")
+
+
 def test_test_queries_seed_each_superpoint_at_most_once():
     torch.manual_seed(0)
     cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=5, hidden_dim=16, ffn_dim=32,
