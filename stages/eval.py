@@ -284,6 +284,10 @@ def main(
             notes.append(f"Model rows: every predicted mask, plus the connected pieces (points {f.eps:g} m apart, "
                          f">= {f.min_points} points) of a mask that falls apart, scored {f.score_factor:g} x its "
                          "mask's (eval.fragments; Mask3D / Segment3D evaluate with DBSCAN pieces).")
+        if cfg.matrix_nms in ("linear", "gaussian"):
+            notes.append(f"Model rows ranked by matrix NMS ({cfg.matrix_nms} kernel) after the hard NMS: a mask's "
+                         "score decays by its overlap with better-scored masks (eval.matrix_nms; OneFormer3D's "
+                         "ranking; inference only).")
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
                                  notes=notes)
         text += "\n" + diagnostics_markdown(diagnostics, num_scenes=len(gt_scenes))
