@@ -25,31 +25,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
-from pydantic import Field
 
-from gcseg.models.config import FragmentConfig, MatrixNmsSetting, matrix_nms_override
+from gcseg.models.config import matrix_nms_override
 
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
+from stages._eval_params import EvalSection
 
 app = make_app(__doc__ or "")
 
 MODEL_ROWS: tuple[str, ...] = ("stage1", "stage2", "stage3")
-
-
-class EvalSection(Section):
-    """`eval:` in params.yaml."""
-
-    gt_classes: Literal["synthetic", "scannet200", "scannetv2_18", "scannetpp_84"] = "synthetic"
-    min_region_size: int = Field(100, ge=1)
-    use_scores: bool = True
-    split: Literal["train", "val", "all"] = "val"
-    own_labels: bool = False
-    fragments: FragmentConfig | None = FragmentConfig()  # model rows: masks plus their connected pieces (None = off)
-    matrix_nms: MatrixNmsSetting = "linear"  # model rows: the checkpoint's model.matrix_nms ("checkpoint") or this
 
 
 class Params(Section):

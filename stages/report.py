@@ -16,6 +16,7 @@ import typer
 from pydantic import Field
 
 from stages._common import DataSection, Section, load_params, make_app, run_module, user_errors
+from stages._eval_params import EvalSection
 
 app = make_app(__doc__ or "")
 
@@ -33,6 +34,7 @@ class Params(Section):
 
     data: DataSection
     report: ReportSection
+    eval: EvalSection  # matrix_nms: the final model's view ranks its masks as the eval's table does
 
 
 PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
@@ -63,7 +65,8 @@ def main(
     inputs = ReportInputs(scenes=scenes, source=p.data.source, keyframes=keyframes, overlays=overlays, tracks=tracks,
                           pseudolabels=pseudolabels, models=models, superpoints=superpoints, metrics_dir=metrics_dir, params_file=params,
                           num_scenes=p.report.num_scenes, max_points_per_view=p.report.max_points_per_view,
-                          split=p.report.split, scene_ids=tuple(scene) if scene else None)
+                          split=p.report.split, scene_ids=tuple(scene) if scene else None,
+                          matrix_nms=p.eval.matrix_nms)
     build_report(inputs, out, png_dir)
     typer.echo(f"report -> {out}; PNGs -> {png_dir}")
 

@@ -16,7 +16,7 @@ import typer
 
 from gcseg.eval.ap import EvalResult
 from stages._common import load_params, make_app, run_module, split_scenes, user_errors
-from stages.eval import EvalSection
+from stages._eval_params import EvalSection
 from stages.synth import SynthParams
 
 app = make_app(__doc__ or "")

@@ -169,7 +169,7 @@ def _views_section(page: Page, inputs: ReportInputs, pngs: dict[str, Any]) -> No
         page.section("views", "3D label views", '<p class="note">No scenes selected (report.num_scenes: 0 or an '
                      "empty data root).</p>")
         return
-    predictor = _try(model_predictor, inputs.models / "stage3" / "model.pt", inputs.superpoints)
+    predictor = _try(model_predictor, inputs.models / "stage3" / "model.pt", inputs.superpoints, inputs.matrix_nms)
     predictor_error = predictor if isinstance(predictor, GcsegError) else None
     predictor = None if predictor_error else predictor
     track_stats = _try(load_json, inputs.metrics_dir / "sam2_track.json", "")

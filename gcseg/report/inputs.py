@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gcseg.errors import ArtifactError
+from gcseg.models.config import MatrixNmsSetting
 
 ROWS: tuple[str, ...] = ("lift_only", "stage1", "stage2", "stage3")  # ablation rows in the order of the paper
 ROW_TITLES: dict[str, str] = {"lift_only": "Lift-only (Stage 2 tracked labels)", "stage1": "Stage 1",
@@ -47,7 +48,8 @@ class ReportInputs:
     folder with stage{1,2,3}/model.pt; superpoints: the superpoints stage's folder (the final model predicts on
     them; None: computed); metrics_dir: the `metrics/` folder (eval.json, eval/pr/*.csv,
     stage*_train/, sam2_track.json, sweeps/*/sweep.json); params_file: params.yaml rendered in the report
-    (None: not shown). num_scenes scenes get 3D views (preferring `split`; scene_ids overrides the choice),
+    (None: not shown); matrix_nms: the eval stage's eval.matrix_nms, so that the final model's view ranks its
+    masks as the eval's table does. num_scenes scenes get 3D views (preferring `split`; scene_ids overrides the choice),
     each view subsampled to max_points_per_view points.
     """
 
@@ -61,6 +63,7 @@ class ReportInputs:
     superpoints: Path | None = None
     metrics_dir: Path = Path("metrics")
     params_file: Path | None = Path("params.yaml")
+    matrix_nms: MatrixNmsSetting = "linear"  # the final model's masks ranked as the eval stage ranks them (eval.matrix_nms)
     num_scenes: int = 2
     max_points_per_view: int = 4000
     split: str = "val"

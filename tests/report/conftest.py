@@ -165,7 +165,7 @@ def project(tmp_path_factory) -> Path:
     write_metrics(root / "metrics")
     (root / "params.yaml").write_text("# fixture params\nseed: 0\ntau_iou: 0.7\ndata:\n  source: posed_rgbd\n"
                                       "  root: scenes\nreport:\n  num_scenes: 2\n  max_points_per_view: 300\n"
-                                      "  split: val\n")
+                                      "  split: val\neval:\n  matrix_nms: linear\n")
     return root
 
 

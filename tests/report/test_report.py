@@ -165,7 +165,7 @@ def test_stage_command(project, tmp_path):
 
     from stages.report import PARAMS_MODEL, app
 
-    assert sorted(PARAMS_MODEL.model_fields) == ["data", "report"]
+    assert sorted(PARAMS_MODEL.model_fields) == ["data", "eval", "report"]
     args = ["--params", str(project / "params.yaml"), "--scenes", str(project / "scenes"),
             "--keyframes", str(project / "keyframes"), "--overlays", str(project / "overlays"),
             "--tracks", str(project / "tracks"), "--pseudolabels", str(project / "pseudolabel"),
@@ -176,7 +176,7 @@ def test_stage_command(project, tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r" / "png" / "scene_scene_c_labels.png").is_file()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"data": {"source": "synth", "root": "x"},
+    bad.write_text(yaml.safe_dump({"data": {"source": "synth", "root": "x"}, "eval": {},
                                    "report": {"num_scenes": 2, "max_points_per_view": 4000, "split": "test"}}))
     res = CliRunner().invoke(app, [*args[:0], "--params", str(bad), "--scenes", str(project / "scenes")])
     assert res.exit_code == 2 and "report.split" in res.output
@@ -255,8 +255,8 @@ def test_diagnostics_html_shows_the_perfect_ranking_block():
 
 
 def test_prediction_on_the_superpoints_stage_files(project, make_inputs, tmp_path):
-    """Given the superpoints stage's folder, the final model predicts on the scene's stored superpoints, as the eval
-    stage does; a scene missing there becomes the prediction view's notice naming the file."""
+    """Given the superpoints stage's folder, the final model predicts on the scene's stored superpoints and ranks its
+    masks (matrix NMS) as the eval stage does; a scene missing there becomes the prediction view's notice naming the file."""
     import torch
 
     from gcseg.errors import GcsegError
@@ -275,6 +275,10 @@ def test_prediction_on_the_superpoints_stage_files(project, make_inputs, tmp_pat
     sp = np.floor(cloud.coord[:, :2] * 2).astype(np.int64) @ np.array([1, 1000])  # half-metre columns
     write_superpoints(tmp_path / "sp" / "scene_c.h5", "scene_c", {REFERENCE: (cloud.coord, sp)}, method="test",
                       config={})
+    ids = model_predictor(tmp_path / "model.pt", tmp_path / "sp", "checkpoint")(cloud, "scene_c")
+    assert np.array_equal(ids, prediction_ids(*predict_points(model, cloud.coord, cloud.color, superpoint=sp)))
+    # by default ranked as the eval stage ranks (eval.matrix_nms linear)
+    model.cfg = cfg.model_copy(update={"matrix_nms": "linear"})
     ids = model_predictor(tmp_path / "model.pt", tmp_path / "sp")(cloud, "scene_c")
     assert np.array_equal(ids, prediction_ids(*predict_points(model, cloud.coord, cloud.color, superpoint=sp)))
     predictor = model_predictor(tmp_path / "model.pt", tmp_path / "elsewhere")
