@@ -35,7 +35,7 @@ def main(
     from pydantic import ValidationError
 
     from gcseg.errors import InputError
-    from gcseg.models.config import FragmentConfig
+    from gcseg.models.config import MATRIX_NMS_SETTINGS, FragmentConfig
     from gcseg.predict import predict_scan
 
     if fragment_eps < 0:
@@ -45,8 +45,8 @@ def main(
     except ValidationError as exc:
         raise InputError(f"--fragment-score must be in (0, 1], got {fragment_score}",
                          fix="e.g. --fragment-score 0.5") from exc
-    if matrix_nms not in ("checkpoint", "linear", "gaussian", "off"):
-        raise InputError(f"--matrix-nms must be checkpoint, linear, gaussian or off, got {matrix_nms!r}",
+    if matrix_nms not in MATRIX_NMS_SETTINGS:
+        raise InputError(f"--matrix-nms must be one of {', '.join(MATRIX_NMS_SETTINGS)}, got {matrix_nms!r}",
                          fix="e.g. --matrix-nms linear")
     summary = predict_scan(input, checkpoint, out, source=source, tau_conf=tau_conf, scene_id=scene_id,
                            fragments=fragments, matrix_nms=matrix_nms)

@@ -3,7 +3,7 @@ importable without torch or scipy (stage modules build their params model from t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -96,14 +96,15 @@ class ModelConfig(BaseModel):
 # where a model is used for its masks rather than trained (the eval stage, `gcseg predict`, `gcseg unseen`): the
 # checkpoint's own model.matrix_nms, or this kernel / off in its place (docs/model_study.md round 30)
 MatrixNmsSetting = Literal["checkpoint", "linear", "gaussian", "off"]
+MATRIX_NMS_SETTINGS: tuple[str, ...] = get_args(MatrixNmsSetting)
 
 
 def matrix_nms_override(cfg: ModelConfig, setting: MatrixNmsSetting) -> ModelConfig:
     """`cfg` with model.matrix_nms as `setting` has it ("checkpoint": unchanged)."""
     if setting == "checkpoint":
         return cfg
-    if setting not in ("linear", "gaussian", "off"):
-        raise ValueError(f"unknown matrix NMS setting {setting!r} (checkpoint | linear | gaussian | off)")
+    if setting not in MATRIX_NMS_SETTINGS:
+        raise ValueError(f"unknown matrix NMS setting {setting!r} ({' | '.join(MATRIX_NMS_SETTINGS)})")
     return cfg.model_copy(update={"matrix_nms": None if setting == "off" else setting})
 
 

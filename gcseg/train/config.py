@@ -119,7 +119,8 @@ class TrainConfig(BaseModel):
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings as the resume fingerprint reads them: without the budget and the val cadence (they change
-        when training stops, not what an epoch computes) and without ADDED_LOSS_FIELDS / ADDED_TRAIN_FIELDS at their off value."""
+        when training stops, not what an epoch computes) and without ADDED_LOSS_FIELDS / ADDED_TRAIN_FIELDS at
+        their off value."""
         d = self.model_dump(mode="json")
         d.pop("time_budget_s")
         d.pop("val_every")
