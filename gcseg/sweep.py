@@ -27,6 +27,7 @@ import yaml
 
 from gcseg.atomic import write_bytes, write_text
 from gcseg.errors import ArtifactError, InputError
+from gcseg.report.tables import pct
 
 EVAL_METRICS = "metrics/eval.json"
 TRACK_METRICS = "metrics/sam2_track.json"
@@ -169,10 +170,6 @@ def collect(payload: Any, key: str, values: Sequence[float | int], *, params_fil
     return points
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
 def _plain(x: float | None) -> str:
     if x is None:
         return "n/a"
@@ -190,7 +187,7 @@ def sweep_markdown(key: str, points: Sequence[SweepPoint]) -> str:
         head = "| " + key + " | " + " | ".join(f"{r} {f}" for r in rows for f in FIGURES) + " | status |"
         lines += [head, "|" + "---:|" * (1 + len(rows) * len(FIGURES)) + "---|"]
         for p in points:
-            cells = [_pct(p.rows.get(r, {}).get(f)) for r in rows for f in FIGURES]
+            cells = [pct(p.rows.get(r, {}).get(f)) for r in rows for f in FIGURES]
             lines.append(f"| {format_value(p.value)} | " + " | ".join(cells) + f" | {p.status} |")
     else:
         lines.append("No experiment has metrics yet: " + ", ".join(f"{p.name} ({p.status})" for p in points))

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gcseg.sweep import (collect, experiment_name, experiments_by_name, format_value, plot_sweep,
+from gcseg.sweep import (SweepPoint, collect, experiment_name, experiments_by_name, format_value, plot_sweep,
                          queue_commands, setting_holds, sweep_markdown, write_report)
 from gcseg.errors import ArtifactError
 from stages.sweep import app, stage_models, validate_sweep
@@ -106,6 +106,13 @@ def test_markdown_and_plot(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert [p["value"] for p in data["points"]] == [0.5, 0.9, 0.99]
     assert not list((tmp_path / "sw").glob("*.tmp*"))
+
+
+def test_markdown_writes_nan_as_missing():
+    # A metric that came out NaN (an empty split) reads as missing, as in the report's tables, not "nan".
+    point = SweepPoint(0.5, "tau_iou-0.5", "success", {"lift_only": {"AP": float("nan"), "AP50": 0.25}})
+    md = sweep_markdown("tau_iou", [point])
+    assert "nan" not in md and "| 0.5 | n/a | 25.0 |" in md
 
 
 def test_no_run_collects_only(tmp_path, monkeypatch):
