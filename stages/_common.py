@@ -117,8 +117,15 @@ def scene_seed(seed: int, scene_id: str) -> int:
 def run_config(params: BaseModel, **inputs: Any) -> dict[str, Any]:
     """What determines a per-scene artifact, stored in it (gcseg.io.samples.is_finished): a rerun (interrupted,
     sharded) reuses a finished scene only if it was written with the same config. Every params key the stage
-    reads except `data` (where the scans are), plus `inputs` (e.g. the hash of an upstream model)."""
-    return {**{k: v for k, v in params.model_dump(mode="json").items() if k != "data"}, **inputs}
+    reads except `data` (where the scans are), plus `inputs` (e.g. the hash of an upstream model). A section with
+    a `checkpoint_dict` (the model's config) is stored as checkpoints store it, without fields added later at their
+    off value: adding such a field leaves the artifact's bytes, and so DVC's cache and the lock, as they were."""
+    dumped = params.model_dump(mode="json")
+    for key in dumped:
+        section = getattr(params, key, None)
+        if hasattr(section, "checkpoint_dict"):
+            dumped[key] = section.checkpoint_dict()
+    return {**{k: v for k, v in dumped.items() if k != "data"}, **inputs}
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
