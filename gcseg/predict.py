@@ -16,7 +16,6 @@ with <scene>.txt last), so an interrupted run leaves no partial set.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gcseg.errors import ArtifactError, InputError
-from gcseg.models.config import FragmentConfig, MatrixNmsSetting, matrix_nms_override
+from gcseg.models.config import FragmentConfig, MatrixNmsSetting, with_matrix_nms
 from gcseg.scene import PointCloud
 
 Source = Literal["auto", "posed_rgbd", "scannet", "scannetpp", "ply"]
@@ -251,7 +250,7 @@ def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, 
     fragments: the connected pieces of masks that fall apart are predicted too (None: masks only); the default is
     the eval stage's, so that a prediction scores as the eval's model rows do. model: the checkpoint already loaded
     (load_checkpoint), for callers that predict many scans with it; None loads it here. matrix_nms: the
-    checkpoint's model.matrix_nms ("checkpoint") or this in its place (gcseg.models.config.matrix_nms_override);
+    checkpoint's model.matrix_nms ("checkpoint") or this in its place (gcseg.models.config.with_matrix_nms);
     the default is the eval stage's too."""
     from gcseg.atomic import check_output
 
@@ -261,10 +260,7 @@ def predict_scan(input: str | Path, checkpoint: str | Path, out: str | Path, *, 
     scan = load_scan(input, source=source, scene_id=scene_id)  # cheap checks before the model loads
     if model is None:
         model, _cfg = load_checkpoint(checkpoint)
-    cfg = matrix_nms_override(model.cfg, matrix_nms)
-    if cfg is not model.cfg:  # a shallow copy shares the weights and leaves the caller's model as it was
-        model = copy.copy(model)
-        model.cfg = cfg
+    model = with_matrix_nms(model, matrix_nms)  # the caller's model stays as it was
     masks, scores = predict_masks(model, scan.cloud, tau_conf=tau_conf, fragments=fragments)
     return write_prediction(out, scan, masks, scores,
                             extra={"checkpoint": Path(checkpoint).name, "tau_conf": float(tau_conf),

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gcseg.models.config import matrix_nms_override
+from gcseg.models.config import with_matrix_nms
 
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
@@ -229,9 +229,8 @@ def main(
     ckpts = model_paths(models)
     track_files = track_paths(tracks, scene_ids)
     extra_files = baseline_paths(baselines, scene_ids) if baselines is not None else {}
-    nets = {row: load_model(path)[0] for row, path in ckpts.items()}
-    for net in nets.values():  # inference only: the weights and the checkpoints stay as trained
-        net.cfg = matrix_nms_override(net.cfg, cfg.matrix_nms)
+    # inference only: the weights and the checkpoints stay as trained
+    nets = {row: with_matrix_nms(load_model(path)[0], cfg.matrix_nms) for row, path in ckpts.items()}
 
     torch.manual_seed(p.seed)
     np.random.seed(p.seed)
@@ -272,9 +271,10 @@ def main(
             notes.append(f"Model rows: every predicted mask, plus the connected pieces (points {f.eps:g} m apart, "
                          f">= {f.min_points} points) of a mask that falls apart, scored {f.score_factor:g} x its "
                          "mask's (eval.fragments; Mask3D / Segment3D evaluate with DBSCAN pieces).")
-        if cfg.matrix_nms in ("linear", "gaussian"):
-            notes.append(f"Model rows ranked by matrix NMS ({cfg.matrix_nms} kernel) after the hard NMS: a mask's "
-                         "score decays by its overlap with better-scored masks (eval.matrix_nms; OneFormer3D's "
+        kernels = sorted({net.cfg.matrix_nms for net in nets.values()} - {None})  # as applied (or checkpoint's)
+        if kernels:
+            notes.append(f"Model rows ranked by matrix NMS ({' / '.join(kernels)} kernel) after the hard NMS: a "
+                         "mask's score decays by its overlap with better-scored masks (eval.matrix_nms; OneFormer3D's "
                          "ranking; inference only).")
         text = ablation_markdown(results, gt_classes=cfg.gt_classes, num_scenes=len(gt_scenes), titles=titles,
                                  notes=notes)

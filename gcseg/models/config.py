@@ -3,6 +3,7 @@ importable without torch or scipy (stage modules build their params model from t
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -106,6 +107,18 @@ def matrix_nms_override(cfg: ModelConfig, setting: MatrixNmsSetting) -> ModelCon
     if setting not in MATRIX_NMS_SETTINGS:
         raise ValueError(f"unknown matrix NMS setting {setting!r} ({' | '.join(MATRIX_NMS_SETTINGS)})")
     return cfg.model_copy(update={"matrix_nms": None if setting == "off" else setting})
+
+
+def with_matrix_nms(model: Any, setting: MatrixNmsSetting) -> Any:
+    """A model (anything with a ModelConfig `cfg`) ranking its masks with `setting` (matrix_nms_override): the
+    model itself where that changes nothing, else a shallow copy sharing its weights, so that neither the caller's
+    model nor its checkpoint changes."""
+    cfg = matrix_nms_override(model.cfg, setting)
+    if cfg == model.cfg:
+        return model
+    model = copy.copy(model)
+    model.cfg = cfg
+    return model
 
 
 class FragmentConfig(BaseModel):

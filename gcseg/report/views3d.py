@@ -214,15 +214,14 @@ def model_predictor(model_path: Path, superpoints: Path | None = None, matrix_nm
     """Loads the Stage 3 model once; returns (cloud, scene id) -> per-point ids (gcseg.models.inference
     .predict_points). With `superpoints` (the superpoints stage's folder) a superpoint model predicts on the
     scene's stored superpoints, as the eval stage does; without, they are computed. matrix_nms: as the eval
-    stage's eval.matrix_nms (gcseg.models.config.matrix_nms_override)."""
-    from gcseg.models.config import matrix_nms_override
+    stage's eval.matrix_nms (gcseg.models.config.with_matrix_nms)."""
+    from gcseg.models.config import with_matrix_nms
     from gcseg.models.inference import predict_points
     from gcseg.models.mask_model import load_model
 
     if not model_path.is_file():
         raise ArtifactError("not found", path=model_path, fix="run `dvc repro stage3_train`")
-    model, _ = load_model(model_path)
-    model.cfg = matrix_nms_override(model.cfg, matrix_nms)
+    model = with_matrix_nms(load_model(model_path)[0], matrix_nms)
 
     def predict(cloud: Any, scene_id: str) -> np.ndarray:
         color = cloud.color if cloud.color is not None else np.full((len(cloud), 3), 128, np.uint8)

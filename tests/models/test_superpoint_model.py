@@ -105,6 +105,16 @@ def test_matrix_nms_override_where_models_are_used():
         matrix_nms_override(cfg, "soft")
 
 
+def test_with_matrix_nms_copies_only_when_the_setting_changes_the_model():
+    from gcseg.models.config import with_matrix_nms
+
+    model = build_model(tiny_model_config())
+    assert with_matrix_nms(model, "checkpoint") is model and with_matrix_nms(model, "off") is model
+    ranked = with_matrix_nms(model, "linear")
+    assert ranked is not model and ranked.cfg.matrix_nms == "linear" and model.cfg.matrix_nms is None
+    assert ranked.decoder is model.decoder  # a shallow copy: the same weights
+
+
 def test_test_queries_seed_each_superpoint_at_most_once():
     torch.manual_seed(0)
     cfg = tiny_model_config(queries="superpoint", mask_on="superpoint", num_queries=5, hidden_dim=16, ffn_dim=32,
