@@ -7,11 +7,13 @@ mesh) of every Stage 1 sample, the single-view keyframe clouds written by `sam_k
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import Section, clean_shard_temporaries, load_params, make_app, parse_shard, run_module, user_errors
 from stages.superpoints import SuperpointsSection
 
@@ -27,6 +29,17 @@ class Params(Section):
 PARAMS_MODEL = Params  # the DVC contract test compares its fields with dvc.yaml's `params:`
 
 
+def _one_file(path: Path, out: Path, cfg: Any) -> int:
+    """Write `<out>/<path.name>`: the superpoints of every keyframe cloud of one labels file; their number."""
+    from gcseg.io.samples import read_point_samples
+    from gcseg.superpoints import compute_superpoints, config_dict, write_superpoints
+
+    samples = {name: (s["coord"], compute_superpoints(s["coord"], s["color"], cfg))
+               for name, s in read_point_samples(path, ("gcseg.sam_keyframes",))}
+    write_superpoints(out / path.name, path.stem, samples, method="felzenszwalb", config=config_dict(cfg))
+    return len(samples)
+
+
 @app.command()
 @user_errors
 def main(
@@ -34,27 +47,20 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process files i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)] = 0,
 ) -> None:
     """Superpoints of every Stage 1 keyframe cloud."""
-    from tqdm import tqdm
-
     from gcseg.atomic import check_output
-    from gcseg.io.samples import read_point_samples
-    from gcseg.superpoints import compute_superpoints, config_dict, write_superpoints
+    from gcseg.parallel import map_ordered
     from gcseg.train.dataset import list_sample_files
 
     p = load_params(params, Params)
     check_output(out)
-    cfg = p.superpoints.config()
     rank, world = parse_shard(shard)
     files = list_sample_files(labels)[rank::world]
     clean_shard_temporaries(out, [f.name for f in files])
-    total = 0
-    for path in tqdm(files, desc="keyframe superpoints", unit="scene", disable=None):
-        samples = {name: (s["coord"], compute_superpoints(s["coord"], s["color"], cfg))
-                   for name, s in read_point_samples(path, ("gcseg.sam_keyframes",))}
-        total += len(samples)
-        write_superpoints(out / path.name, path.stem, samples, method="felzenszwalb", config=config_dict(cfg))
+    work = partial(_one_file, out=out, cfg=p.superpoints.config())
+    total = sum(map_ordered(work, files, jobs=jobs, desc="keyframe superpoints"))
     typer.echo(f"{total} keyframe clouds of {len(files)} scenes -> {out}")
 
 

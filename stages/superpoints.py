@@ -8,12 +8,14 @@ pseudo-labels, the evaluation and the SAI3D baseline read it.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import Field
 
+from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_module, split_scenes, user_errors)
 
@@ -52,6 +54,26 @@ def scannet_segs_file(root: Path, scene_id: str) -> Path:
     return scans_dir(root) / scene_id / f"{scene_id}_vh_clean_2.0.010000.segs.json"
 
 
+def _one_scene(sid: str, source: str, scenes: Path, out: Path, cfg: Any) -> bool:
+    """Write `<out>/<sid>.h5`; True when taken from ScanNet's segs.json."""
+    from gcseg.errors import InputError
+    from gcseg.readers import open_scene
+    from gcseg.readers._gt import read_seg_indices
+    from gcseg.superpoints import compute_superpoints, config_dict, scannet_segments, write_superpoints
+
+    cloud = open_scene(source, scenes, sid).reference()
+    if cloud is None or len(cloud) == 0:
+        raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
+                         fix="the scene needs a mesh, reference.ply or frames to fuse")
+    segs = scannet_segs_file(scenes, sid) if source == "scannet" else None
+    if segs is not None and segs.is_file():
+        sp, method, conf = scannet_segments(read_seg_indices(segs, len(cloud))), "scannet_segs", {}
+    else:
+        sp, method, conf = compute_superpoints(cloud.coord, cloud.color, cfg), "felzenszwalb", config_dict(cfg)
+    write_superpoints(out / f"{sid}.h5", sid, {"reference": (cloud.coord, sp)}, method=method, config=conf)
+    return method == "scannet_segs"
+
+
 @app.command()
 @user_errors
 def main(
@@ -59,35 +81,19 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)] = 0,
 ) -> None:
     """Superpoints of every scene's reference cloud (segs.json or graph-based oversegmentation)."""
-    from tqdm import tqdm
-
     from gcseg.atomic import check_output
-    from gcseg.errors import InputError
-    from gcseg.readers import open_scene
-    from gcseg.readers._gt import read_seg_indices
-    from gcseg.superpoints import compute_superpoints, config_dict, scannet_segments, write_superpoints
+    from gcseg.parallel import map_ordered
 
     p = load_params(params, Params)
     check_output(out)
-    cfg = p.superpoints.config()
     rank, world = parse_shard(shard)
     mine = split_scenes(p.data.source, scenes, "all")[rank::world]
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])
-    n_segs = 0
-    for sid in tqdm(mine, desc="superpoints", unit="scene", disable=None):
-        cloud = open_scene(p.data.source, scenes, sid).reference()
-        if cloud is None or len(cloud) == 0:
-            raise InputError(f"scene {sid} has no reference points", path=scenes / sid,
-                             fix="the scene needs a mesh, reference.ply or frames to fuse")
-        segs = scannet_segs_file(scenes, sid) if p.data.source == "scannet" else None
-        if segs is not None and segs.is_file():
-            sp, method, conf = scannet_segments(read_seg_indices(segs, len(cloud))), "scannet_segs", {}
-            n_segs += 1
-        else:
-            sp, method, conf = compute_superpoints(cloud.coord, cloud.color, cfg), "felzenszwalb", config_dict(cfg)
-        write_superpoints(out / f"{sid}.h5", sid, {"reference": (cloud.coord, sp)}, method=method, config=conf)
+    work = partial(_one_scene, source=p.data.source, scenes=scenes, out=out, cfg=p.superpoints.config())
+    n_segs = sum(map_ordered(work, mine, jobs=jobs, desc="superpoints"))
     typer.echo(f"{len(mine)} scenes -> {out}" + (f" ({n_segs} from ScanNet segs.json)" if n_segs else ""))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from pydantic import Field, ValidationInfo, field_validator
 
+from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import Section, load_params, make_app, run_module, user_errors
 
 
@@ -60,7 +61,8 @@ app = make_app("Generate synthetic indoor RGB-D scans with GT instances and part
 @app.command()
 @user_errors
 def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="params file (reads seed, synth)"),
-         out: Path = typer.Option(..., "--out", help="output folder of scenes (replaced atomically)")) -> None:
+         out: Path = typer.Option(..., "--out", help="output folder of scenes (replaced atomically)"),
+         jobs: int = typer.Option(0, "--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)) -> None:
     """Generate the embedded default data: synthetic indoor RGB-D scans with GT instances, parts and a
     reference cloud, as `<out>/synth_XXX/` scene folders (posed RGB-D layout) plus `<out>/splits.json`."""
     from gcseg.synth import write_dataset
@@ -68,7 +70,7 @@ def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="para
     p = load_params(params, SynthParams)
     s = p.synth
     write_dataset(out, num_scenes=s.num_scenes, num_val=s.num_val, seed=p.seed, num_unlabelled=s.num_unlabelled,
-                  **s.scene_options())
+                  jobs=jobs, **s.scene_options())
     extra = f", {s.num_unlabelled} unlabelled" if s.num_unlabelled else ""
     typer.echo(f"synth: wrote {s.num_scenes + s.num_unlabelled} scenes ({s.num_scenes - s.num_val} train, "
                f"{s.num_val} val{extra}) to {out}")

@@ -3,11 +3,16 @@ frames, as a user's folder of scans, so that tests of the whole path on a real c
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# the stages' `--jobs` default (gcseg.parallel): tests run them in-process on tiny data, where spawning a worker
+# per core costs more than it saves; tests of the worker path pass --jobs / jobs= themselves
+os.environ.setdefault("GCSEG_JOBS", "1")
 
 HOLOLENS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hololens_000"
 

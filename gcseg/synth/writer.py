@@ -20,15 +20,16 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from plyfile import PlyData, PlyElement
-from tqdm import tqdm
 
 from gcseg.atomic import atomic_path
 from gcseg.errors import ConfigError
+from gcseg.parallel import map_ordered
 from gcseg.synth.generate import SynthScene, generate_scene
 
 JPEG_QUALITY = 95
@@ -129,14 +130,20 @@ def scene_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence(int(seed), spawn_key=(int(index),)).generate_state(1, np.uint32)[0])
 
 
+def _generate_and_write(job: tuple[int, str, Path], scene_options: dict) -> None:
+    seed, sid, folder = job
+    _write_scene_files(generate_scene(seed, scene_id=sid, **scene_options), folder, sheet=True)
+
+
 def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int, progress: bool | None = None,
-                  num_unlabelled: int = 0, **scene_options) -> None:
+                  num_unlabelled: int = 0, jobs: int = 1, **scene_options) -> None:
     """Generate `num_scenes` scenes `synth_000`, ... into `root` (atomically: built in a temporary sibling,
     then renamed) plus `splits.json`: the first num_scenes - num_val scenes train, the rest val. `num_unlabelled`
     more scenes after them form the "unlabelled" split (scans without tracked labels, for Stage 3; the first
     num_scenes are the same scenes whatever it is: each scene draws from its own seed stream).
 
-    `scene_options` go to `generate_scene` (num_frames, height, width, depth_noise, hole_fraction, ...)."""
+    `scene_options` go to `generate_scene` (num_frames, height, width, depth_noise, hole_fraction, ...). `jobs`
+    worker processes generate the scenes (gcseg.parallel; 0 = one per core): the bytes do not depend on it."""
     if num_scenes < 1:
         raise ConfigError(f"num_scenes = {num_scenes} must be >= 1", fix="generate at least one scene")
     if not 0 <= num_val < num_scenes:
@@ -151,11 +158,9 @@ def write_dataset(root: str | Path, *, num_scenes: int, num_val: int, seed: int,
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     with atomic_path(root) as tmp:
         tmp.mkdir(parents=True)
-        # disable=None: the bar shows on a terminal only (DVC logs stay clean)
-        disable = None if progress is None else not progress
-        for i, sid in enumerate(tqdm(ids, desc="synth scenes", unit="scene", disable=disable)):
-            scene = generate_scene(scene_seed(seed, i), scene_id=sid, **scene_options)
-            _write_scene_files(scene, tmp / sid, sheet=True)
+        work = [(scene_seed(seed, i), sid, tmp / sid) for i, sid in enumerate(ids)]
+        map_ordered(partial(_generate_and_write, scene_options=scene_options), work, jobs=jobs,
+                    desc="synth scenes", progress=progress)
         splits = {"train": ids[: num_scenes - num_val], "val": ids[num_scenes - num_val:num_scenes]}
         if num_unlabelled:  # (absent: the default's splits.json bytes stay as they were)
             splits["unlabelled"] = ids[num_scenes:]

@@ -55,6 +55,10 @@ def test_reference_superpoints_stage(scenes: Path, tmp_path: Path):
     first = digest(tmp_path / "out")
     assert runner.invoke(app, args).exit_code == 0
     assert digest(tmp_path / "out") == first
+    # one worker process per scene (gcseg.parallel): the same bytes
+    res = runner.invoke(app, [*args[:-1], str(tmp_path / "out2"), "--jobs", "2"])
+    assert res.exit_code == 0, res.output
+    assert digest(tmp_path / "out2") == first
 
 
 def test_keyframe_superpoints_stage(tmp_path: Path):
@@ -66,11 +70,17 @@ def test_keyframe_superpoints_stage(tmp_path: Path):
     samples = {f"kf_{i:06d}": {"coord": coord + i, "color": rng.integers(0, 255, (500, 3)),
                                "instance": np.zeros(500, np.int32)} for i in range(2)}
     write_point_samples(labels / "s0.h5", samples, schema="gcseg.sam_keyframes", scene_id="s0")
-    res = runner.invoke(app, ["--params", str(params_file(tmp_path)), "--labels", str(labels),
-                              "--out", str(tmp_path / "out")])
+    write_point_samples(labels / "s1.h5", {"kf_000000": samples["kf_000001"]}, schema="gcseg.sam_keyframes",
+                        scene_id="s1")
+    args = ["--params", str(params_file(tmp_path)), "--labels", str(labels)]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
+    assert "3 keyframe clouds of 2 scenes" in res.output
     for name, s in samples.items():
         assert read_superpoints(tmp_path / "out" / "s0.h5", name, s["coord"]).shape == (500,)
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "out2"), "--jobs", "2"])  # a process per file
+    assert res.exit_code == 0, res.output
+    assert digest(tmp_path / "out2") == digest(tmp_path / "out")
 
 
 def test_bad_params_exit_2_and_write_nothing(scenes: Path, tmp_path: Path):

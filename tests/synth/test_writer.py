@@ -68,7 +68,8 @@ def test_reader_round_trip(tiny_scene, tmp_path):
 def test_same_seed_identical_bytes(tiny_opts, tmp_path):
     opts = dict(tiny_opts, num_frames=3, depth_noise=0.003, hole_fraction=0.05)
     write_dataset(tmp_path / "a", num_scenes=2, num_val=1, seed=7, progress=False, **opts)
-    write_dataset(tmp_path / "b", num_scenes=2, num_val=1, seed=7, progress=False, **opts)
+    # two worker processes (gcseg.parallel) write the same bytes as one
+    write_dataset(tmp_path / "b", num_scenes=2, num_val=1, seed=7, progress=False, jobs=2, **opts)
     a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
     assert a.keys() == b.keys() and len(a) > 20
     assert [k for k in a if a[k] != b[k]] == []

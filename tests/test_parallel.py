@@ -1,0 +1,40 @@
+"""gcseg.parallel: results in the items' order whatever the number of workers, one thread per worker, a
+worker's error raised in the caller with its message, and the `jobs` checks."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import pytest
+
+from gcseg.errors import ConfigError
+from gcseg.parallel import available_cores, map_ordered, resolve_jobs
+
+
+def test_resolve_jobs():
+    assert resolve_jobs(0, 100) == min(available_cores(), 100)
+    assert resolve_jobs(0, 1) == 1
+    assert resolve_jobs(4, 3) == 3 and resolve_jobs(2, 5) == 2
+    assert resolve_jobs(3, 0) == 1  # nothing to do: no pool
+    with pytest.raises(ConfigError, match="jobs = -1"):
+        resolve_jobs(-1, 5)
+
+
+def test_two_workers_give_the_serial_results_in_order():
+    items = list(range(12))
+    assert map_ordered(partial(pow, 3), items, jobs=2, desc="t", progress=False) == [3**i for i in items]
+    assert map_ordered(partial(pow, 3), items, jobs=1, desc="t", progress=False) == [3**i for i in items]
+
+
+def test_workers_run_one_thread_each_and_the_caller_keeps_its_settings():
+    before = os.environ.get("OMP_NUM_THREADS")
+    got = map_ordered(os.getenv, ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"], jobs=2,
+                      desc="t", progress=False)
+    assert got == ["1", "1", "1"]
+    assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+def test_a_workers_error_reaches_the_caller():
+    with pytest.raises(ConfigError, match="jobs = -2 must be >= 0"):
+        map_ordered(partial(resolve_jobs, num_items=1), [1, -2, 3], jobs=2, desc="t", progress=False)
