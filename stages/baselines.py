@@ -6,12 +6,14 @@ artifacts, which stay byte-deterministic)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import Field
 
+from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
 from stages.sam2_track import Sam2TrackSection, scene_seed
@@ -92,6 +94,42 @@ def baselines_config(p: Params):  # type: ignore[no-untyped-def]
                            sai3d=Sai3dConfig(**sai))
 
 
+def _one_scene(item: tuple[str, Path, Path | None], p: Params, scenes: Path, out: Path, shared: Any = None) -> str:
+    """The baselines of one scene (item: scene id, its tracked labels, its superpoints) -> `<out>/<sid>.h5`;
+    returns the line reporting its rows. `shared`: a proposer loaded once (SAM's weights), else built here."""
+    import numpy as np
+
+    from gcseg.baselines.artifact import write_baselines
+    from gcseg.baselines.run import keyframe_views, run_scene, track_cloud, tracked_views
+    from gcseg.proposals.factory import build_proposer, for_scene
+    from gcseg.readers import open_scene
+    from gcseg.tracking.run import keyframe_indices
+
+    sid, track_file, sp_file = item
+    cfg, sk = baselines_config(p), p.sam_keyframes
+    s = scene_seed(p.seed, sid)  # the same per-scene seed and proposer as sam2_track: the same masks
+    np.random.seed(s)
+    scene = open_scene(p.data.source, scenes, sid)
+    coord = track_cloud(track_file)
+    proposer = for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=s), scene)  # rgbd: up
+    keyframes = keyframe_indices(scene.num_frames, p.sam2_track.keyframe_stride)
+
+    def superpoint_ids() -> np.ndarray:
+        from gcseg.superpoints import REFERENCE, read_superpoints
+
+        return read_superpoints(sp_file, REFERENCE, coord)
+
+    result = run_scene(
+        coord, cfg,
+        keyframes=lambda: keyframe_views(scene, proposer, keyframes, tau_contain=p.tau_contain,
+                                         min_area=sk.min_area_px(scene.image_size)),
+        tracked=lambda: tracked_views(scene, track_file, cfg.tracked_stride),
+        superpoints=superpoint_ids)
+    write_baselines(out / f"{sid}.h5", sid, coord, result.rows)
+    seconds = result.row_seconds()
+    return f"{sid}: " + ", ".join(f"{r} {len(result.rows[r])} instances in {seconds[r]:.1f} s" for r in result.rows)
+
+
 @app.command()
 @user_errors
 def main(
@@ -100,17 +138,12 @@ def main(
     tracks: Annotated[Path, typer.Option("--tracks", help="sam2_track output folder (<scene>.h5).")] = Path("data/sam2_track"),
     superpoints: Annotated[Path, typer.Option("--superpoints", help="superpoints output folder (<scene>.h5), for the SAI3D rows.")] = Path("data/superpoints"),
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene baseline predictions (<scene>.h5).")] = Path("data/baselines"),
+    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP + " SAM runs in one process.")] = 0,
 ) -> None:
     """Training-free baselines (MaskClustering, SAI3D) on the scored scenes, for the ablation."""
-    import numpy as np
-    from tqdm import tqdm
-
     from gcseg.atomic import check_output
-    from gcseg.baselines.artifact import write_baselines
-    from gcseg.baselines.run import keyframe_views, run_scene, track_cloud, tracked_views
-    from gcseg.proposals.factory import build_proposer, for_scene
-    from gcseg.readers import open_scene
-    from gcseg.tracking.run import keyframe_indices
+    from gcseg.parallel import map_ordered
+    from gcseg.proposals.factory import build_proposer
 
     p = load_params(params, Params)
     cfg = baselines_config(p)
@@ -122,30 +155,13 @@ def main(
     sp_files = (scene_files(superpoints, scene_ids, "superpoints", "run `dvc repro superpoints` on these scenes")
                 if cfg.needs_superpoints else {})
     sk = p.sam_keyframes
+    # SAM's weights are loaded once, in this process (one model per worker would not fit a GPU)
     shared = build_proposer("sam", backend_options(sk), seed=p.seed) if sk.backend == "sam" else None
-    for sid in tqdm(scene_ids, desc="baselines", unit="scene", disable=None):
-        s = scene_seed(p.seed, sid)  # the same per-scene seed and proposer as sam2_track: the same masks
-        np.random.seed(s)
-        scene = open_scene(p.data.source, scenes, sid)
-        coord = track_cloud(track_files[sid])
-        proposer = for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=s), scene)  # rgbd: up
-        keyframes = keyframe_indices(scene.num_frames, p.sam2_track.keyframe_stride)
-
-        def superpoint_ids(sid: str = sid, coord: np.ndarray = coord) -> np.ndarray:
-            from gcseg.superpoints import REFERENCE, read_superpoints
-
-            return read_superpoints(sp_files[sid], REFERENCE, coord)
-
-        result = run_scene(
-            coord, cfg,
-            keyframes=lambda: keyframe_views(scene, proposer, keyframes, tau_contain=p.tau_contain,
-                                             min_area=sk.min_area_px(scene.image_size)),
-            tracked=lambda: tracked_views(scene, track_files[sid], cfg.tracked_stride),
-            superpoints=superpoint_ids)
-        write_baselines(out / f"{sid}.h5", sid, coord, result.rows)
-        seconds = result.row_seconds()
-        typer.echo(f"{sid}: " + ", ".join(f"{r} {len(result.rows[r])} instances in {seconds[r]:.1f} s"
-                                          for r in result.rows))
+    items = [(sid, track_files[sid], sp_files.get(sid)) for sid in scene_ids]
+    lines = map_ordered(partial(_one_scene, p=p, scenes=scenes, out=out, shared=shared), items,
+                        jobs=1 if shared is not None else jobs, desc="baselines")
+    for line in lines:
+        typer.echo(line)
     typer.echo(f"{len(scene_ids)} scene(s) -> {out}")
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import Field, create_model, field_validator, model_validator
 
+from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
 
@@ -188,6 +190,49 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple
     }
 
 
+def _proposer(sid: str, p: Params, scenes: Path, shared: Any):  # type: ignore[no-untyped-def]
+    """The scene and its proposer: `shared` (SAM, loaded once) or the backend built with the scene's seed."""
+    from gcseg.proposals.factory import build_proposer, for_scene
+    from gcseg.readers import open_scene
+
+    scene = open_scene(p.data.source, scenes, sid)
+    cfg = p.sam_keyframes
+    proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid)),
+                         scene)  # rgbd: its up
+    return scene, proposer
+
+
+def _one_scene(sid: str, p: Params, scenes: Path, out: Path, overlays: Path, config: dict[str, Any],
+               shared: Any = None) -> list[str]:
+    """Proposals, containment, lifting of one scene -> `<out>/<sid>.h5`, `<overlays>/<sid>.png`; returns the
+    messages of its RuntimeWarnings (the caller prints them: a worker process's stderr is not the command's)."""
+    from gcseg.proposals.pipeline import run_sam_keyframes
+
+    cfg = p.sam_keyframes
+    scene, proposer = _proposer(sid, p, scenes, shared)
+    hw = scene.image_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        run_sam_keyframes(scene, proposer, stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
+                          tau_contain=p.tau_contain, min_area=cfg.min_area_px(hw), min_points=cfg.min_points,
+                          out_h5=out / f"{sid}.h5", overlay_png=overlays / f"{sid}.png",
+                          voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area_px(hw),
+                          coverage_iou=cfg.coverage_iou, config=config)
+    return [str(w.message) for w in caught]
+
+
+def _val_coverage(sid: str, p: Params, scenes: Path, shared: Any = None) -> tuple[int, int, int]:
+    """GT coverage of a val scene the stage does not write: propose on its keyframes, write nothing."""
+    from gcseg.proposals.pipeline import scene_coverage
+
+    cfg = p.sam_keyframes
+    scene, proposer = _proposer(sid, p, scenes, shared)
+    hw = scene.image_size
+    return scene_coverage(scene, proposer, stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
+                          tau_contain=p.tau_contain, min_area=cfg.min_area_px(hw),
+                          coverage_min_area=cfg.coverage_min_area_px(hw), coverage_iou=cfg.coverage_iou)
+
+
 @app.command()
 @user_errors
 def main(
@@ -198,16 +243,16 @@ def main(
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option(
         "--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP + " SAM runs in one process.")] = 0,
 ) -> None:
     """Stage 1 data: keyframe mask proposals, containment filter, lifting to partial clouds."""
-    from tqdm import tqdm
-
     from gcseg.atomic import check_output, write_text
     from gcseg.errors import InputError
-    from gcseg.proposals.factory import build_proposer, for_scene
     from gcseg.io.samples import is_finished
-    from gcseg.proposals.pipeline import SCHEMA, read_summary, run_sam_keyframes, scene_coverage
-    from gcseg.readers import list_scenes, open_scene
+    from gcseg.parallel import map_ordered
+    from gcseg.proposals.factory import build_proposer
+    from gcseg.proposals.pipeline import SCHEMA, read_summary
+    from gcseg.readers import list_scenes
 
     p = load_params(params, Params)  # validated before any work
     cfg = p.sam_keyframes
@@ -216,28 +261,20 @@ def main(
     config = run_config(p)
     mine = scene_ids[rank::world]
     todo = [s for s in mine if not (is_finished(out / f"{s}.h5", SCHEMA, config) and (overlays / f"{s}.png").is_file())]
-    # the sam backend loads its weights once (and fails on a missing checkpoint before any scene is read)
+    # the sam backend loads its weights once, in this process (and fails on a missing checkpoint before any scene
+    # is read); the weight-free backends are built per scene, in one worker process per core
     shared = build_proposer("sam", backend_options(cfg), seed=p.seed) if cfg.backend == "sam" else None
+    jobs = 1 if shared is not None else jobs
     for path in (out, overlays, metrics):  # fail before any work; create nothing (the writers do, atomically)
         check_output(path)
     clean_shard_temporaries(out, [f"{s}.h5" for s in mine])  # only this worker's: others may be writing
     clean_shard_temporaries(overlays, [f"{s}.png" for s in mine])
     if len(todo) < len(mine):
         typer.echo(f"skipping {len(mine) - len(todo)} finished scene(s) in {out}")
-    for sid in tqdm(todo, desc=f"sam_keyframes {rank}/{world}", unit="scene", disable=None):
-        scene = open_scene(p.data.source, scenes, sid)
-        proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg),
-                                                      seed=scene_seed(p.seed, sid)), scene)  # rgbd: its up
-        hw = scene.image_size
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            run_sam_keyframes(scene, proposer, stride=cfg.keyframe_stride, min_valid_depth=cfg.min_valid_depth,
-                              tau_contain=p.tau_contain, min_area=cfg.min_area_px(hw), min_points=cfg.min_points,
-                              out_h5=out / f"{sid}.h5", overlay_png=overlays / f"{sid}.png",
-                              voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area_px(hw),
-                              coverage_iou=cfg.coverage_iou, config=config)
-        for w in caught:
-            typer.echo(f"warning: {w.message}", err=True)
+    caught = map_ordered(partial(_one_scene, p=p, scenes=scenes, out=out, overlays=overlays, config=config,
+                                 shared=shared), todo, jobs=jobs, desc=f"sam_keyframes {rank}/{world}")
+    for message in (m for scene_warnings in caught for m in scene_warnings):
+        typer.echo(f"warning: {message}", err=True)
 
     if not all(is_finished(out / f"{s}.h5", SCHEMA, config) for s in scene_ids):
         typer.echo(f"worker {rank}/{world} done; metrics are written by the worker that finishes last")
@@ -257,15 +294,10 @@ def main(
             st = summaries[sid]["stats"]
             val[sid] = (sum(k["gt_instances"] for k in st), sum(k["gt_hits_proposals"] for k in st),
                         sum(k["gt_hits_kept"] for k in st))
-        else:  # a val scene Stage 1 does not train on: propose on its keyframes, write nothing
-            scene = open_scene(p.data.source, scenes, sid)
-            proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg),
-                                                          seed=scene_seed(p.seed, sid)), scene)
-            hw = scene.image_size
-            val[sid] = scene_coverage(scene, proposer, stride=cfg.keyframe_stride,
-                                      min_valid_depth=cfg.min_valid_depth, tau_contain=p.tau_contain,
-                                      min_area=cfg.min_area_px(hw), coverage_min_area=cfg.coverage_min_area_px(hw),
-                                      coverage_iou=cfg.coverage_iou)
+    unseen = [sid for sid in val_ids if sid not in summaries]  # val scenes Stage 1 does not train on
+    val.update(zip(unseen, map_ordered(partial(_val_coverage, p=p, scenes=scenes, shared=shared), unseen, jobs=jobs,
+                                       desc="val coverage"), strict=True))
+    val = {sid: val[sid] for sid in val_ids}  # in scene order, as before
     write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p, note=note), indent=2, sort_keys=True) + "\n")
     typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
 

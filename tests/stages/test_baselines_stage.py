@@ -96,6 +96,31 @@ def test_stage_writes_the_val_scenes_rows_deterministically(tmp_path, data):
     assert (again / "synth_001.h5").read_bytes() == (out / "synth_001.h5").read_bytes()
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path, data):
+    """--jobs 2 (a worker process per scene, gcseg.parallel) writes what one process writes."""
+    from stages.sam2_track import app as track_app
+
+    p = yaml.safe_load(_params(tmp_path, rows=("maskclustering", "sai3d_tracked")).read_text())
+    p["sam2_track"]["split"] = p["baselines"]["split"] = "all"
+    params = tmp_path / "all.yaml"
+    params.write_text(yaml.safe_dump(p))
+    tracks = tmp_path / "tracks"
+    r = CliRunner().invoke(track_app, ["--scenes", str(data["scenes"]), "--params", str(params), "--out", str(tracks),
+                                       "--metrics", str(tmp_path / "track.json")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    outs = {}
+    for jobs in ("1", "2"):
+        outs[jobs] = tmp_path / f"out{jobs}"
+        r = CliRunner().invoke(app, ["--params", str(params), "--scenes", str(data["scenes"]), "--tracks", str(tracks),
+                                     "--superpoints", str(data["superpoints"]), "--out", str(outs[jobs]),
+                                     "--jobs", jobs])
+        assert r.exit_code == 0, r.output
+        assert r.output.index("synth_000: maskclustering") < r.output.index("synth_001: maskclustering")
+    names = ["synth_000.h5", "synth_001.h5"]
+    assert sorted(f.name for f in outs["2"].iterdir()) == names
+    assert all((outs["1"] / n).read_bytes() == (outs["2"] / n).read_bytes() for n in names)
+
+
 def test_missing_tracks_are_named(tmp_path, data):
     r = _run(_params(tmp_path), data, tmp_path / "out", tracks=tmp_path / "none")
     assert r.exit_code == 2

@@ -92,6 +92,27 @@ def test_shards_write_metrics_once_all_done(scenes: Path, tmp_path: Path):
     assert m["coverage_val"]["proposals"] >= 0.7  # GT-derived masks cover nearly everything
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path: Path):
+    """--jobs 2 (the weight-free backend built per scene in a worker process, gcseg.parallel): the same scene
+    files, overlays and metrics as one process, for the written scenes and for the val scenes only measured."""
+    from gcseg.synth.writer import write_dataset
+
+    scenes = tmp_path / "scenes"
+    write_dataset(scenes, num_scenes=3, num_val=2, seed=1, progress=False, num_frames=3, height=60, width=80)
+    for split in ("train", "all"):  # train: 1 scene written, 2 val scenes measured; all: 3 written
+        params = params_file(tmp_path, split=split, coverage_val=True)
+        runs = {jobs: tmp_path / f"{split}{jobs}" for jobs in ("1", "2")}
+        for jobs, folder in runs.items():
+            folder.mkdir()
+            res = invoke(params, scenes, folder, "--jobs", jobs)
+            assert res.exit_code == 0, res.output
+        one, two = runs["1"], runs["2"]
+        assert digest(one / "out") == digest(two / "out") and digest(one / "ov") == digest(two / "ov")
+        assert (one / "m.json").read_bytes() == (two / "m.json").read_bytes()
+        m = json.loads((two / "m.json").read_text())
+        assert m["scenes"] == (1 if split == "train" else 3) and m["coverage_val"]["scenes"] == 2
+
+
 def test_missing_checkpoint_fails_before_any_output(scenes: Path, tmp_path: Path):
     params = params_file(tmp_path, backend="sam", sam={"checkpoint": str(tmp_path / "sam_vit_b_01ec64.pth")})
     res = invoke(params, scenes, tmp_path)
