@@ -205,7 +205,8 @@ def _proposer(sid: str, p: Params, scenes: Path, shared: Any):  # type: ignore[n
 def _one_scene(sid: str, p: Params, scenes: Path, out: Path, overlays: Path, config: dict[str, Any],
                shared: Any = None) -> list[str]:
     """Proposals, containment, lifting of one scene -> `<out>/<sid>.h5`, `<overlays>/<sid>.png`; returns the
-    messages of its RuntimeWarnings (the caller prints them: a worker process's stderr is not the command's)."""
+    messages of its RuntimeWarnings (the caller prints them as gcseg's one-line warnings, in scene order, also
+    when a worker process ran the scene)."""
     from gcseg.proposals.pipeline import run_sam_keyframes
 
     cfg = p.sam_keyframes
