@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from gcseg.eval.ap import EvalResult
+from gcseg.parallel import JOBS_ENV
 from stages._common import load_params, make_app, run_module, split_scenes, user_errors
 from stages._eval_params import EvalSection
 from stages.synth import SynthParams
@@ -83,6 +84,8 @@ def main(
                                          "lift-only row): how hard the rooms are, apart from the model. About 70 s "
                                          "a seed on 2 cores.")] = True,
     out: Annotated[Path, typer.Option(help="Output folder: unseen.json, unseen.md.")] = Path("metrics/unseen"),
+    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help="Worker processes generating the "
+                                      "rooms (0 = one per available core); the rooms do not depend on it.")] = 0,
 ) -> None:
     """Score a trained model on every room of fresh synth seeds, beside its val figure.
 
@@ -125,7 +128,7 @@ def main(
         gt_dir, pred_all = work / "gt", work / "pred"
         for sd in seed:
             scenes = work / f"seed{sd}"
-            write_dataset(scenes, num_scenes=s.num_scenes, num_val=s.num_val, seed=sd, **s.scene_options())
+            write_dataset(scenes, num_scenes=s.num_scenes, num_val=s.num_val, seed=sd, jobs=jobs, **s.scene_options())
             ids = split_scenes("synth", scenes, "all")  # every room of a fresh seed is unseen
             names = write_gt_files(scenes, ids, gt_dir / str(sd), f"seed{sd}_")
             for sid, name in tqdm(list(zip(ids, names)), desc=f"predict seed {sd}", unit="room", disable=None):
