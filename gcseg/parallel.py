@@ -11,13 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import TypeVar
 
 from tqdm import tqdm
 
-from gcseg.errors import ConfigError
+from gcseg.errors import ConfigError, GcsegError
+
+class ResourceError(GcsegError):
+    """A worker process died (killed for memory or by a signal)."""
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,5 +82,9 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], *, jobs:
         with _single_threaded_children():  # workers start on the first submits
             futures = [executor.submit(fn, item) for item in items]
         return [f.result() for f in tqdm(futures, desc=desc, unit=unit, disable=disable)]
+    except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal): no error of its own to show
+        raise ResourceError(f"a worker process of {desc!r} died before finishing its item ({exc})",
+                            fix=f"rerun with fewer workers (--jobs 1 or env {JOBS_ENV}=1); if memory ran out, "
+                                "that is the likely cause") from exc
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

@@ -38,3 +38,11 @@ def test_workers_run_one_thread_each_and_the_caller_keeps_its_settings():
 def test_a_workers_error_reaches_the_caller():
     with pytest.raises(ConfigError, match="jobs = -2 must be >= 0"):
         map_ordered(partial(resolve_jobs, num_items=1), [1, -2, 3], jobs=2, desc="t", progress=False)
+
+
+def test_a_killed_worker_is_a_clear_error():
+    """A worker that dies without an error of its own (OOM killer, a signal) is named, with the fix."""
+    from gcseg.parallel import ResourceError
+
+    with pytest.raises(ResourceError, match="--jobs 1"):  # os._exit: the worker ends without raising
+        map_ordered(os._exit, [3, 3], jobs=2, desc="t", progress=False)
