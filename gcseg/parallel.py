@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
+from pathlib import Path
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -34,12 +35,35 @@ JOBS_HELP = (f"Worker processes on this machine (0 = one per available core; env
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity: a container's or taskset's share, not the host's)."""
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Whole CPUs a container's CPU quota allows (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cfs_period_us`),
+    rounded up; None without a quota. A `docker run --cpus 2` on a 64-core host still shows 64 cores to
+    sched_getaffinity."""
+    import math
+
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        if (root / "cpu.max").is_file():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+        v1 = root / "cpu"
+        if (v1 / "cpu.cfs_quota_us").is_file():
+            quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+            period_us = int((v1 / "cpu.cfs_period_us").read_text())
+            return None if quota_us <= 0 or period_us <= 0 else max(1, math.ceil(quota_us / period_us))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity (taskset's share, not the host's), capped by a container's CPU
+    quota."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return min(cores, limit) if limit else cores
 
 
 def resolve_jobs(jobs: int, num_items: int) -> int:

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 
 from gcseg.errors import ConfigError
-from gcseg.parallel import available_cores, map_ordered, resolve_jobs
+from gcseg.parallel import available_cores, cgroup_cpu_limit, map_ordered, resolve_jobs
 
 
 def test_resolve_jobs():
@@ -46,3 +46,19 @@ def test_a_killed_worker_is_a_clear_error():
 
     with pytest.raises(ResourceError, match="--jobs 1"):  # os._exit: the worker ends without raising
         map_ordered(os._exit, [3, 3], jobs=2, desc="t", progress=False)
+
+
+def test_a_containers_cpu_quota_caps_the_cores(tmp_path):
+    assert cgroup_cpu_limit(tmp_path) is None  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # docker --cpus 1.5: 2 workers
+    assert cgroup_cpu_limit(tmp_path) == 2
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
+    assert cgroup_cpu_limit(v1) == 4
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
