@@ -74,11 +74,34 @@ def resolve_jobs(jobs: int, num_items: int) -> int:
     return max(1, min(n, num_items))
 
 
+def openblas_architectures() -> list[str]:
+    """The kernel sets (OpenBLAS core types, e.g. Haswell, SkylakeX) of the OpenBLAS libraries loaded here, numpy's
+    included (loaded by this call)."""
+    import numpy  # noqa: F401 - loads numpy's OpenBLAS
+    from threadpoolctl import threadpool_info
+
+    return sorted({i["architecture"] for i in threadpool_info()
+                   if i.get("internal_api") == "openblas" and i.get("architecture")})
+
+
+def _child_env() -> dict[str, str]:
+    """One thread per kernel library, and the OpenBLAS kernels this process runs: where numpy was imported before
+    gcseg pinned OPENBLAS_CORETYPE (gcseg.determinism), this process runs the CPU's native kernels while a child
+    would load the pinned ones, and a few results (e.g. eigenvectors of near-degenerate 3 x 3 covariances, so
+    superpoints) differ in the last bits between the two."""
+    env = {k: "1" for k in _ONE_THREAD}
+    archs = openblas_architectures()
+    if len(archs) == 1:
+        env["OPENBLAS_CORETYPE"] = archs[0]
+    return env
+
+
 @contextmanager
 def _single_threaded_children() -> Iterator[None]:
-    """Children spawned inside inherit one thread per kernel library (this process's loaded pools keep theirs)."""
-    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update({k: "1" for k in _ONE_THREAD})
+    """Children spawned inside get `_child_env()` (this process's loaded libraries keep their settings)."""
+    env = _child_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:

@@ -35,6 +35,17 @@ def test_workers_run_one_thread_each_and_the_caller_keeps_its_settings():
     assert os.environ.get("OMP_NUM_THREADS") == before
 
 
+def test_workers_run_the_kernels_this_process_runs():
+    """This test process imported numpy before gcseg's OPENBLAS_CORETYPE pin (on an AVX-512 CPU: native SkylakeX
+    kernels, the pin Haswell): its workers must run what it runs, or superpoints differ by the worker count."""
+    import operator
+
+    from gcseg.parallel import openblas_architectures
+
+    here = openblas_architectures()
+    assert map_ordered(operator.call, [openblas_architectures] * 2, jobs=2, desc="t", progress=False) == [here, here]
+
+
 def test_a_workers_error_reaches_the_caller():
     with pytest.raises(ConfigError, match="jobs = -2 must be >= 0"):
         map_ordered(partial(resolve_jobs, num_items=1), [1, -2, 3], jobs=2, desc="t", progress=False)
