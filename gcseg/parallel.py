@@ -74,25 +74,28 @@ def resolve_jobs(jobs: int, num_items: int) -> int:
     return max(1, min(n, num_items))
 
 
-def openblas_architectures() -> list[str]:
-    """The kernel sets (OpenBLAS core types, e.g. Haswell, SkylakeX) of the OpenBLAS libraries loaded here, numpy's
-    included (loaded by this call)."""
+def numpy_openblas_architecture() -> str | None:
+    """The kernel set (OpenBLAS core type, e.g. Haswell, SkylakeX) of numpy's OpenBLAS in this process (loaded by
+    this call); None where numpy uses another BLAS or it cannot be told. Other OpenBLAS copies may run other kernels
+    (MinkowskiEngine's system OpenBLAS, loaded after gcseg's pin), so numpy's own (numpy.libs) is asked first."""
     import numpy  # noqa: F401 - loads numpy's OpenBLAS
     from threadpoolctl import threadpool_info
 
-    return sorted({i["architecture"] for i in threadpool_info()
-                   if i.get("internal_api") == "openblas" and i.get("architecture")})
+    blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas" and i.get("architecture")]
+    own = [i for i in blas if Path(i["filepath"]).parent.name == "numpy.libs"]
+    archs = {i["architecture"] for i in own or blas}
+    return archs.pop() if len(archs) == 1 else None
 
 
 def _child_env() -> dict[str, str]:
-    """One thread per kernel library, and the OpenBLAS kernels this process runs: where numpy was imported before
+    """One thread per kernel library, and the OpenBLAS kernels numpy runs here: where numpy was imported before
     gcseg pinned OPENBLAS_CORETYPE (gcseg.determinism), this process runs the CPU's native kernels while a child
     would load the pinned ones, and a few results (e.g. eigenvectors of near-degenerate 3 x 3 covariances, so
     superpoints) differ in the last bits between the two."""
     env = {k: "1" for k in _ONE_THREAD}
-    archs = openblas_architectures()
-    if len(archs) == 1:
-        env["OPENBLAS_CORETYPE"] = archs[0]
+    arch = numpy_openblas_architecture()
+    if arch:
+        env["OPENBLAS_CORETYPE"] = arch
     return env
 
 

@@ -37,13 +37,15 @@ def test_workers_run_one_thread_each_and_the_caller_keeps_its_settings():
 
 def test_workers_run_the_kernels_this_process_runs():
     """This test process imported numpy before gcseg's OPENBLAS_CORETYPE pin (on an AVX-512 CPU: native SkylakeX
-    kernels, the pin Haswell): its workers must run what it runs, or superpoints differ by the worker count."""
+    kernels, the pin Haswell) and MinkowskiEngine's OpenBLAS after it: the workers' numpy must run what numpy runs
+    here, or superpoints differ by the worker count."""
     import operator
 
-    from gcseg.parallel import openblas_architectures
+    from gcseg.parallel import numpy_openblas_architecture
 
-    here = openblas_architectures()
-    assert map_ordered(operator.call, [openblas_architectures] * 2, jobs=2, desc="t", progress=False) == [here, here]
+    here = numpy_openblas_architecture()
+    assert map_ordered(operator.call, [numpy_openblas_architecture] * 2, jobs=2, desc="t", progress=False) == [here,
+                                                                                                             here]
 
 
 def test_a_workers_error_reaches_the_caller():
