@@ -9,7 +9,7 @@ or torchrun ranks) picks the items; `jobs` spreads a shard's items over the core
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -100,7 +100,7 @@ def _child_env() -> dict[str, str]:
 
 
 @contextmanager
-def _single_threaded_children() -> Iterator[None]:
+def _worker_env() -> Iterator[None]:
     """Children spawned inside get `_child_env()` (this process's loaded libraries keep their settings)."""
     env = _child_env()
     saved = {k: os.environ.get(k) for k in env}
@@ -115,7 +115,7 @@ def _single_threaded_children() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def map_ordered(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], *, jobs: int, desc: str,
+def map_ordered(fn: Callable[[T], R], items: Iterable[T], *, jobs: int, desc: str,
                 unit: str = "scene", progress: bool | None = None) -> list[R]:
     """[fn(item) for item in items] with `jobs` processes (resolve_jobs), results in the items' order, with a
     progress bar (`progress` None: on a terminal only, so DVC logs stay clean). `fn` and the items must pickle
@@ -129,7 +129,7 @@ def map_ordered(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], *, jobs:
         return [fn(item) for item in tqdm(items, desc=desc, unit=unit, disable=disable)]
     executor = ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"))
     try:
-        with _single_threaded_children():  # workers start on the first submits
+        with _worker_env():  # workers start on the first submits
             futures = [executor.submit(fn, item) for item in items]
         return [f.result() for f in tqdm(futures, desc=desc, unit=unit, disable=disable)]
     except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal): no error of its own to show

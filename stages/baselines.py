@@ -17,7 +17,7 @@ from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
 from stages.sam2_track import Sam2TrackSection, scene_seed
-from stages.sam_keyframes import SamKeyframesSection, backend_options
+from stages.sam_keyframes import SamKeyframesSection, backend_options, scene_proposer
 
 app = make_app(__doc__ or "")
 
@@ -101,7 +101,6 @@ def _one_scene(item: tuple[str, Path, Path | None], p: Params, scenes: Path, out
 
     from gcseg.baselines.artifact import write_baselines
     from gcseg.baselines.run import keyframe_views, run_scene, track_cloud, tracked_views
-    from gcseg.proposals.factory import build_proposer, for_scene
     from gcseg.readers import open_scene
     from gcseg.tracking.run import keyframe_indices
 
@@ -111,7 +110,7 @@ def _one_scene(item: tuple[str, Path, Path | None], p: Params, scenes: Path, out
     np.random.seed(s)
     scene = open_scene(p.data.source, scenes, sid)
     coord = track_cloud(track_file)
-    proposer = for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=s), scene)  # rgbd: up
+    proposer = scene_proposer(sk, scene, s, shared)
     keyframes = keyframe_indices(scene.num_frames, p.sam2_track.keyframe_stride)
 
     def superpoint_ids() -> np.ndarray:

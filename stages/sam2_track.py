@@ -20,7 +20,7 @@ from pydantic import Field
 from gcseg.lifting import LiftConfig  # the defaults of sam2_track.lift live there
 from stages._common import (DataSection, Section, SplitName, clean_shard_temporaries, load_params, make_app,
                             parse_shard, run_config, run_module, scene_seed, split_scenes, user_errors)
-from stages.sam_keyframes import SamKeyframesSection, backend_options
+from stages.sam_keyframes import SamKeyframesSection, backend_options, scene_proposer
 
 app = make_app(__doc__ or "")
 
@@ -271,7 +271,7 @@ def main(
     from tqdm import tqdm
 
     from gcseg.atomic import check_output, write_text
-    from gcseg.proposals.factory import build_proposer, for_scene
+    from gcseg.proposals.factory import build_proposer
     from gcseg.readers import open_scene
     from gcseg.tracking.artifact import is_finished, read_summary, write_track_artifact
     from gcseg.tracking.policy import TrackingPolicy
@@ -299,7 +299,7 @@ def main(
         np.random.seed(s)
         scene = open_scene(p.data.source, scenes, sid)
         hw = scene.image_size
-        proposer = for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=s), scene)  # rgbd: up
+        proposer = scene_proposer(sk, scene, s, shared)
         policy = TrackingPolicy(tau_iou=p.tau_iou, tau_dorm=p.tau_dorm, gate_uncovered=cfg.gate_uncovered,
                                 min_new_area=cfg.min_new_area_px(hw), min_visible_area=cfg.min_visible_area_px(hw),
                                 recondition=cfg.recondition, recondition_iou=cfg.recondition_iou,

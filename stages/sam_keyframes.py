@@ -190,16 +190,21 @@ def aggregate_metrics(summaries: dict[str, dict[str, Any]], val: dict[str, tuple
     }
 
 
-def _proposer(sid: str, p: Params, scenes: Path, shared: Any):  # type: ignore[no-untyped-def]
-    """The scene and its proposer: `shared` (SAM, loaded once) or the backend built with the scene's seed."""
+def scene_proposer(sk: SamKeyframesSection, scene: Any, seed: int, shared: Any = None) -> Any:
+    """One scene's keyframe proposer, as every stage that proposes builds it (sam_keyframes, sam2_track,
+    baselines: the same masks): `shared` (SAM, its weights loaded once) or the backend built with the scene's
+    seed, bound to the scene (rgbd: its world up)."""
     from gcseg.proposals.factory import build_proposer, for_scene
+
+    return for_scene(shared or build_proposer(sk.backend, backend_options(sk), seed=seed), scene)
+
+
+def _proposer(sid: str, p: Params, scenes: Path, shared: Any):  # type: ignore[no-untyped-def]
+    """The scene and its proposer (scene_proposer with the scene's seed)."""
     from gcseg.readers import open_scene
 
     scene = open_scene(p.data.source, scenes, sid)
-    cfg = p.sam_keyframes
-    proposer = for_scene(shared or build_proposer(cfg.backend, backend_options(cfg), seed=scene_seed(p.seed, sid)),
-                         scene)  # rgbd: its up
-    return scene, proposer
+    return scene, scene_proposer(p.sam_keyframes, scene, scene_seed(p.seed, sid), shared)
 
 
 def _one_scene(sid: str, p: Params, scenes: Path, out: Path, overlays: Path, config: dict[str, Any],
@@ -220,6 +225,13 @@ def _one_scene(sid: str, p: Params, scenes: Path, out: Path, overlays: Path, con
                           voxel_size=cfg.voxel_size, coverage_min_area=cfg.coverage_min_area_px(hw),
                           coverage_iou=cfg.coverage_iou, config=config)
     return [str(w.message) for w in caught]
+
+
+def _summary_coverage(summary: dict[str, Any]) -> tuple[int, int, int]:
+    """A processed scene's coverage counts, from its keyframe stats."""
+    st = summary["stats"]
+    return (sum(k["gt_instances"] for k in st), sum(k["gt_hits_proposals"] for k in st),
+            sum(k["gt_hits_kept"] for k in st))
 
 
 def _val_coverage(sid: str, p: Params, scenes: Path, shared: Any = None) -> tuple[int, int, int]:
@@ -281,7 +293,6 @@ def main(
         typer.echo(f"worker {rank}/{world} done; metrics are written by the worker that finishes last")
         return
     summaries = {s: read_summary(out / f"{s}.h5") for s in scene_ids}
-    val: dict[str, tuple[int, int, int]] = {}
     val_ids: list[str] = []
     note = None
     if cfg.coverage_val:
@@ -290,15 +301,10 @@ def main(
         except InputError:  # e.g. synth.num_val: 0; the metrics are still written, without coverage
             note = "no val scenes: coverage not measured"
             typer.echo(f"note: {note} (sam_keyframes.coverage_val)", err=True)
-    for sid in val_ids:
-        if sid in summaries:  # processed: its keyframe stats hold the coverage counts
-            st = summaries[sid]["stats"]
-            val[sid] = (sum(k["gt_instances"] for k in st), sum(k["gt_hits_proposals"] for k in st),
-                        sum(k["gt_hits_kept"] for k in st))
-    unseen = [sid for sid in val_ids if sid not in summaries]  # val scenes Stage 1 does not train on
-    val.update(zip(unseen, map_ordered(partial(_val_coverage, p=p, scenes=scenes, shared=shared), unseen, jobs=jobs,
-                                       desc="val coverage"), strict=True))
-    val = {sid: val[sid] for sid in val_ids}  # in scene order, as before
+    unseen = [sid for sid in val_ids if sid not in summaries]  # val scenes Stage 1 does not train on: measured
+    measured = dict(zip(unseen, map_ordered(partial(_val_coverage, p=p, scenes=scenes, shared=shared), unseen,
+                                            jobs=jobs, desc="val coverage"), strict=True))
+    val = {sid: measured[sid] if sid in measured else _summary_coverage(summaries[sid]) for sid in val_ids}
     write_text(metrics, json.dumps(aggregate_metrics(summaries, val, p, note=note), indent=2, sort_keys=True) + "\n")
     typer.echo(f"{len(scene_ids)} scenes -> {out}; overlays -> {overlays}; metrics -> {metrics}")
 
