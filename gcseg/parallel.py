@@ -87,22 +87,16 @@ def numpy_openblas_architecture() -> str | None:
     return archs.pop() if len(archs) == 1 else None
 
 
-def _child_env() -> dict[str, str]:
-    """One thread per kernel library, and the OpenBLAS kernels numpy runs here: where numpy was imported before
-    gcseg pinned OPENBLAS_CORETYPE (gcseg.determinism), this process runs the CPU's native kernels while a child
-    would load the pinned ones, and a few results (e.g. eigenvectors of near-degenerate 3 x 3 covariances, so
-    superpoints) differ in the last bits between the two."""
-    env = {k: "1" for k in _ONE_THREAD}
-    arch = numpy_openblas_architecture()
-    if arch:
-        env["OPENBLAS_CORETYPE"] = arch
-    return env
-
-
 @contextmanager
 def _worker_env() -> Iterator[None]:
-    """Children spawned inside get `_child_env()` (this process's loaded libraries keep their settings)."""
-    env = _child_env()
+    """Children spawned inside run one thread per kernel library and the OpenBLAS kernels numpy runs here: where
+    numpy was imported before gcseg pinned OPENBLAS_CORETYPE (gcseg.determinism), this process runs the CPU's
+    native kernels while a child would load the pinned ones, and a few results (e.g. eigenvectors of
+    near-degenerate 3 x 3 covariances, so superpoints) differ in the last bits between the two. This process's
+    loaded libraries keep their settings."""
+    env = {k: "1" for k in _ONE_THREAD}
+    if arch := numpy_openblas_architecture():
+        env["OPENBLAS_CORETYPE"] = arch
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
