@@ -71,8 +71,9 @@ class LossWeights:
     matcher: str = _DEFAULT.matcher  # hungarian (Mask3D) | seeded (OneFormer3D: only queries seeded inside a target)
     seeded_topk: int = _DEFAULT.seeded_topk  # seeded: k cheapest in-target queries per target (OneFormer3D 1; 0 = all)
     balance_targets: bool = _DEFAULT.balance_targets  # mask terms: mean per target, then over targets
-    objectness: str = _DEFAULT.objectness  # matched (every matched query) | quality (IoU >= 0.5) | iou (soft: IoU)
-    # | best (per target, its matched query of the highest IoU)
+    # matched | quality (IoU >= 0.5) | iou (soft: IoU) | best (per target, its matched query of the highest IoU)
+    # | confidence (quality's positives, soft: their label's confidence)
+    objectness: str = _DEFAULT.objectness
     balance_objectness: bool = _DEFAULT.balance_objectness  # objectness positives: 1 per target, shared
     iou_score: float = _DEFAULT.iou_score  # IoU head (when the model has one): MSE weight
     iou_score_min: float = _DEFAULT.iou_score_min  # IoU head: matched queries above this IoU are its samples
@@ -84,6 +85,7 @@ class SceneTarget:
 
     labels: Tensor
     seed: int
+    confidence: Tensor | None = None  # [K] each instance's label confidence (objectness "confidence"), or None
 
     @property
     def num_instances(self) -> int:
@@ -149,17 +151,26 @@ def scene_loss(pred_logits: Tensor, pred_masks: Tensor, target: SceneTarget, pts
     q = pred_logits.shape[0]
     cls_t = torch.ones(q, dtype=torch.long, device=pred_logits.device)
     positive = torch.as_tensor(qi, device=cls_t.device)
-    if (w.objectness in ("quality", "iou", "best") or pred_iou is not None) and len(qi):
+    if (w.objectness in ("quality", "iou", "best", "confidence") or pred_iou is not None) and len(qi):
         with torch.no_grad():  # a target, not a path for gradients
             hit = (pm[positive] > 0).to(tmasks.dtype)
             t = tmasks[torch.as_tensor(ti, device=pm.device)]
             inter = (hit * t).sum(1)
             iou = inter / (hit.sum(1) + t.sum(1) - inter).clamp_min(1.0)
-    if w.objectness == "iou" and len(qi):
-        # soft targets (object = the mask's IoU, SPFormer's IoU score in the objectness); class-weighted and
-        # normalised by the summed weights as the hard cross-entropy is, to which it reduces at IoU 0 or 1
+    if w.objectness in ("iou", "confidence") and len(qi):
+        # soft targets (iou: object = the mask's IoU, SPFormer's IoU score in the objectness; confidence: the
+        # positives of "quality", object = their label's confidence, so that the score ranks as the labels do);
+        # class-weighted and normalised by the summed weights as the hard cross-entropy is, to which it reduces
+        # at targets 0 or 1
         p_obj = torch.zeros(q, device=pred_logits.device, dtype=pred_logits.dtype)
-        p_obj[positive] = iou.to(p_obj.dtype)
+        if w.objectness == "iou":
+            p_obj[positive] = iou.to(p_obj.dtype)
+        else:
+            if target.confidence is None:
+                raise ValueError("objectness confidence needs the targets' label confidences (SceneTarget.confidence)")
+            rows = torch.nonzero(keep).squeeze(1)[torch.as_tensor(ti, device=keep.device)]  # instance of each pair
+            good = iou >= 0.5
+            p_obj[positive[good]] = target.confidence.to(p_obj)[rows[good]]
         weight = torch.tensor([1.0, w.eos_coef], device=pred_logits.device, dtype=pred_logits.dtype)
         probs = torch.stack([p_obj, 1 - p_obj], 1) * weight
         ce = -(probs * pred_logits.log_softmax(-1)).sum() / probs.sum()

@@ -46,8 +46,10 @@ class LossConfig(BaseModel):
     # their mask terms unchanged) | iou (soft: a matched query's target is its mask's IoU, SPFormer's IoU score
     # folded into the objectness) | best (one object per target, as DETR's one-to-one matching has it: of the queries
     # matched to a target only the one whose mask has the highest IoU with it), so that the objectness ranks masks
-    # (docs/model_study.md "Rounds 22-23", 27)
-    objectness: Literal["matched", "quality", "iou", "best"] = "matched"
+    # (docs/model_study.md "Rounds 22-23", 27) | confidence (soft: quality's positives, each with its label's
+    # confidence as the target, a pseudo-label's score or a tracked label's lift-only confidence, so that the
+    # objectness learns the labels' order, which costs them half what the models' costs; Stages 2 and 3 only)
+    objectness: Literal["matched", "quality", "iou", "best", "confidence"] = "matched"
     # objectness positives weigh 1 per target, shared by its positive queries (as balance_targets does for the mask
     # terms), their total unchanged: with every query seeded inside a target an object, a table holding 40 seeds
     # otherwise teaches "object" 40 times for a cup's once. matched | quality only (docs/model_study.md round 25)
@@ -61,9 +63,9 @@ class LossConfig(BaseModel):
 
     @model_validator(mode="after")
     def _hard_objectness_balanced(self) -> "LossConfig":
-        if self.balance_objectness and self.objectness == "iou":
+        if self.balance_objectness and self.objectness in ("iou", "confidence"):
             raise ValueError("loss.balance_objectness weighs hard objectness targets (objectness: matched | quality), "
-                             "not the soft iou targets; set one of them off")
+                             "not the soft iou or confidence targets; set one of them off")
         return self
 
     def weights(self) -> Any:

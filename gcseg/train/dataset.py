@@ -114,8 +114,11 @@ class PointSampleDataset:
 
     def __init__(self, files: list[Path], *, augment_cfg: AugmentConfig | None, seed: int,
                  max_points: int | None = None, crop_size: float | None = None,
-                 superpoints: str | Path | None = None, cache_bytes: int = RAW_CACHE_BYTES):
+                 superpoints: str | Path | None = None, cache_bytes: int = RAW_CACHE_BYTES,
+                 label_confidence: bool = False):
         self.files = [Path(f) for f in files]
+        # also read each label's confidence (point_label_confidence), for the objectness target "confidence"
+        self.label_confidence = bool(label_confidence)
         # raw samples read once and kept (least recently used out beyond cache_bytes): an epoch visits every
         # sample `repeats` times, and re-reading a full scene and its superpoints from HDF5 for every crop took
         # 34 of a Stage 2 step's ~400 ms on the default (2 threads); same batches, byte-identical models
@@ -191,6 +194,8 @@ class PointSampleDataset:
         with _open(self.files[fi]) as f:
             g = f["samples"][name]
             out = {k: g[k][()] for k in REQUIRED}
+            if self.label_confidence:
+                out["confidence"] = point_label_confidence(g, out["instance"], self.files[fi])
         if self.superpoints is not None:
             out["superpoint"] = sample_superpoints(self.superpoints / self.files[fi].name, name, out["coord"])
         return out
@@ -205,16 +210,18 @@ class PointSampleDataset:
         rng = np.random.default_rng([self.seed, epoch, i if draw is None else draw])
         # crop the cached arrays (indexing copies them); what is still the cache's is copied below
         coord, color, inst = s["coord"].astype(np.float32, copy=False), s["color"], s["instance"]
-        sp = s.get("superpoint")
+        sp, conf = s.get("superpoint"), s.get("confidence")
         if self.crop_size:
             keep = random_crop_mask(coord, inst, self.crop_size, rng)
             if keep is not None:
                 coord, color, inst = coord[keep], color[keep], inst[keep]
                 sp = None if sp is None else sp[keep]
+                conf = None if conf is None else conf[keep]
         if self.max_points and len(coord) > self.max_points:
             keep = np.sort(rng.choice(len(coord), self.max_points, replace=False))
             coord, color, inst = coord[keep], color[keep], inst[keep]
             sp = None if sp is None else sp[keep]
+            conf = None if conf is None else conf[keep]
         if color is s["color"]:  # nothing cropped or subsampled: never hand out (or jitter) the cache's arrays
             color = color.copy()
             sp = None if sp is None else sp.copy()
@@ -225,7 +232,37 @@ class PointSampleDataset:
         out = {"coord": coord, "color": color, "instance": compact_labels(inst)}
         if sp is not None:
             out["superpoint"] = sp
+        if conf is not None:  # never changed in place: the cache's array may be handed out as it is
+            out["confidence"] = conf
         return out
+
+
+def point_label_confidence(group: h5py.Group, instance: np.ndarray, path: Path) -> np.ndarray:
+    """Per point, the confidence of its label (0 where unlabelled), float32 [N]: a pseudo-label's score (the
+    sample's ``score``, per instance id: full_scene_pseudolabel), or a lifted label's as the lift-only row ranks
+    it (the mean over the instance's points of the lower Wilson bound of their vote shares, ``share`` and
+    ``votes``: sam2_track). ArtifactError naming `path` for samples that carry neither (Stage 1's keyframes)."""
+    from gcseg.lifting import wilson_lower
+
+    inst = np.asarray(instance, np.int64)
+    out = np.zeros(inst.shape, np.float32)
+    lab = inst >= 0
+    if "score" in group:
+        score = np.asarray(group["score"][()], np.float32)
+        if lab.any() and int(inst[lab].max()) >= len(score):
+            raise ArtifactError(f"instance id {int(inst[lab].max())} but only {len(score)} scores", path=path,
+                                fix="rerun the stage that wrote it")
+        out[lab] = score[inst[lab]]
+    elif "share" in group and "votes" in group:
+        w = wilson_lower(group["share"][()], group["votes"][()])
+        ids, inv = np.unique(inst[lab], return_inverse=True)
+        if ids.size:
+            out[lab] = (np.bincount(inv, w[lab], ids.size) / np.bincount(inv, minlength=ids.size))[inv]
+    else:
+        raise ArtifactError("the labels carry no confidence (no score, no vote shares)", path=path,
+                            fix="loss.objectness confidence trains on sam2_track or full_scene_pseudolabel "
+                                "labels (Stages 2 and 3); use another objectness for this stage")
+    return out
 
 
 def random_crop_mask(coord: np.ndarray, inst: np.ndarray, size: float, rng: np.random.Generator
@@ -274,6 +311,8 @@ def mix_samples(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str,
     inst_b = np.where(b["instance"] >= 0, b["instance"] + (int(a["instance"].max()) + 1), -1)
     out = {"coord": np.concatenate([a["coord"], b["coord"]]), "color": np.concatenate([a["color"], b["color"]]),
            "instance": compact_labels(np.concatenate([a["instance"], inst_b]))}
+    if "confidence" in a and "confidence" in b:
+        out["confidence"] = np.concatenate([a["confidence"], b["confidence"]])
     if "superpoint" in a:
         out["superpoint"] = np.concatenate([a["superpoint"], b["superpoint"] + (int(a["superpoint"].max()) + 1)])
     return out
@@ -301,6 +340,18 @@ def voxel_labels(inverse: torch.Tensor, labels: torch.Tensor, num_voxels: int) -
     first[1:] = vox[1:] != vox[:-1]
     out[vox[first]] = lab[first]
     return out
+
+
+def instance_confidence(sample: dict[str, np.ndarray]) -> torch.Tensor | None:
+    """Per instance index 0..K-1 of a sample (compact labels), its label's confidence (the sample's per-point
+    "confidence", equal on all of an instance's points); None without it."""
+    if "confidence" not in sample:
+        return None
+    inst = sample["instance"]
+    lab = inst >= 0
+    out = np.zeros(int(inst.max()) + 1 if lab.any() else 0, np.float32)
+    out[inst[lab]] = sample["confidence"][lab]
+    return torch.from_numpy(out)
 
 
 @dataclass
@@ -333,8 +384,10 @@ def make_batch(samples: list[dict[str, np.ndarray]], seeds: list[int], *, voxel_
                                  fix="pass the superpoints folder (--superpoints) to the training stage")
             part, sp = superpoint_pool(s["superpoint"], vox.inverse.numpy(), s["coord"], voxel_size, v)
             parts.append(part)
-            targets.append(SceneTarget(torch.from_numpy(superpoint_labels(sp, s["instance"])), seed))
+            targets.append(SceneTarget(torch.from_numpy(superpoint_labels(sp, s["instance"])), seed,
+                                       instance_confidence(s)))
         else:
-            targets.append(SceneTarget(voxel_labels(vox.inverse, torch.from_numpy(s["instance"]), v), seed))
+            targets.append(SceneTarget(voxel_labels(vox.inverse, torch.from_numpy(s["instance"]), v), seed,
+                                       instance_confidence(s)))
     pool = SuperpointPool(*[list(x) for x in zip(*parts)]) if parts else None
     return Batch(torch.cat(coords), torch.cat(feats), targets, pool)

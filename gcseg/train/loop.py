@@ -151,7 +151,8 @@ def train(cfg: TrainConfig, train_files: list[Path], out_dir: str | Path, *, mod
                           fix="pass --superpoints (data/superpoints_keyframes for Stage 1, data/superpoints after)")
     ds = PointSampleDataset(files, augment_cfg=cfg.augment, seed=seed, max_points=cfg.max_points,
                             crop_size=cfg.crop_size,
-                            superpoints=superpoints if model_cfg.mask_on == "superpoint" else None)
+                            superpoints=superpoints if model_cfg.mask_on == "superpoint" else None,
+                            label_confidence=cfg.loss.objectness == "confidence")
     if len(ds) < world_size:
         raise ConfigError(f"{len(ds)} training samples for {world_size} ranks", fix="use fewer ranks")
     ds.check_superpoints()

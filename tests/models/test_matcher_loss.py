@@ -323,3 +323,33 @@ def test_iou_head_term_is_zero_without_matched_queries():
     assert float(terms["iou"].detach()) == 0.0
     terms["iou"].backward()  # still part of the graph
     assert torch.equal(head.grad, torch.zeros(2))
+
+
+def test_confidence_objectness_targets_quality_positives_at_their_labels_confidence():
+    """objectness confidence: the queries quality calls objects (mask IoU >= 0.5 with their target) learn their
+    label's confidence as a soft target, the others no-object, weighted and normalised as the hard cross-entropy;
+    mask terms unchanged; with every confidence 1 it is quality's loss; without confidences it is an error."""
+    from gcseg.models.loss import scene_loss
+
+    labels = torch.tensor([0, 0, 0, 0, -1, 1, 1, 1, 1])
+    good0, good1 = [9.0] * 4 + [-9.0] * 5, [-9.0] * 5 + [9.0] * 4
+    poor = [9.0] + [-9.0] * 8  # one of target 0's four elements: IoU 1/4
+    masks = torch.tensor([good0, poor, good1])
+    seeds = torch.tensor([0, 1, 5])
+    logits = torch.tensor([[3.0, -3.0], [1.0, 0.0], [2.0, -1.0]])
+    pts = torch.arange(9)
+    w = dict(matcher="seeded", seeded_topk=0)
+    conf = SceneTarget(labels, seed=0, confidence=torch.tensor([0.8, 0.3]))
+    soft = scene_loss(logits, masks, conf, pts, LossWeights(**w, objectness="confidence"), seeds)
+    quality = scene_loss(logits, masks, SceneTarget(labels, seed=0), pts, LossWeights(**w, objectness="quality"),
+                         seeds)
+    assert torch.equal(soft["bce"], quality["bce"]) and torch.equal(soft["dice"], quality["dice"])
+    logp = logits.log_softmax(-1)
+    p = torch.tensor([0.8, 0.0, 0.3])  # object targets: query 1's mask is poor, no object
+    num = -(p * logp[:, 0] + 0.1 * (1 - p) * logp[:, 1]).sum()
+    assert float(soft["ce"]) == pytest.approx(float(num / (p + 0.1 * (1 - p)).sum()), rel=1e-6)
+    ones = SceneTarget(labels, seed=0, confidence=torch.ones(2))
+    same = scene_loss(logits, masks, ones, pts, LossWeights(**w, objectness="confidence"), seeds)
+    assert float(same["ce"]) == pytest.approx(float(quality["ce"]), rel=1e-6)
+    with pytest.raises(ValueError, match="confidence"):
+        scene_loss(logits, masks, SceneTarget(labels, seed=0), pts, LossWeights(**w, objectness="confidence"), seeds)

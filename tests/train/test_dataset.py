@@ -156,3 +156,42 @@ def test_cache_evicts_least_recently_used_within_its_bytes(tmp_path):
         ds.raw(i)
         assert ds._cached == sum(n for _, n in ds._cache.values()) <= ds.cache_bytes
     assert list(ds._cache) == ([0, 2] if sizes[2] <= sizes[1] else [2])
+
+
+def test_label_confidence_is_a_pseudo_labels_score_or_a_tracked_labels_lift_only_confidence(tmp_path):
+    """label_confidence: each point carries its label's confidence through crops and compact ids (a pseudo-label's
+    score per instance id; a tracked label's mean lower Wilson bound of its points' vote shares, as the lift-only
+    row ranks it); the batch's targets hold it per instance; labels without one are an error naming the file."""
+    from gcseg.errors import ArtifactError
+    from gcseg.eval.ablation import lift_only_predictions
+    from gcseg.lifting import wilson_lower
+
+    pseudo = {**_sample([2, 2, -1, 0, 0, 0]), "score": np.array([0.9, 0.1, 0.6], np.float32)}
+    write_point_samples(tmp_path / "p" / "a.h5", {"scene": pseudo}, schema="gcseg.full_scene_pseudolabel",
+                        scene_id="a")
+    ds = PointSampleDataset(list_sample_files(tmp_path / "p"), augment_cfg=None, seed=0, label_confidence=True)
+    s = ds.get(0, 0)
+    assert s["instance"].tolist() == [1, 1, -1, 0, 0, 0]
+    np.testing.assert_allclose(s["confidence"], [0.6, 0.6, 0.0, 0.9, 0.9, 0.9])
+    b = make_batch([s], [0], voxel_size=0.01, in_channels=3)
+    np.testing.assert_allclose(b.targets[0].confidence.numpy(), [0.9, 0.6])
+
+    share = np.array([1.0, 0.5, 0.0, 0.8, 0.6, 0.9], np.float32)
+    votes = np.array([10, 4, 3, 5, 5, 9], np.int32)
+    tracked = {**_sample([7, 7, -1, 3, 3, 3]), "share": share, "votes": votes}
+    write_point_samples(tmp_path / "t" / "a.h5", {"scene": tracked}, schema="gcseg.sam2_track", scene_id="a")
+    ds = PointSampleDataset(list_sample_files(tmp_path / "t"), augment_cfg=None, seed=0, label_confidence=True)
+    conf = ds.get(0, 0)["confidence"]
+    w = wilson_lower(share, votes)
+    np.testing.assert_allclose(conf[[0, 3]], [w[:2].mean(), w[3:].mean()], rtol=1e-6)
+    # the lift-only row's confidences of the same labels (ids shifted to >= 1 as lifted ids are)
+    lifted = lift_only_predictions(np.array([8, 8, 0, 4, 4, 4]), share, votes)
+    assert sorted(lifted.scores.tolist()) == pytest.approx(sorted({float(conf[0]), float(conf[3])}), rel=1e-6)
+    assert PointSampleDataset(list_sample_files(tmp_path / "t"), augment_cfg=None, seed=0).get(0, 0).get(
+        "confidence") is None  # read only when asked for
+
+    write_point_samples(tmp_path / "k" / "a.h5", {"000": _sample([0, 0, 1])}, schema="gcseg.sam_keyframes",
+                        scene_id="a")
+    with pytest.raises(ArtifactError, match="no confidence") as err:
+        PointSampleDataset(list_sample_files(tmp_path / "k"), augment_cfg=None, seed=0, label_confidence=True).get(0, 0)
+    assert "a.h5" in str(err.value)
