@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field
 
-from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, load_params, make_app, run_module, scene_files, split_scenes,
                             user_errors)
+from stages._jobs import SamJobsOption
 from stages.sam2_track import Sam2TrackSection, scene_seed
 from stages.sam_keyframes import SamKeyframesSection, backend_options, scene_proposer
 
@@ -137,7 +137,7 @@ def main(
     tracks: Annotated[Path, typer.Option("--tracks", help="sam2_track output folder (<scene>.h5).")] = Path("data/sam2_track"),
     superpoints: Annotated[Path, typer.Option("--superpoints", help="superpoints output folder (<scene>.h5), for the SAI3D rows.")] = Path("data/superpoints"),
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene baseline predictions (<scene>.h5).")] = Path("data/baselines"),
-    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP + " SAM runs in one process.")] = 0,
+    jobs: SamJobsOption = 0,
 ) -> None:
     """Training-free baselines (MaskClustering, SAI3D) on the scored scenes, for the ablation."""
     from gcseg.atomic import check_output

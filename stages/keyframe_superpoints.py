@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import Section, clean_shard_temporaries, load_params, make_app, parse_shard, run_module, user_errors
+from stages._jobs import JobsOption
 from stages.superpoints import SuperpointsSection
 
 app = make_app(__doc__ or "")
@@ -47,7 +47,7 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process files i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)] = 0,
+    jobs: JobsOption = 0,
 ) -> None:
     """Superpoints of every Stage 1 keyframe cloud."""
     from gcseg.atomic import check_output

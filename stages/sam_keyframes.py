@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic import Field, create_model, field_validator, model_validator
 
-from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_config, run_module, scene_seed, split_scenes, user_errors)
+from stages._jobs import SamJobsOption
 
 app = make_app(__doc__ or "")
 
@@ -256,7 +256,7 @@ def main(
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option(
         "--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP + " SAM runs in one process.")] = 0,
+    jobs: SamJobsOption = 0,
 ) -> None:
     """Stage 1 data: keyframe mask proposals, containment filter, lifting to partial clouds."""
     from gcseg.atomic import check_output, write_text

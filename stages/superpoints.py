@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 from pydantic import Field
 
-from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import (DataSection, Section, clean_shard_temporaries, load_params, make_app, parse_shard,
                             run_module, split_scenes, user_errors)
+from stages._jobs import JobsOption
 
 app = make_app(__doc__ or "")
 
@@ -81,7 +81,7 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Folder of per-scene superpoint files <scene>.h5.")],
     params: Annotated[Path, typer.Option("--params", help="params.yaml to read.")] = Path("params.yaml"),
     shard: Annotated[str | None, typer.Option("--shard", help="i/n: process scenes i, i+n, ... (default: torchrun RANK/WORLD_SIZE).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)] = 0,
+    jobs: JobsOption = 0,
 ) -> None:
     """Superpoints of every scene's reference cloud (segs.json or graph-based oversegmentation)."""
     from gcseg.atomic import check_output

@@ -12,8 +12,8 @@ from typing import Any
 import typer
 from pydantic import Field, ValidationInfo, field_validator
 
-from gcseg.parallel import JOBS_ENV, JOBS_HELP
 from stages._common import Section, load_params, make_app, run_module, user_errors
+from stages._jobs import JobsOption
 
 
 class SynthSection(Section):
@@ -62,7 +62,7 @@ app = make_app("Generate synthetic indoor RGB-D scans with GT instances and part
 @user_errors
 def main(params: Path = typer.Option(Path("params.yaml"), "--params", help="params file (reads seed, synth)"),
          out: Path = typer.Option(..., "--out", help="output folder of scenes (replaced atomically)"),
-         jobs: int = typer.Option(0, "--jobs", envvar=JOBS_ENV, min=0, help=JOBS_HELP)) -> None:
+         jobs: JobsOption = 0) -> None:
     """Generate the embedded default data: synthetic indoor RGB-D scans with GT instances, parts and a
     reference cloud, as `<out>/synth_XXX/` scene folders (posed RGB-D layout) plus `<out>/splits.json`."""
     from gcseg.synth import write_dataset

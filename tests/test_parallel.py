@@ -75,3 +75,20 @@ def test_a_containers_cpu_quota_caps_the_cores(tmp_path):
     (v1 / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
     assert cgroup_cpu_limit(v1) == 4
     assert 1 <= available_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("module", ["synth", "superpoints", "keyframe_superpoints", "sam_keyframes", "baselines"])
+def test_every_parallel_stage_takes_the_same_jobs_option(module):
+    """The five stages that spread scenes over workers declare --jobs once (stages._jobs): the same env variable,
+    range and help; a negative count is a usage error, not a crash."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    app = importlib.import_module(f"stages.{module}").app
+    env = {"COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
+    res = CliRunner().invoke(app, ["--help"], env=env)
+    assert res.exit_code == 0 and "--jobs" in res.output and "GCSEG_JOBS" in res.output
+    assert ("SAM runs in one process" in res.output) == (module in ("sam_keyframes", "baselines"))
+    bad = CliRunner().invoke(app, ["--jobs", "-1"], env=env)
+    assert bad.exit_code == 2 and "Invalid value for '--jobs'" in bad.output
