@@ -395,3 +395,25 @@ def wilson_lower(share: np.ndarray, votes: np.ndarray, z: float = WILSON_Z) -> n
     low = (share + z2 / (2 * nn) - z * np.sqrt(np.clip(share * (1 - share), 0, None) / nn + z2 / (4 * nn * nn))) \
         / (1 + z2 / nn)
     return np.where(n > 0, np.clip(low, 0.0, 1.0), 0.0)
+
+
+def label_means(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Per id in `ids`, the mean of `values` over the points whose label is that id (0 for an id with no
+    point), float64. Each id's points are summed in point order by numpy's pairwise sum, so the eval's lift-only
+    row and the training targets rank a label by the same bytes."""
+    values = np.asarray(values, np.float64)
+    labels = np.asarray(labels)
+    out = np.zeros(len(ids), np.float64)
+    for k, i in enumerate(ids):
+        m = labels == i
+        out[k] = values[m].sum() / max(int(m.sum()), 1)
+    return out
+
+
+def label_confidence(labels: np.ndarray, share: np.ndarray, votes: np.ndarray | None, ids: np.ndarray
+                     ) -> np.ndarray:
+    """A lifted label's confidence, as the lift-only row ranks it: the mean over the label's points of the lower
+    Wilson bound of their vote shares given their numbers of votes (:func:`wilson_lower`), or of the vote shares
+    themselves where `votes` is None; one value per id in `ids`, float64."""
+    point_conf = np.asarray(share, np.float64) if votes is None else wilson_lower(share, votes)
+    return label_means(point_conf, labels, ids)

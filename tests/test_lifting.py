@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gcseg.geometry import backproject
-from gcseg.lifting import LiftConfig, VoteAccumulator, lift_frame, wilson_lower
+from gcseg.lifting import LiftConfig, VoteAccumulator, label_confidence, label_means, lift_frame, wilson_lower
 from gcseg.scene import Frame
 
 H, W, F = 24, 32, 30.0
@@ -222,6 +222,20 @@ def test_wilson_lower_bound_values_and_monotonicity():
     assert np.all(np.diff(wilson_lower(np.full(n.size, 0.7), n)) > 0)
     with pytest.raises(ValueError, match="one shape"):
         wilson_lower(np.ones(3), np.ones(2))
+
+
+def test_label_confidence_is_the_mean_wilson_bound_per_label():
+    """Per id, the mean over its points (0 for an id without points), and the confidence is that mean of the
+    points' Wilson bounds, or of the shares themselves without vote counts."""
+    labels = np.array([3, 3, -1, 7, 7, 7])
+    share = np.array([1.0, 0.5, 0.9, 0.2, 0.4, 0.6])
+    votes = np.array([1, 10, 4, 5, 5, 0])
+    ids = np.array([3, 7, 9])
+    np.testing.assert_allclose(label_means(share, labels, ids), [0.75, 0.4, 0.0])
+    w = wilson_lower(share, votes)
+    np.testing.assert_allclose(label_confidence(labels, share, votes, ids), [w[:2].mean(), w[3:].mean(), 0.0])
+    np.testing.assert_allclose(label_confidence(labels, share, None, ids), [0.75, 0.4, 0.0])
+    assert label_means(share, labels, np.zeros(0, int)).shape == (0,)
 
 
 def test_point_votes_count_every_view_that_saw_a_point():

@@ -125,7 +125,7 @@ def lift_only_predictions(labels: np.ndarray, shares: np.ndarray, votes: np.ndar
     """One mask per label id >= 1, in descending confidence. Confidence = the mean over the id's points of the
     lower Wilson bound of each point's vote share given its number of `votes` (gcseg.lifting.wilson_lower), or
     the mean vote share where `votes` is None."""
-    from gcseg.lifting import wilson_lower
+    from gcseg.lifting import label_confidence, label_means
 
     labels = np.asarray(labels, dtype=np.int64)
     shares = np.asarray(shares, dtype=np.float64)
@@ -133,12 +133,10 @@ def lift_only_predictions(labels: np.ndarray, shares: np.ndarray, votes: np.ndar
         raise InputError(f"{labels.shape[0]} labels but {shares.shape[0]} vote shares")
     if votes is not None and np.shape(votes) != labels.shape:
         raise InputError(f"{labels.shape[0]} labels but {np.shape(votes)[0]} vote counts")
-    point_conf = shares if votes is None else wilson_lower(shares, votes)
     ids = np.unique(labels[labels > 0])
     masks = labels[None, :] == ids[:, None]
-    size = np.maximum(masks.sum(1), 1)
-    mean_share = (np.array([shares[m].sum() for m in masks]) if ids.size else np.zeros(0)) / size
-    scores = (np.array([point_conf[m].sum() for m in masks]) if ids.size else np.zeros(0)) / size
+    mean_share = label_means(shares, labels, ids)
+    scores = label_confidence(labels, shares, votes, ids)
     order = np.argsort(-scores, kind="stable")  # file order = descending confidence, as model predictions
     return RowPrediction(masks=masks[order], scores=scores[order].astype(np.float32),
                          vote_share=mean_share[order].astype(np.float32))

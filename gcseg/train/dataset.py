@@ -242,7 +242,7 @@ def point_label_confidence(group: h5py.Group, instance: np.ndarray, path: Path) 
     sample's ``score``, per instance id: full_scene_pseudolabel), or a lifted label's as the lift-only row ranks
     it (the mean over the instance's points of the lower Wilson bound of their vote shares, ``share`` and
     ``votes``: sam2_track). ArtifactError naming `path` for samples that carry neither (Stage 1's keyframes)."""
-    from gcseg.lifting import wilson_lower
+    from gcseg.lifting import label_confidence
 
     inst = np.asarray(instance, np.int64)
     out = np.zeros(inst.shape, np.float32)
@@ -254,10 +254,9 @@ def point_label_confidence(group: h5py.Group, instance: np.ndarray, path: Path) 
                                 fix="rerun the stage that wrote it")
         out[lab] = score[inst[lab]]
     elif "share" in group and "votes" in group:
-        w = wilson_lower(group["share"][()], group["votes"][()])
         ids, inv = np.unique(inst[lab], return_inverse=True)
         if ids.size:
-            out[lab] = (np.bincount(inv, w[lab], ids.size) / np.bincount(inv, minlength=ids.size))[inv]
+            out[lab] = label_confidence(inst, group["share"][()], group["votes"][()], ids)[inv]
     else:
         raise ArtifactError("the labels carry no confidence (no score, no vote shares)", path=path,
                             fix="loss.objectness confidence trains on sam2_track or full_scene_pseudolabel "
