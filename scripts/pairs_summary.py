@@ -51,7 +51,8 @@ def summary(seeds: dict[str, Any]) -> dict[str, Any]:
     d50 = [e["variant"]["stage3"]["AP50"] - e["default"]["stage3"]["AP50"] for e in seeds.values()]
     s1 = {k: e["default"]["stage1"]["AP"] for k, e in seeds.items()}
     return {"stage2_AP": round(sum(d2) / n, 2), "stage3_AP": round(sum(d3) / n, 2),
-            "stage3_AP50": round(sum(d50) / n, 2), "stage3_higher": sum(x > 0 for x in d3), "n": n,
+            "stage3_AP50": round(sum(d50) / n, 2), "stage3_higher": sum(x > 0 for x in d3),
+            "stage3_AP50_higher": sum(x > 0 for x in d50), "n": n,
             "paper_order_default": sum(paper_order(s1[k], e["default"]["stage2"]["AP"], e["default"]["stage3"]["AP"])
                                        for k, e in seeds.items()),
             "paper_order_variant": sum(paper_order(s1[k], e["variant"]["stage2"]["AP"], e["variant"]["stage3"]["AP"])
@@ -86,8 +87,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{opt(e['own_stage3']['default'])} / {opt(e['own_stage3']['variant'])} |")
     m = doc["mean_change"]
     lines += ["", f"Mean change over {m['n']} seeds: Stage 1 + 2 {m['stage2_AP']:+.2f} AP, Stage 1 + 2 + 3 "
-              f"{m['stage3_AP']:+.2f} AP / {m['stage3_AP50']:+.2f} AP50 (higher on {m['stage3_higher']} of {m['n']} "
-              f"seeds); the paper's order on {m['paper_order_default']} / {m['paper_order_variant']} of {m['n']} "
+              f"{m['stage3_AP']:+.2f} AP / {m['stage3_AP50']:+.2f} AP50 (higher on {m['stage3_higher']} / "
+              f"{m['stage3_AP50_higher']} of {m['n']} seeds); the paper's order on {m['paper_order_default']} / {m['paper_order_variant']} of {m['n']} "
               f"(default / variant), Stage 1 + 2 + 3 >= lift-only on {m['stage3_ge_lift_only_default']} / "
               f"{m['stage3_ge_lift_only_variant']}.", ""]
     return "\n".join(lines)

@@ -59,6 +59,7 @@ def test_pairs_summary_reads_base_commit_and_variant(tmp_path: Path) -> None:
     assert doc["seeds"]["5"]["own_stage3"] == {"default": 40.0, "variant": 41.0}
     m = doc["mean_change"]
     assert m["n"] == 2 and m["stage3_AP"] == pytest.approx(2.0) and m["stage3_higher"] == 1
+    assert m["stage3_AP50_higher"] == 1
     assert (m["paper_order_default"], m["paper_order_variant"]) == (1, 2)
     assert (m["stage3_ge_lift_only_default"], m["stage3_ge_lift_only_variant"]) == (1, 2)
     assert "| 5 | 10.0 | 20.0 / 22.0 | 30.0 / 40.0 -> 36.0 / 46.0 |" in (out / "pairs.md").read_text()
